@@ -1,0 +1,177 @@
+//! Settings: every one an environment variable (the names the Atlas ecosystem already uses) and
+//! a command-line flag of the same name in kebab case. Flags win over the environment.
+
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::drop::rules::Rules;
+use crate::telemetry::LogFormat;
+
+/// Prefix of environment variables that set librdkafka properties.
+const KAFKA_CFG_PREFIX: &str = "KAFKA_CFG_";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "atlas-drops",
+    version,
+    about = "Owns every item and meso drop on the maps of an Atlas MapleStory server.",
+    after_help = "Any librdkafka property can also be set from the environment with the prefix \
+KAFKA_CFG_, upper case, dots as underscores: KAFKA_CFG_SESSION_TIMEOUT_MS=2000 sets \
+session.timeout.ms=2000. --kafka-cfg overrides the environment."
+)]
+pub struct Settings {
+    /// Kafka brokers to bootstrap from, host:port[,host:port...].
+    #[arg(long, env = "BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    pub bootstrap_servers: String,
+
+    /// Topic the drop commands arrive on.
+    #[arg(long, env = "COMMAND_TOPIC_DROP", default_value = "COMMAND_TOPIC_DROP")]
+    pub command_topic_drop: String,
+
+    /// Topic the drop status events are published to.
+    #[arg(
+        long,
+        env = "EVENT_TOPIC_DROP_STATUS",
+        default_value = "EVENT_TOPIC_DROP_STATUS"
+    )]
+    pub event_topic_drop_status: String,
+
+    /// Consumer group of the command topic; a new group starts at the earliest offset.
+    #[arg(long, env = "KAFKA_CONSUMER_GROUP", default_value = "Drops Service")]
+    pub kafka_consumer_group: String,
+
+    /// Partitions of each topic this service creates at start-up when it is missing.
+    #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub topic_partitions: i32,
+
+    /// Replication factor of the topics this service creates.
+    #[arg(long, env = "TOPIC_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub topic_replication_factor: i32,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: LevelFilter,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
+    #[arg(long, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
+    pub drop_expire_ms: u64,
+
+    /// How long a reservation holds before the drop returns to AVAILABLE, in ms (0 = never).
+    #[arg(long, env = "RESERVATION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub reservation_timeout_ms: u64,
+
+    /// How long only the owner (or the owner's party) may take a drop, in ms.
+    #[arg(long, env = "OWNERSHIP_MS", default_value_t = 15_000)]
+    pub ownership_ms: u64,
+
+    /// Most drops one map holds; past it the oldest AVAILABLE drop expires (0 = no limit).
+    #[arg(long, env = "MAP_DROP_LIMIT", default_value_t = 200)]
+    pub map_drop_limit: usize,
+
+    /// Largest horizontal distance between a character and the drop it reserves (0 = unchecked).
+    #[arg(long, env = "PICKUP_RANGE_X", default_value_t = 800)]
+    pub pickup_range_x: u16,
+
+    /// Largest vertical distance between a character and the drop it reserves (0 = unchecked).
+    #[arg(long, env = "PICKUP_RANGE_Y", default_value_t = 600)]
+    pub pickup_range_y: u16,
+
+    /// How long shutdown may take to finish commands, expire drops and deliver, in ms.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub shutdown_timeout_ms: u64,
+
+    /// A librdkafka property, KEY=VALUE (repeatable).
+    #[arg(long = "kafka-cfg", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_cfg: Vec<(String, String)>,
+
+    /// `KAFKA_CFG_*` from the environment, then `--kafka-cfg`: the librdkafka properties to set.
+    #[arg(skip)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// `KAFKA_CFG_SESSION_TIMEOUT_MS` → `session.timeout.ms`.
+fn property_of_variable(name: &str) -> Option<String> {
+    let key = name.strip_prefix(KAFKA_CFG_PREFIX)?;
+    (!key.is_empty()).then(|| key.to_ascii_lowercase().replace('_', "."))
+}
+
+impl Settings {
+    /// Reads the command line and the environment.
+    pub fn load() -> Settings {
+        Settings::from_parts(Settings::parse(), std::env::vars())
+    }
+
+    fn from_parts(mut settings: Settings, env: impl Iterator<Item = (String, String)>) -> Settings {
+        let mut from_env: Vec<(String, String)> = env
+            .filter_map(|(name, value)| Some((property_of_variable(&name)?, value)))
+            .collect();
+        from_env.sort();
+        settings.kafka_properties = from_env;
+        settings
+            .kafka_properties
+            .extend(settings.kafka_cfg.iter().cloned());
+        settings
+    }
+
+    pub fn rules(&self) -> Rules {
+        Rules {
+            expire_ms: self.drop_expire_ms,
+            reservation_timeout_ms: self.reservation_timeout_ms,
+            ownership_ms: self.ownership_ms,
+            map_drop_limit: self.map_drop_limit,
+            pickup_range_x: self.pickup_range_x,
+            pickup_range_y: self.pickup_range_y,
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_cfg_variables_become_properties_and_flags_win() {
+        let args = ["atlas-drops", "--kafka-cfg", "session.timeout.ms=3000"];
+        let env = [
+            ("KAFKA_CFG_SESSION_TIMEOUT_MS".to_owned(), "2000".to_owned()),
+            ("KAFKA_CFG_FETCH_WAIT_MAX_MS".to_owned(), "10".to_owned()),
+            ("KAFKA_CFG_".to_owned(), "ignored".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let settings = Settings::from_parts(Settings::parse_from(args), env.into_iter());
+        assert_eq!(
+            settings.kafka_properties,
+            [
+                ("fetch.wait.max.ms".to_owned(), "10".to_owned()),
+                ("session.timeout.ms".to_owned(), "2000".to_owned()),
+                ("session.timeout.ms".to_owned(), "3000".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let settings = Settings::parse_from(["atlas-drops"]);
+        assert_eq!(settings.rules(), Rules::default());
+        assert_eq!(settings.kafka_consumer_group, "Drops Service");
+    }
+}

@@ -1,0 +1,77 @@
+//! Events as the domain produces them; `kafka::message::event` turns them into bytes.
+
+use super::model::{Contents, Correlation, Drop, DropSpec, Location, Millis, TenantRef};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub tenant: TenantRef,
+    pub location: Location,
+    /// As the command named it (a failure may name a drop that does not exist).
+    pub drop_id: u32,
+    pub correlation: Correlation,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Created {
+        spec: DropSpec,
+        dropped_at: Millis,
+    },
+    Expired,
+    PickedUp {
+        character_id: u32,
+        contents: Contents,
+        pet_slot: i8,
+    },
+    Reserved {
+        character_id: u32,
+        contents: Contents,
+    },
+    ReservationFailure {
+        character_id: u32,
+    },
+}
+
+impl EventKind {
+    /// The wire name of the event type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Created { .. } => "CREATED",
+            EventKind::Expired => "EXPIRED",
+            EventKind::PickedUp { .. } => "PICKED_UP",
+            EventKind::Reserved { .. } => "RESERVED",
+            EventKind::ReservationFailure { .. } => "RESERVATION_FAILURE",
+        }
+    }
+}
+
+impl Event {
+    /// An event about an existing drop, in its map, under its tenant.
+    pub fn about(drop: &Drop, correlation: Correlation, kind: EventKind) -> Event {
+        Event {
+            tenant: drop.tenant.clone(),
+            location: drop.location,
+            drop_id: drop.id.get(),
+            correlation,
+            kind,
+        }
+    }
+
+    pub fn created(drop: &Drop, correlation: Correlation) -> Event {
+        let kind = EventKind::Created {
+            spec: drop.spec,
+            dropped_at: drop.dropped_at,
+        };
+        Event::about(drop, correlation, kind)
+    }
+
+    /// `EXPIRED` carries the drop's own transaction id, from its spawn, and no trace context.
+    pub fn expired(drop: &Drop) -> Event {
+        let correlation = Correlation {
+            transaction_id: drop.transaction_id,
+            ..Correlation::default()
+        };
+        Event::about(drop, correlation, EventKind::Expired)
+    }
+}

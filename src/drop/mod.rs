@@ -1,0 +1,10 @@
+//! The drop domain: plain data and the pure rules of a drop's life. Nothing here touches
+//! Kafka, HTTP, a store or a clock.
+
+pub mod command;
+pub mod event;
+pub mod model;
+pub mod rules;
+
+#[cfg(test)]
+mod rules_tests;

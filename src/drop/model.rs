@@ -1,0 +1,214 @@
+//! The plain data of a drop: what it is, where it lies, who owns it, and its state.
+//!
+//! Types here cannot hold values the contract forbids (a drop that is both item and meso,
+//! an id outside the id range): they are built once, at the edge, by parsing.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+/// Milliseconds since the Unix epoch. The domain never reads a clock: callers pass `now`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn saturating_add(self, ms: u64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+
+    pub fn since(self, earlier: Millis) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// A drop's id: `1000000001..=2000000000`, wrapping (contract §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DropId(u32);
+
+impl DropId {
+    pub const FIRST: DropId = DropId(1_000_000_001);
+    pub const LAST: DropId = DropId(2_000_000_000);
+
+    /// Ids outside the range are refused: they can never name a drop of ours.
+    pub fn new(raw: u32) -> Option<DropId> {
+        (Self::FIRST.0..=Self::LAST.0)
+            .contains(&raw)
+            .then_some(DropId(raw))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The id handed out after this one: ids wrap from `LAST` back to `FIRST`.
+    pub fn successor(self) -> DropId {
+        if self == Self::LAST {
+            Self::FIRST
+        } else {
+            DropId(self.0 + 1)
+        }
+    }
+}
+
+impl fmt::Display for DropId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The tenant a command or drop belongs to. Drops of one tenant are invisible to every other.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub region: String,
+    pub major_version: u16,
+    pub minor_version: u16,
+}
+
+/// Tenants are shared by every drop and event of theirs, so they are reference counted.
+pub type TenantRef = Arc<Tenant>;
+
+/// Where a drop lies: world, channel and map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    pub world_id: u8,
+    pub channel_id: u8,
+    pub map_id: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Point {
+    pub x: i16,
+    pub y: i16,
+}
+
+/// What a drop holds: an item (possibly an equip with its equipment id) or mesos, never both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contents {
+    Item {
+        item_id: NonZeroU32,
+        equipment_id: u32,
+        quantity: u32,
+    },
+    Meso {
+        amount: NonZeroU32,
+    },
+}
+
+impl Contents {
+    /// Builds the contents from the wire's four numbers, refusing "both" and "neither".
+    pub fn new(
+        item_id: u32,
+        equipment_id: u32,
+        quantity: u32,
+        mesos: u32,
+    ) -> Result<Contents, &'static str> {
+        match (NonZeroU32::new(item_id), NonZeroU32::new(mesos)) {
+            (Some(item_id), None) => Ok(Contents::Item {
+                item_id,
+                equipment_id,
+                quantity,
+            }),
+            (None, Some(amount)) => Ok(Contents::Meso { amount }),
+            (Some(_), Some(_)) => Err("a drop holds an item or mesos, not both"),
+            (None, None) => Err("a drop must hold an item or mesos"),
+        }
+    }
+
+    pub fn item_id(&self) -> u32 {
+        match self {
+            Contents::Item { item_id, .. } => item_id.get(),
+            Contents::Meso { .. } => 0,
+        }
+    }
+
+    pub fn equipment_id(&self) -> u32 {
+        match self {
+            Contents::Item { equipment_id, .. } => *equipment_id,
+            Contents::Meso { .. } => 0,
+        }
+    }
+
+    pub fn quantity(&self) -> u32 {
+        match self {
+            Contents::Item { quantity, .. } => *quantity,
+            Contents::Meso { .. } => 0,
+        }
+    }
+
+    pub fn meso(&self) -> u32 {
+        match self {
+            Contents::Item { .. } => 0,
+            Contents::Meso { amount } => amount.get(),
+        }
+    }
+}
+
+/// Who dropped it (a monster or a character) and from where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Dropper {
+    pub id: u32,
+    pub position: Point,
+}
+
+/// Opaque correlation carried from a command to the events it causes: the transaction id and the
+/// W3C trace context headers, passed on unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Correlation {
+    pub transaction_id: Uuid,
+    pub traceparent: Option<Vec<u8>>,
+    pub tracestate: Option<Vec<u8>>,
+}
+
+/// Everything a spawn command says about the drop to create, beyond its tenant and map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropSpec {
+    pub contents: Contents,
+    /// 0: owner only for a while, 1: owner's party for a while, 2: free for all, 3: explosive (free for all).
+    pub drop_type: u8,
+    pub position: Point,
+    pub owner_id: u32,
+    pub owner_party_id: u32,
+    pub dropper: Dropper,
+    pub player_drop: bool,
+    pub mod_: u8,
+}
+
+/// A reservation held on a drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    pub character_id: u32,
+    /// -1 for a manual pick-up, the pet's slot for a pet's.
+    pub pet_slot: i8,
+    pub reserved_at: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Available,
+    Reserved(Reservation),
+}
+
+/// A drop lying on a map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drop {
+    pub id: DropId,
+    pub tenant: TenantRef,
+    pub location: Location,
+    pub spec: DropSpec,
+    pub dropped_at: Millis,
+    /// The spawning command's transaction id: `EXPIRED` echoes it.
+    pub transaction_id: Uuid,
+    pub status: Status,
+    /// The character whose reservation lapsed: their late pick-up is still honoured while
+    /// nobody else holds the drop (contract §5).
+    pub lapsed_holder: Option<Reservation>,
+}
+
+impl Drop {
+    pub fn is_available(&self) -> bool {
+        self.status == Status::Available
+    }
+}

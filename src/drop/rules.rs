@@ -1,0 +1,239 @@
+//! The rules of a drop's life (contract §5) as plain functions over plain data.
+//!
+//! No clock, no I/O: every store runs the same decisions, so a Redis store and the in-memory
+//! store cannot disagree on who may take a drop.
+
+use std::fmt;
+
+use super::command::{CharacterRequest, ReserveRequest};
+use super::model::{Drop, Location, Millis, Point, Reservation, Status};
+
+/// The tunable numbers of the rules (contract §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// How long an AVAILABLE drop lies before it expires; 0 = never.
+    pub expire_ms: u64,
+    /// How long a reservation holds before the drop returns to AVAILABLE; 0 = never.
+    pub reservation_timeout_ms: u64,
+    /// How long only the owner (or their party) may take a drop.
+    pub ownership_ms: u64,
+    /// Most drops a map holds; 0 = no limit.
+    pub map_drop_limit: usize,
+    /// Largest |dx| between character and drop; 0 = not checked.
+    pub pickup_range_x: u16,
+    /// Largest |dy| between character and drop; 0 = not checked.
+    pub pickup_range_y: u16,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            expire_ms: 180_000,
+            reservation_timeout_ms: 30_000,
+            ownership_ms: 15_000,
+            map_drop_limit: 200,
+            pickup_range_x: 800,
+            pickup_range_y: 600,
+        }
+    }
+}
+
+/// Why a command changed nothing. Every refusal is logged and counted by its `name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No such drop for this tenant (or the id is outside the id range).
+    UnknownDrop,
+    /// The drop lies in another world, channel or map than the command names.
+    WrongMap,
+    /// Another character holds the drop.
+    HeldByOther,
+    /// The character already holds the drop: one reservation, one `RESERVED`.
+    AlreadyHeld,
+    /// Within the ownership window and neither the owner nor the owner's party.
+    NotPermitted,
+    /// The character stands too far from the drop.
+    OutOfRange,
+    /// A cancel by a character that holds no reservation on the drop.
+    NotHolder,
+}
+
+impl Refusal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::UnknownDrop => "unknown_drop",
+            Refusal::WrongMap => "wrong_map",
+            Refusal::HeldByOther => "held_by_other",
+            Refusal::AlreadyHeld => "already_held",
+            Refusal::NotPermitted => "not_permitted",
+            Refusal::OutOfRange => "out_of_range",
+            Refusal::NotHolder => "not_holder",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the expiry sweep must do with a drop whose deadline came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Remove it with `EXPIRED`.
+    Expire,
+    /// Its reservation lapsed: return it to AVAILABLE.
+    Lapse,
+    /// Nothing yet: look again at this time.
+    At(Millis),
+    /// Nothing will ever come due.
+    Never,
+}
+
+impl Rules {
+    /// Who may take a drop (contract §5): anyone when it is a player drop, has no owner, is
+    /// free for all (type 2 or 3) or has lain out the ownership window; before that the owner,
+    /// and for type 1 also the owner's party.
+    pub fn may_take(&self, drop: &Drop, character_id: u32, party_id: u32, now: Millis) -> bool {
+        let spec = &drop.spec;
+        let free_for_all = spec.player_drop
+            || spec.owner_id == 0
+            || matches!(spec.drop_type, 2 | 3)
+            || now.since(drop.dropped_at) >= self.ownership_ms;
+        free_for_all
+            || character_id == spec.owner_id
+            || (spec.drop_type == 1 && party_id != 0 && party_id == spec.owner_party_id)
+    }
+
+    /// Pets (`pet_slot` ≥ 0) reach anything; characters reach what lies within the range.
+    pub fn in_range(&self, drop: &Drop, position: Point, pet_slot: i8) -> bool {
+        let within = |range: u16, a: i16, b: i16| {
+            range == 0 || (i32::from(a) - i32::from(b)).unsigned_abs() <= u32::from(range)
+        };
+        pet_slot >= 0
+            || (within(self.pickup_range_x, position.x, drop.spec.position.x)
+                && within(self.pickup_range_y, position.y, drop.spec.position.y))
+    }
+
+    /// Reserves `drop` for the requester, or says why not. The drop is changed only on success.
+    pub fn reserve(
+        &self,
+        drop: &mut Drop,
+        request: &ReserveRequest,
+        location: Location,
+        now: Millis,
+    ) -> Result<Reservation, Refusal> {
+        if drop.location != location {
+            return Err(Refusal::WrongMap);
+        }
+        match drop.status {
+            Status::Reserved(held) if held.character_id == request.character_id => {
+                return Err(Refusal::AlreadyHeld)
+            }
+            Status::Reserved(_) => return Err(Refusal::HeldByOther),
+            Status::Available => {}
+        }
+        if !self.may_take(drop, request.character_id, request.party_id, now) {
+            return Err(Refusal::NotPermitted);
+        }
+        if !self.in_range(drop, request.position, request.pet_slot) {
+            return Err(Refusal::OutOfRange);
+        }
+        let reservation = Reservation {
+            character_id: request.character_id,
+            pet_slot: request.pet_slot,
+            reserved_at: now,
+        };
+        drop.status = Status::Reserved(reservation);
+        drop.lapsed_holder = None;
+        Ok(reservation)
+    }
+
+    /// Cancels the requester's reservation. A character whose reservation already lapsed gives
+    /// up their claim to a late pick-up, silently: they hold nothing to cancel.
+    pub fn cancel(&self, drop: &mut Drop, request: &CharacterRequest) -> Result<(), Refusal> {
+        match drop.status {
+            Status::Reserved(held) if held.character_id == request.character_id => {
+                drop.status = Status::Available;
+                Ok(())
+            }
+            _ => {
+                if drop
+                    .lapsed_holder
+                    .is_some_and(|lapsed| lapsed.character_id == request.character_id)
+                {
+                    drop.lapsed_holder = None;
+                }
+                Err(Refusal::NotHolder)
+            }
+        }
+    }
+
+    /// Decides a pick-up; on success the caller removes the drop. Returns the pet slot for the
+    /// event: the reservation's, or -1 without one.
+    ///
+    /// A reservation is the authority: its holder (or the holder of a lapsed reservation, while
+    /// nobody else holds it) takes the drop wherever they now stand, since they were credited.
+    pub fn pick_up(
+        &self,
+        drop: &Drop,
+        request: &CharacterRequest,
+        location: Location,
+        now: Millis,
+    ) -> Result<i8, Refusal> {
+        match drop.status {
+            Status::Reserved(held) if held.character_id == request.character_id => {
+                Ok(held.pet_slot)
+            }
+            Status::Reserved(_) => Err(Refusal::HeldByOther),
+            Status::Available => match drop.lapsed_holder {
+                Some(lapsed) if lapsed.character_id == request.character_id => Ok(lapsed.pet_slot),
+                _ if drop.location != location => Err(Refusal::WrongMap),
+                _ if !self.may_take(drop, request.character_id, 0, now) => {
+                    Err(Refusal::NotPermitted)
+                }
+                _ => Ok(-1),
+            },
+        }
+    }
+
+    /// When the drop must next be looked at by the expiry sweep, as of its current state.
+    pub fn deadline(&self, drop: &Drop) -> Option<Millis> {
+        let (since, after) = match drop.status {
+            Status::Available => (drop.dropped_at, self.expire_ms),
+            Status::Reserved(held) => (held.reserved_at, self.reservation_timeout_ms),
+        };
+        (after > 0).then(|| since.saturating_add(after))
+    }
+
+    /// What is due for the drop at `now`.
+    pub fn due(&self, drop: &Drop, now: Millis) -> Due {
+        match self.deadline(drop) {
+            None => Due::Never,
+            Some(at) if at > now => Due::At(at),
+            Some(_) if drop.is_available() => Due::Expire,
+            Some(_) => Due::Lapse,
+        }
+    }
+
+    /// Returns a lapsed reservation's drop to AVAILABLE, remembering the holder.
+    pub fn lapse(&self, drop: &mut Drop) {
+        if let Status::Reserved(held) = drop.status {
+            drop.status = Status::Available;
+            drop.lapsed_holder = Some(held);
+        }
+    }
+
+    /// Whether a map holding `count` drops must make room before taking one more.
+    pub fn map_is_full(&self, count: usize) -> bool {
+        self.map_drop_limit != 0 && count >= self.map_drop_limit
+    }
+}
+
+/// The drop a full map gives up for a new one: the oldest AVAILABLE drop (ties by id).
+pub fn oldest_available<'a>(drops: impl IntoIterator<Item = &'a Drop>) -> Option<&'a Drop> {
+    drops
+        .into_iter()
+        .filter(|drop| drop.is_available())
+        .min_by_key(|drop| (drop.dropped_at, drop.id))
+}

@@ -1,0 +1,63 @@
+//! librdkafka configuration for our three clients. Our defaults come first; the operator's
+//! `KAFKA_CFG_*` properties come last and win.
+
+use rdkafka::ClientConfig;
+
+use crate::config::Settings;
+
+fn base(settings: &Settings, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.bootstrap_servers);
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
+    for (key, value) in &settings.kafka_properties {
+        config.set(key, value);
+    }
+    config
+}
+
+pub fn admin(settings: &Settings) -> ClientConfig {
+    base(settings, &[])
+}
+
+/// Idempotent, so retries neither duplicate nor reorder; murmur2 as Java clients hash keys, so
+/// peers and we agree on a drop's partition; no delivery timeout, so an event waits out a broker
+/// outage instead of being lost (shutdown has its own deadline).
+pub fn producer(settings: &Settings) -> ClientConfig {
+    base(
+        settings,
+        &[
+            ("enable.idempotence", "true"),
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "1"),
+            ("message.timeout.ms", "0"),
+            ("queue.buffering.max.messages", "1000000"),
+        ],
+    )
+}
+
+/// Offsets are stored by hand, only once a command's events are acknowledged (at-least-once),
+/// and committed in the background and at shutdown.
+pub fn consumer(settings: &Settings) -> ClientConfig {
+    let mut config = base(
+        settings,
+        &[
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("fetch.wait.max.ms", "50"),
+            ("enable.partition.eof", "false"),
+        ],
+    );
+    if !settings
+        .kafka_properties
+        .iter()
+        .any(|(key, _)| key == "group.id")
+    {
+        config.set("group.id", &settings.kafka_consumer_group);
+    }
+    config
+}

@@ -1,0 +1,229 @@
+//! Decoding of commands from `COMMAND_TOPIC_DROP`: JSON value plus tenant headers in, a domain
+//! `Command` or a `Rejection` with its reason out. Never panics, whatever the bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use rdkafka::message::Headers;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::headers::{parse_tenant, parse_trace};
+use crate::drop::command::{Action, CharacterRequest, Command, ReserveRequest};
+use crate::drop::model::{Contents, Correlation, DropSpec, Dropper, Location, Point};
+
+/// Why a command cannot be applied (contract §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub class: RejectionClass,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectionClass {
+    /// A missing or malformed tenant header.
+    Header,
+    /// Not JSON, or JSON of the wrong shape, type or range.
+    Malformed,
+    /// A `type` this service does not know.
+    UnknownType,
+    /// A spawn with neither item nor meso, or both.
+    Contents,
+}
+
+impl RejectionClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectionClass::Header => "bad_header",
+            RejectionClass::Malformed => "malformed",
+            RejectionClass::UnknownType => "unknown_type",
+            RejectionClass::Contents => "bad_contents",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class.name(), self.reason)
+    }
+}
+
+fn reject(class: RejectionClass, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        class,
+        reason: reason.into(),
+    }
+}
+
+/// Every command's envelope; the body is parsed once its type is known.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    /// Missing or null reads as the nil UUID, echoed as such.
+    #[serde(default)]
+    transaction_id: Option<Uuid>,
+    #[serde(default)]
+    world_id: u8,
+    #[serde(default)]
+    channel_id: u8,
+    #[serde(default)]
+    map_id: u32,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    body: Option<&'a RawValue>,
+}
+
+/// The body of `SPAWN` and `SPAWN_FROM_CHARACTER` (the first simply never sends `equipmentId`).
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SpawnBody {
+    item_id: u32,
+    equipment_id: u32,
+    quantity: u32,
+    mesos: u32,
+    drop_type: u8,
+    x: i16,
+    y: i16,
+    owner_id: u32,
+    owner_party_id: u32,
+    dropper_id: u32,
+    dropper_x: i16,
+    dropper_y: i16,
+    player_drop: bool,
+    #[serde(rename = "mod")]
+    mod_: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ReservationBody {
+    drop_id: u32,
+    character_id: u32,
+    character_x: i16,
+    character_y: i16,
+    pet_slot: i8,
+    party_id: u32,
+}
+
+impl Default for ReservationBody {
+    /// A missing `petSlot` means a manual pick-up, -1 (contract §2).
+    fn default() -> Self {
+        ReservationBody {
+            drop_id: 0,
+            character_id: 0,
+            character_x: 0,
+            character_y: 0,
+            pet_slot: -1,
+            party_id: 0,
+        }
+    }
+}
+
+/// The body of `CANCEL_RESERVATION` and `REQUEST_PICK_UP`.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CharacterBody {
+    drop_id: u32,
+    character_id: u32,
+}
+
+impl From<CharacterBody> for CharacterRequest {
+    fn from(body: CharacterBody) -> CharacterRequest {
+        CharacterRequest {
+            drop_id: body.drop_id,
+            character_id: body.character_id,
+        }
+    }
+}
+
+fn body<'de, T: Deserialize<'de> + Default>(raw: Option<&'de RawValue>) -> Result<T, Rejection> {
+    match raw {
+        None => Ok(T::default()),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|error| reject(RejectionClass::Malformed, format!("body: {error}"))),
+    }
+}
+
+fn spawn(body: SpawnBody) -> Result<Action, Rejection> {
+    let contents = Contents::new(body.item_id, body.equipment_id, body.quantity, body.mesos)
+        .map_err(|reason| reject(RejectionClass::Contents, reason))?;
+    Ok(Action::Spawn(DropSpec {
+        contents,
+        drop_type: body.drop_type,
+        position: Point {
+            x: body.x,
+            y: body.y,
+        },
+        owner_id: body.owner_id,
+        owner_party_id: body.owner_party_id,
+        dropper: Dropper {
+            id: body.dropper_id,
+            position: Point {
+                x: body.dropper_x,
+                y: body.dropper_y,
+            },
+        },
+        player_drop: body.player_drop,
+        mod_: body.mod_,
+    }))
+}
+
+fn action(kind: &str, raw: Option<&RawValue>) -> Result<Action, Rejection> {
+    match kind {
+        "SPAWN" | "SPAWN_FROM_CHARACTER" => spawn(body(raw)?),
+        "REQUEST_RESERVATION" => {
+            let body: ReservationBody = body(raw)?;
+            Ok(Action::Reserve(ReserveRequest {
+                drop_id: body.drop_id,
+                character_id: body.character_id,
+                position: Point {
+                    x: body.character_x,
+                    y: body.character_y,
+                },
+                pet_slot: body.pet_slot,
+                party_id: body.party_id,
+            }))
+        }
+        "CANCEL_RESERVATION" => Ok(Action::CancelReservation(
+            body::<CharacterBody>(raw)?.into(),
+        )),
+        "REQUEST_PICK_UP" => Ok(Action::PickUp(body::<CharacterBody>(raw)?.into())),
+        other => Err(reject(
+            RejectionClass::UnknownType,
+            format!("unknown command type {other:?}"),
+        )),
+    }
+}
+
+/// Decodes one record of the command topic.
+pub fn decode(
+    payload: Option<&[u8]>,
+    headers: Option<&impl Headers>,
+) -> Result<Command, Rejection> {
+    let tenant = parse_tenant(headers).map_err(|reason| reject(RejectionClass::Header, reason))?;
+    let payload = payload.ok_or_else(|| reject(RejectionClass::Malformed, "empty value"))?;
+    let envelope: Envelope = serde_json::from_slice(payload)
+        .map_err(|error| reject(RejectionClass::Malformed, error.to_string()))?;
+    let action = action(&envelope.kind, envelope.body)?;
+    let mut correlation = Correlation {
+        transaction_id: envelope.transaction_id.unwrap_or_default(),
+        ..Correlation::default()
+    };
+    parse_trace(headers, &mut correlation);
+    Ok(Command {
+        tenant: Arc::new(tenant),
+        location: Location {
+            world_id: envelope.world_id,
+            channel_id: envelope.channel_id,
+            map_id: envelope.map_id,
+        },
+        correlation,
+        action,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! Tenant and trace headers as they travel on Kafka (contract §2).
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use uuid::Uuid;
+
+use crate::drop::model::{Correlation, Tenant};
+
+pub const TENANT_ID: &str = "TENANT_ID";
+pub const REGION: &str = "REGION";
+pub const MAJOR_VERSION: &str = "MAJOR_VERSION";
+pub const MINOR_VERSION: &str = "MINOR_VERSION";
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+fn first<'a>(headers: Option<&'a impl Headers>, name: &str) -> Option<&'a [u8]> {
+    headers?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| header.value)
+}
+
+fn required<'a>(headers: Option<&'a impl Headers>, name: &str) -> Result<&'a [u8], String> {
+    first(headers, name).ok_or_else(|| format!("missing header {name}"))
+}
+
+/// On Kafka the versions are two bytes, big-endian.
+fn version(headers: Option<&impl Headers>, name: &str) -> Result<u16, String> {
+    let bytes = required(headers, name)?;
+    let pair: [u8; 2] = bytes.try_into().map_err(|_| {
+        format!(
+            "header {name} must be 2 bytes (big-endian u16), got {}",
+            bytes.len()
+        )
+    })?;
+    Ok(u16::from_be_bytes(pair))
+}
+
+/// Reads the tenant a command belongs to; a command without a whole tenant is bad input.
+pub fn parse_tenant(headers: Option<&impl Headers>) -> Result<Tenant, String> {
+    let id = required(headers, TENANT_ID)?;
+    let id = std::str::from_utf8(id)
+        .ok()
+        .filter(|text| text.len() == 36)
+        .and_then(|text| Uuid::try_parse(text).ok())
+        .ok_or_else(|| format!("header {TENANT_ID} is not a 36-character UUID"))?;
+    let region = std::str::from_utf8(required(headers, REGION)?)
+        .ok()
+        .filter(|region| !region.is_empty())
+        .ok_or_else(|| format!("header {REGION} must be a non-empty UTF-8 string"))?;
+    Ok(Tenant {
+        id,
+        region: region.to_owned(),
+        major_version: version(headers, MAJOR_VERSION)?,
+        minor_version: version(headers, MINOR_VERSION)?,
+    })
+}
+
+/// The W3C trace context, passed on unchanged.
+pub fn parse_trace(headers: Option<&impl Headers>, correlation: &mut Correlation) {
+    correlation.traceparent = first(headers, TRACEPARENT).map(<[u8]>::to_vec);
+    correlation.tracestate = first(headers, TRACESTATE).map(<[u8]>::to_vec);
+}
+
+/// The headers of an event: its tenant's, and the trace context of the command that caused it.
+pub fn event_headers(tenant: &Tenant, correlation: &Correlation) -> OwnedHeaders {
+    let id = tenant.id.hyphenated().to_string();
+    let mut headers = OwnedHeaders::new_with_capacity(6)
+        .insert(Header {
+            key: TENANT_ID,
+            value: Some(&id),
+        })
+        .insert(Header {
+            key: REGION,
+            value: Some(&tenant.region),
+        })
+        .insert(Header {
+            key: MAJOR_VERSION,
+            value: Some(&tenant.major_version.to_be_bytes()),
+        })
+        .insert(Header {
+            key: MINOR_VERSION,
+            value: Some(&tenant.minor_version.to_be_bytes()),
+        });
+    for (key, value) in [
+        (TRACEPARENT, &correlation.traceparent),
+        (TRACESTATE, &correlation.tracestate),
+    ] {
+        if let Some(value) = value {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    headers
+}

@@ -1,0 +1,8 @@
+//! Everything that speaks Kafka.
+
+pub mod client;
+pub mod consumer;
+pub mod context;
+pub mod message;
+pub mod producer;
+pub mod topics;

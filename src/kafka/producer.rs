@@ -1,0 +1,114 @@
+//! The one long-lived, idempotent producer of `EVENT_TOPIC_DROP_STATUS`, behind an ordered queue.
+//!
+//! Stores call `publish` while they hold a drop's lock, so it must never block and must keep
+//! call order: it pushes onto an unbounded channel, and a single task hands the events to
+//! librdkafka in that order. librdkafka keeps per-partition order (idempotence keeps it across
+//! retries), and every event of a drop has the same key and so the same partition: the topic
+//! shows a drop's events in the order of its state changes. A full librdkafka queue only makes
+//! the task wait; it never reorders nor drops an event.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::context::KafkaContext;
+use super::message::event::{encode_key, encode_value};
+use super::message::headers::event_headers;
+use crate::drop::event::Event;
+
+pub type EventProducer = FutureProducer<KafkaContext>;
+
+struct Outgoing {
+    event: Event,
+    sent: oneshot::Sender<Result<DeliveryFuture, String>>,
+}
+
+/// A handle that publishes events; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// The broker's answer for one event, to be awaited before committing what caused it.
+pub struct Delivery(oneshot::Receiver<Result<DeliveryFuture, String>>);
+
+impl Delivery {
+    /// Resolves once the broker acknowledged the event, or with why it never will.
+    pub async fn acknowledged(self) -> Result<(), String> {
+        let future = self
+            .0
+            .await
+            .map_err(|_| "the publisher stopped before sending the event".to_owned())??;
+        match future.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((error, _))) => Err(error.to_string()),
+            Err(_) => Err("the producer closed before the broker answered".to_owned()),
+        }
+    }
+}
+
+/// Awaits every delivery; the first failure, if any, is the answer.
+pub async fn all_acknowledged(deliveries: Vec<Delivery>) -> Result<(), String> {
+    for delivery in deliveries {
+        delivery.acknowledged().await?;
+    }
+    Ok(())
+}
+
+impl Publisher {
+    /// Starts the task feeding `producer`. It ends when every `Publisher` clone is dropped and
+    /// the queue is drained.
+    pub fn start(producer: EventProducer, topic: String) -> (Publisher, JoinHandle<()>) {
+        let (queue, pending) = mpsc::unbounded_channel();
+        let task = tokio::spawn(feed(producer, topic, pending));
+        (Publisher { queue }, task)
+    }
+
+    /// Queues an event for the broker, keeping call order. Never blocks.
+    pub fn publish(&self, event: Event) -> Delivery {
+        let (sent, delivery) = oneshot::channel();
+        // If the task is gone, `sent` is dropped with the message and the delivery says so.
+        let _ = self.queue.send(Outgoing { event, sent });
+        Delivery(delivery)
+    }
+}
+
+async fn feed(
+    producer: EventProducer,
+    topic: String,
+    mut pending: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(Outgoing { event, sent }) = pending.recv().await {
+        let key = encode_key(event.drop_id);
+        let value = encode_value(&event);
+        let record = FutureRecord::to(&topic)
+            .key(&key[..])
+            .payload(&value[..])
+            .headers(event_headers(&event.tenant, &event.correlation));
+        let queued = enqueue(&producer, record).await.map_err(|error| {
+            tracing::error!(%error, drop_id = event.drop_id, "event could not be queued");
+            error.to_string()
+        });
+        let _ = sent.send(queued);
+    }
+}
+
+/// Hands a record to librdkafka, waiting while its queue is full.
+async fn enqueue(
+    producer: &EventProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        match producer.send_result(record) {
+            Ok(future) => return Ok(future),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! atlas-drops: the service that owns the life of every item and meso drop on the maps of an
+//! Atlas MapleStory server. See README.md for the tour.
+//!
+//! - `drop`: the domain — plain data and the pure rules of a drop's life.
+//! - `store`: where drops live; each state change one atomic call.
+//! - `kafka`: the wire — decoding commands, encoding events, consuming, producing.
+//! - `expiry`, `startup`, `shutdown`, `config`, `telemetry`, `clock`: the edges.
+
+pub mod clock;
+pub mod config;
+pub mod drop;
+pub mod expiry;
+pub mod kafka;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

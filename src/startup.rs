@@ -1,0 +1,118 @@
+//! Wires the service together and takes it apart again.
+//!
+//! Start: create missing topics, connect the producer and the consumer, then run the partition
+//! tasks and the expiry sweep until SIGTERM or SIGINT.
+//! Stop, within `SHUTDOWN_TIMEOUT_MS`: stop fetching and let each partition finish what it
+//! fetched; expire every drop (the in-memory store forgets them, so clients must too); wait
+//! until the broker acknowledged every event; commit; leave the group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::time::{timeout_at, Instant};
+
+use crate::config::Settings;
+use crate::expiry;
+use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
+use crate::kafka::context::KafkaContext;
+use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher};
+use crate::kafka::{client, topics};
+use crate::shutdown;
+use crate::store::{DropStore, MemoryStore};
+
+/// How long leaving the consumer group may take, at most: a gone broker must not hang exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the service until a signal, then shuts it down. `Err` means the process should exit
+/// non-zero: it could not start, or could not deliver everything before its deadline.
+pub async fn run(settings: Settings) -> Result<(), String> {
+    let topics = [
+        settings.command_topic_drop.as_str(),
+        settings.event_topic_drop_status.as_str(),
+    ];
+    topics::ensure(
+        &client::admin(&settings),
+        &topics,
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+    )
+    .await?;
+    let producer: EventProducer = client::producer(&settings)
+        .create_with_context(KafkaContext)
+        .map_err(|error| format!("producer: {error}"))?;
+    let consumer: Arc<CommandConsumer> = Arc::new(
+        client::consumer(&settings)
+            .create_with_context(KafkaContext)
+            .map_err(|error| format!("consumer: {error}"))?,
+    );
+    consumer
+        .subscribe(&[&settings.command_topic_drop])
+        .map_err(|error| format!("subscribing: {error}"))?;
+
+    let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(settings.rules()));
+    let (publisher, _feeder) =
+        Publisher::start(producer.clone(), settings.event_topic_drop_status.clone());
+    let (trigger, listener) = shutdown::channel();
+    let handler = Arc::new(Handler {
+        store: store.clone(),
+        publisher: publisher.clone(),
+    });
+    let consuming = tokio::spawn(consumer::run(consumer.clone(), handler, listener.clone()));
+    let expiring = tokio::spawn(expiry::run(store.clone(), publisher.clone(), listener));
+    tracing::info!(
+        command_topic = settings.command_topic_drop,
+        event_topic = settings.event_topic_drop_status,
+        group = settings.kafka_consumer_group,
+        "atlas-drops started"
+    );
+
+    shutdown::signal().await;
+    trigger.pull();
+    let deadline = Instant::now() + settings.shutdown_timeout();
+    let mut complete = true;
+    if timeout_at(deadline, consuming).await.is_err() {
+        tracing::error!("partitions did not finish their commands before the shutdown deadline");
+        complete = false;
+    }
+    let _ = timeout_at(deadline, expiring).await;
+
+    let mut deliveries = Vec::new();
+    let expired = store.expire_all(&mut |event| deliveries.push(publisher.publish(event)));
+    let undelivered = deliveries.len();
+    match timeout_at(deadline, all_acknowledged(deliveries)).await {
+        Ok(Ok(())) => tracing::info!(expired, "every drop expired"),
+        Ok(Err(error)) => {
+            tracing::error!(%error, expired, "EXPIRED events were not all delivered");
+            complete = false;
+        }
+        Err(_) => {
+            tracing::error!(
+                undelivered,
+                "EXPIRED events still undelivered at the shutdown deadline"
+            );
+            complete = false;
+        }
+    }
+
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => {
+            tracing::error!(%error, "final commit failed");
+            complete = false;
+        }
+    }
+    // Closing the consumer leaves the group; librdkafka may wait for a gone broker, so bound it.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!("leaving the consumer group timed out");
+    }
+    if complete {
+        tracing::info!("atlas-drops stopped");
+        Ok(())
+    } else {
+        Err("shutdown incomplete: see the errors above".to_owned())
+    }
+}

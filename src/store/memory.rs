@@ -1,0 +1,335 @@
+//! The in-memory store: drops live in this process and die with it.
+//!
+//! Drops are sharded by map (tenant, world, channel, map), so everything a map needs at once —
+//! its drop list and its cap — sits under one lock, and commands for different maps rarely
+//! meet. A small id index, sharded by id, finds a drop's shard from its id alone, as commands
+//! keyed by drop id (and the holder's pick-up from anywhere) need. Each shard keeps a deadline
+//! index, so the expiry sweep touches only what comes due.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{DropStore, EventOut, Origin};
+use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::event::{Event, EventKind};
+use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
+use crate::drop::rules::{oldest_available, Due, Refusal, Rules};
+
+const MAP_SHARDS: usize = 64;
+const ID_SHARDS: usize = 64;
+
+type MapKey = (TenantRef, Location);
+
+#[derive(Default)]
+struct Shard {
+    drops: HashMap<DropId, Drop>,
+    /// Each map's drop ids, sorted: listings come out in id order.
+    maps: HashMap<MapKey, BTreeSet<DropId>>,
+    /// `(when, drop)`: when the sweep must next look at the drop (see `Rules::deadline`).
+    deadlines: BTreeSet<(Millis, DropId)>,
+}
+
+pub struct MemoryStore {
+    rules: Rules,
+    shards: Box<[Mutex<Shard>]>,
+    /// Drop id → index of the shard that holds it; also the record of which ids are in use.
+    ids: Box<[Mutex<HashMap<DropId, usize>>]>,
+    next_id: AtomicU32,
+    hasher: RandomState,
+}
+
+/// A panic elsewhere must not make every later command on the shard fail: the shard's data is
+/// only ever changed by whole steps, so it stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryStore {
+    pub fn new(rules: Rules) -> MemoryStore {
+        MemoryStore {
+            rules,
+            shards: (0..MAP_SHARDS).map(|_| Mutex::default()).collect(),
+            ids: (0..ID_SHARDS).map(|_| Mutex::default()).collect(),
+            next_id: AtomicU32::new(DropId::FIRST.get()),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard_of(&self, tenant: &TenantRef, location: Location) -> usize {
+        (self.hasher.hash_one((tenant, location)) as usize) % MAP_SHARDS
+    }
+
+    fn id_slot(&self, id: DropId) -> &Mutex<HashMap<DropId, usize>> {
+        &self.ids[id.get() as usize % ID_SHARDS]
+    }
+
+    /// Hands out the next id not in use, wrapping from the last to the first (contract §5).
+    fn allocate(&self, shard: usize) -> DropId {
+        loop {
+            let raw = self
+                .next_id
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |raw| {
+                    DropId::new(raw).map(|id| id.successor().get())
+                })
+                .expect("next_id always holds an id in range");
+            let id = DropId::new(raw).expect("next_id always holds an id in range");
+            if let Entry::Vacant(slot) = lock(self.id_slot(id)).entry(id) {
+                slot.insert(shard);
+                return id;
+            }
+        }
+    }
+
+    /// The locked shard holding `raw` for this tenant, or `None` when the tenant has no such drop.
+    fn find(&self, tenant: &TenantRef, raw: u32) -> Option<(MutexGuard<'_, Shard>, DropId)> {
+        let id = DropId::new(raw)?;
+        let shard = *lock(self.id_slot(id)).get(&id)?;
+        let guard = lock(&self.shards[shard]);
+        let drop = guard.drops.get(&id)?;
+        (drop.tenant == *tenant).then_some((guard, id))
+    }
+
+    /// Runs `step` on the tenant's drop `raw` under its shard's lock.
+    fn with_drop<T>(
+        &self,
+        tenant: &TenantRef,
+        raw: u32,
+        step: impl FnOnce(&mut Shard, DropId, &Rules) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
+        let (mut shard, id) = self.find(tenant, raw).ok_or(Refusal::UnknownDrop)?;
+        step(&mut shard, id, &self.rules)
+    }
+
+    fn forget_id(&self, id: DropId) {
+        lock(self.id_slot(id)).remove(&id);
+    }
+
+    /// Removes a drop from every index of its shard and from the id index.
+    fn remove(&self, shard: &mut Shard, id: DropId) -> Option<Drop> {
+        let drop = shard.drops.remove(&id)?;
+        if let Some(at) = self.rules.deadline(&drop) {
+            shard.deadlines.remove(&(at, id));
+        }
+        let key = (drop.tenant.clone(), drop.location);
+        if let Entry::Occupied(mut map) = shard.maps.entry(key) {
+            map.get_mut().remove(&id);
+            if map.get().is_empty() {
+                map.remove();
+            }
+        }
+        self.forget_id(id);
+        Some(drop)
+    }
+
+    /// Applies `change` to a drop and moves its deadline to match its new state.
+    fn change<T>(
+        rules: &Rules,
+        shard: &mut Shard,
+        id: DropId,
+        change: impl FnOnce(&mut Drop) -> T,
+    ) -> T {
+        let drop = shard.drops.get_mut(&id).expect("caller found the drop");
+        let before = rules.deadline(drop);
+        let result = change(drop);
+        let after = rules.deadline(drop);
+        if before != after {
+            if let Some(at) = before {
+                shard.deadlines.remove(&(at, id));
+            }
+            if let Some(at) = after {
+                shard.deadlines.insert((at, id));
+            }
+        }
+        result
+    }
+}
+
+/// Failures answer the requester: they echo the command's tenant and map.
+fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
+    Event {
+        tenant: origin.tenant.clone(),
+        location: origin.location,
+        drop_id,
+        correlation: origin.correlation.clone(),
+        kind: EventKind::ReservationFailure { character_id },
+    }
+}
+
+impl DropStore for MemoryStore {
+    fn spawn(&self, origin: &Origin, spec: DropSpec, now: Millis, out: EventOut<'_>) -> Drop {
+        let index = self.shard_of(&origin.tenant, origin.location);
+        let id = self.allocate(index);
+        let mut shard = lock(&self.shards[index]);
+        let shard = &mut *shard;
+        let key = (origin.tenant.clone(), origin.location);
+        // Drops of one map share the map key's tenant: one allocation per map, not per drop.
+        let tenant = match shard.maps.get_key_value(&key) {
+            Some(((tenant, _), _)) => tenant.clone(),
+            None => origin.tenant.clone(),
+        };
+        loop {
+            let map = shard.maps.get(&key);
+            if !self.rules.map_is_full(map.map_or(0, BTreeSet::len)) {
+                break;
+            }
+            let ids = map.into_iter().flatten();
+            let Some(oldest) = oldest_available(ids.map(|id| &shard.drops[id])).map(|d| d.id)
+            else {
+                // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
+                break;
+            };
+            let evicted = self.remove(shard, oldest).expect("the map listed it");
+            out(Event::expired(&evicted));
+        }
+        let drop = Drop {
+            id,
+            tenant,
+            location: origin.location,
+            spec,
+            dropped_at: now,
+            transaction_id: origin.correlation.transaction_id,
+            status: Status::Available,
+            lapsed_holder: None,
+        };
+        if let Some(at) = self.rules.deadline(&drop) {
+            shard.deadlines.insert((at, id));
+        }
+        shard.maps.entry(key).or_default().insert(id);
+        out(Event::created(&drop, origin.correlation.clone()));
+        shard.drops.insert(id, drop.clone());
+        drop
+    }
+
+    fn reserve(
+        &self,
+        origin: &Origin,
+        request: &ReserveRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        let outcome = self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
+            let reserved = Self::change(rules, shard, id, |drop| {
+                rules.reserve(drop, request, origin.location, now)
+            });
+            // Emitted while the shard is locked, so no later change of this drop can overtake it.
+            match reserved {
+                Ok(_) => {
+                    let drop = &shard.drops[&id];
+                    let kind = EventKind::Reserved {
+                        character_id: request.character_id,
+                        contents: drop.spec.contents,
+                    };
+                    out(Event::about(drop, origin.correlation.clone(), kind));
+                    Ok(())
+                }
+                Err(refusal) => {
+                    out(failure(origin, request.drop_id, request.character_id));
+                    Err(refusal)
+                }
+            }
+        });
+        if outcome == Err(Refusal::UnknownDrop) {
+            out(failure(origin, request.drop_id, request.character_id));
+        }
+        outcome
+    }
+
+    fn cancel(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
+            Self::change(rules, shard, id, |drop| rules.cancel(drop, request))?;
+            out(failure(origin, request.drop_id, request.character_id));
+            Ok(())
+        })
+    }
+
+    fn pick_up(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
+            let pet_slot = rules.pick_up(&shard.drops[&id], request, origin.location, now)?;
+            let drop = self.remove(shard, id).expect("found under this lock");
+            let kind = EventKind::PickedUp {
+                character_id: request.character_id,
+                contents: drop.spec.contents,
+                pet_slot,
+            };
+            out(Event::about(&drop, origin.correlation.clone(), kind));
+            Ok(())
+        })
+    }
+
+    fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+        let mut expired = 0;
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            while let Some(&(at, id)) = shard.deadlines.first() {
+                if at > now {
+                    break;
+                }
+                match self.rules.due(&shard.drops[&id], now) {
+                    Due::Expire => {
+                        let drop = self.remove(&mut shard, id).expect("indexed drops exist");
+                        out(Event::expired(&drop));
+                        expired += 1;
+                    }
+                    Due::Lapse => {
+                        Self::change(&self.rules, &mut shard, id, |drop| self.rules.lapse(drop))
+                    }
+                    Due::At(_) | Due::Never => {
+                        unreachable!("the index holds each drop's current deadline")
+                    }
+                }
+            }
+        }
+        expired
+    }
+
+    fn expire_all(&self, out: EventOut<'_>) -> usize {
+        let mut expired = 0;
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            let mut drops: Vec<Drop> = std::mem::take(&mut *shard).drops.into_values().collect();
+            drops.sort_by_key(|drop| drop.id);
+            for drop in drops {
+                self.forget_id(drop.id);
+                out(Event::expired(&drop));
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    fn get(&self, tenant: &TenantRef, id: u32) -> Option<Drop> {
+        let (shard, id) = self.find(tenant, id)?;
+        shard.drops.get(&id).cloned()
+    }
+
+    fn list(&self, tenant: &TenantRef, location: Location) -> Vec<Drop> {
+        let shard = lock(&self.shards[self.shard_of(tenant, location)]);
+        let key = (tenant.clone(), location);
+        let ids = shard.maps.get(&key).into_iter().flatten();
+        ids.map(|id| shard.drops[id].clone()).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).drops.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

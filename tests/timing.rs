@@ -1,0 +1,93 @@
+//! Rules that act on their own: expiry, reservation lapse, the per-map cap.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const MAP: u32 = 200_000_000;
+
+async fn setup(env: &[(&str, &str)]) -> (Broker, Service, Peer) {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, env);
+    (broker, service, peer)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn available_drops_expire_with_their_spawns_transaction() {
+    let (_broker, _service, mut peer) = setup(&[("DROP_EXPIRE_MS", "1000")]).await;
+    let spawn = spawn_item(MAP, 2_000_000);
+    let created = peer.spawn_drop(&spawn).await;
+    let id = created.drop_id();
+    let expired = peer.next_event().await;
+    assert_eq!(
+        expired.raw,
+        format!(
+            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{MAP},"dropId":{id},"type":"EXPIRED","body":{{}}}}"#,
+            spawn["transactionId"].as_str().unwrap()
+        )
+    );
+    assert_eq!(expired.key, key_of(id));
+    assert_eq!(
+        expired.headers["TENANT_ID"],
+        peer.tenant.id.to_string().into_bytes()
+    );
+    assert_eq!(expired.headers["MAJOR_VERSION"], [0x00, 0x53]);
+    // Gone: it can no longer be reserved.
+    peer.send(&reserve(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVATION_FAILURE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lapsed_reservation_frees_the_drop_and_it_expires_after() {
+    let env = [
+        ("RESERVATION_TIMEOUT_MS", "700"),
+        ("DROP_EXPIRE_MS", "4000"),
+    ];
+    let (_broker, _service, mut peer) = setup(&env).await;
+    let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    let lapsing = peer.spawn_drop(&spawn_item(MAP, 2_000_001)).await.drop_id();
+    for drop in [id, lapsing] {
+        peer.send(&reserve(MAP, drop, 7)).await;
+        assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Lapsed: another character may reserve it now.
+    peer.send(&reserve(MAP, id, 8)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    // The first holder's late pick-up of the other drop, which nobody took since, is honoured.
+    peer.send(&pick_up(MAP, lapsing, 7)).await;
+    let picked = peer.next_event().await;
+    assert_eq!((picked.kind(), picked.drop_id()), ("PICKED_UP", lapsing));
+    // Reserved drops do not live forever: after the lapse, the drop expires.
+    let expired = peer.next_events(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!((expired.kind(), expired.drop_id()), ("EXPIRED", id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_map_gives_up_its_oldest_available_drop() {
+    let (_broker, _service, mut peer) = setup(&[("MAP_DROP_LIMIT", "3")]).await;
+    let mut ids = Vec::new();
+    for item in 0..3 {
+        ids.push(
+            peer.spawn_drop(&spawn_item(MAP, 2_000_000 + item))
+                .await
+                .drop_id(),
+        );
+    }
+    // The oldest is reserved: the next oldest AVAILABLE one makes room.
+    peer.send(&reserve(MAP, ids[0], 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    // Another map is not affected by this one's cap.
+    peer.spawn_drop(&spawn_item(MAP + 1, 2_000_000)).await;
+
+    peer.send(&spawn_item(MAP, 2_000_009)).await;
+    let events = peer.next_events(2, Duration::from_secs(10)).await;
+    assert_eq!((events[0].kind(), events[0].drop_id()), ("EXPIRED", ids[1]));
+    assert_eq!(events[1].kind(), "CREATED");
+    assert_eq!(events[1].body()["itemId"], json!(2_000_009));
+}
