@@ -1,1 +1,292 @@
+use std::sync::Arc;
 
+use uuid::Uuid;
+
+use super::command::{CharacterRequest, ReserveRequest};
+use super::model::*;
+use super::rules::*;
+
+const HERE: Location = Location {
+    world_id: 0,
+    channel_id: 1,
+    map_id: 100_000_000,
+};
+const THERE: Location = Location {
+    world_id: 0,
+    channel_id: 1,
+    map_id: 100_000_001,
+};
+const T0: Millis = Millis(1_000_000);
+
+fn drop(drop_type: u8, owner_id: u32, owner_party_id: u32) -> Drop {
+    Drop {
+        id: DropId::FIRST,
+        tenant: Arc::new(Tenant {
+            id: Uuid::nil(),
+            region: "GMS".into(),
+            major_version: 83,
+            minor_version: 1,
+        }),
+        location: HERE,
+        spec: DropSpec {
+            contents: Contents::new(2_000_000, 0, 1, 0).unwrap(),
+            drop_type,
+            position: Point { x: 0, y: 0 },
+            owner_id,
+            owner_party_id,
+            dropper: Dropper::default(),
+            player_drop: false,
+            mod_: 0,
+        },
+        dropped_at: T0,
+        transaction_id: Uuid::nil(),
+        status: Status::Available,
+        lapsed_holder: None,
+    }
+}
+
+fn request(character_id: u32, x: i16, y: i16) -> ReserveRequest {
+    ReserveRequest {
+        drop_id: DropId::FIRST.get(),
+        character_id,
+        position: Point { x, y },
+        pet_slot: -1,
+        party_id: 0,
+    }
+}
+
+fn by(character_id: u32) -> CharacterRequest {
+    CharacterRequest {
+        drop_id: DropId::FIRST.get(),
+        character_id,
+    }
+}
+
+#[test]
+fn ids_wrap_from_last_to_first() {
+    assert_eq!(DropId::new(1_000_000_000), None);
+    assert_eq!(DropId::new(2_000_000_001), None);
+    assert_eq!(DropId::LAST.successor(), DropId::FIRST);
+    assert_eq!(DropId::FIRST.successor().get(), 1_000_000_002);
+}
+
+#[test]
+fn contents_are_item_or_meso_never_both_never_neither() {
+    assert!(Contents::new(0, 0, 0, 0).is_err());
+    assert!(Contents::new(1, 0, 1, 1).is_err());
+    let meso = Contents::new(0, 0, 0, 50).unwrap();
+    assert_eq!((meso.item_id(), meso.meso(), meso.quantity()), (0, 50, 0));
+    let equip = Contents::new(1_302_000, 77, 1, 0).unwrap();
+    assert_eq!(
+        (equip.item_id(), equip.equipment_id(), equip.meso()),
+        (1_302_000, 77, 0)
+    );
+}
+
+#[test]
+fn who_may_take_a_drop() {
+    let rules = Rules::default();
+    let window_over = T0.saturating_add(rules.ownership_ms);
+    let just_before = T0.saturating_add(rules.ownership_ms - 1);
+    let owner_only = drop(0, 7, 55);
+    assert!(rules.may_take(&owner_only, 7, 0, T0));
+    assert!(
+        !rules.may_take(&owner_only, 8, 55, T0),
+        "type 0 ignores the party"
+    );
+    assert!(!rules.may_take(&owner_only, 8, 0, just_before));
+    assert!(rules.may_take(&owner_only, 8, 0, window_over));
+    let party = drop(1, 7, 55);
+    assert!(rules.may_take(&party, 8, 55, T0));
+    assert!(!rules.may_take(&party, 8, 56, T0));
+    assert!(
+        !rules.may_take(&drop(1, 7, 0), 8, 0, T0),
+        "no party is no party"
+    );
+    for free in [drop(2, 7, 0), drop(3, 7, 0), drop(0, 0, 0)] {
+        assert!(rules.may_take(&free, 8, 0, T0));
+    }
+    let mut player = drop(0, 7, 0);
+    player.spec.player_drop = true;
+    assert!(rules.may_take(&player, 8, 0, T0));
+}
+
+#[test]
+fn range_is_checked_for_characters_not_pets() {
+    let rules = Rules::default();
+    let d = drop(2, 0, 0);
+    assert!(rules.in_range(&d, Point { x: 800, y: -600 }, -1));
+    assert!(!rules.in_range(&d, Point { x: 801, y: 0 }, -1));
+    assert!(!rules.in_range(&d, Point { x: 0, y: -601 }, -1));
+    assert!(rules.in_range(
+        &d,
+        Point {
+            x: i16::MIN,
+            y: i16::MAX
+        },
+        0
+    ));
+    let unchecked = Rules {
+        pickup_range_y: 0,
+        ..rules
+    };
+    assert!(unchecked.in_range(&d, Point { x: 10, y: i16::MAX }, -1));
+    assert!(!unchecked.in_range(&d, Point { x: 801, y: 0 }, -1));
+}
+
+#[test]
+fn reserve_refuses_with_the_first_reason_that_applies() {
+    let rules = Rules::default();
+    let mut d = drop(0, 7, 0);
+    assert_eq!(
+        rules.reserve(&mut d, &request(7, 0, 0), THERE, T0),
+        Err(Refusal::WrongMap)
+    );
+    assert_eq!(
+        rules.reserve(&mut d, &request(8, 0, 0), HERE, T0),
+        Err(Refusal::NotPermitted)
+    );
+    assert_eq!(
+        rules.reserve(&mut d, &request(7, 900, 0), HERE, T0),
+        Err(Refusal::OutOfRange)
+    );
+    assert!(d.is_available(), "refusals change nothing");
+    let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    assert_eq!(d.status, Status::Reserved(held));
+    assert_eq!(
+        rules.reserve(&mut d, &request(7, 0, 0), HERE, T0),
+        Err(Refusal::AlreadyHeld)
+    );
+    let late = T0.saturating_add(60_000);
+    assert_eq!(
+        rules.reserve(&mut d, &request(8, 0, 0), HERE, late),
+        Err(Refusal::HeldByOther)
+    );
+}
+
+#[test]
+fn only_the_holder_cancels() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    assert_eq!(rules.cancel(&mut d, &by(7)), Err(Refusal::NotHolder));
+    rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    assert_eq!(rules.cancel(&mut d, &by(8)), Err(Refusal::NotHolder));
+    assert!(!d.is_available());
+    assert_eq!(rules.cancel(&mut d, &by(7)), Ok(()));
+    assert!(d.is_available());
+}
+
+#[test]
+fn pick_up_honours_the_reservation_wherever_the_holder_is() {
+    let rules = Rules::default();
+    let mut d = drop(0, 7, 0);
+    let mut pet = request(7, 0, 0);
+    pet.pet_slot = 2;
+    rules.reserve(&mut d, &pet, HERE, T0).unwrap();
+    assert_eq!(rules.pick_up(&d, &by(7), THERE, T0), Ok(2));
+    assert_eq!(
+        rules.pick_up(&d, &by(8), HERE, T0),
+        Err(Refusal::HeldByOther)
+    );
+}
+
+#[test]
+fn pick_up_of_an_available_drop_needs_the_map_and_the_right() {
+    let rules = Rules::default();
+    let d = drop(0, 7, 0);
+    assert_eq!(rules.pick_up(&d, &by(7), HERE, T0), Ok(-1));
+    assert_eq!(rules.pick_up(&d, &by(7), THERE, T0), Err(Refusal::WrongMap));
+    assert_eq!(
+        rules.pick_up(&d, &by(8), HERE, T0),
+        Err(Refusal::NotPermitted)
+    );
+}
+
+#[test]
+fn a_lapsed_holder_may_still_pick_up_until_someone_else_reserves() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    let mut pet = request(7, 0, 0);
+    pet.pet_slot = 1;
+    rules.reserve(&mut d, &pet, HERE, T0).unwrap();
+    let lapse_at = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.due(&d, Millis(lapse_at.0 - 1)), Due::At(lapse_at));
+    assert_eq!(rules.due(&d, lapse_at), Due::Lapse);
+    rules.lapse(&mut d);
+    assert!(d.is_available());
+    assert_eq!(rules.pick_up(&d, &by(7), THERE, lapse_at), Ok(1));
+    rules
+        .reserve(&mut d, &request(8, 0, 0), HERE, lapse_at)
+        .unwrap();
+    rules.cancel(&mut d, &by(8)).unwrap();
+    assert_eq!(
+        rules.pick_up(&d, &by(7), THERE, lapse_at),
+        Err(Refusal::WrongMap)
+    );
+}
+
+#[test]
+fn a_lapsed_holder_gives_up_their_claim_by_cancelling() {
+    let rules = Rules::default();
+    let mut d = drop(0, 7, 0);
+    rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    rules.lapse(&mut d);
+    assert_eq!(rules.cancel(&mut d, &by(7)), Err(Refusal::NotHolder));
+    assert_eq!(d.lapsed_holder, None);
+}
+
+#[test]
+fn deadlines_follow_the_state() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    assert_eq!(rules.deadline(&d), Some(T0.saturating_add(rules.expire_ms)));
+    assert_eq!(
+        rules.due(&d, T0.saturating_add(rules.expire_ms)),
+        Due::Expire
+    );
+    let later = T0.saturating_add(1000);
+    rules
+        .reserve(&mut d, &request(7, 0, 0), HERE, later)
+        .unwrap();
+    assert_eq!(
+        rules.deadline(&d),
+        Some(later.saturating_add(rules.reservation_timeout_ms))
+    );
+    let never = Rules {
+        expire_ms: 0,
+        reservation_timeout_ms: 0,
+        ..rules
+    };
+    assert_eq!(never.due(&d, Millis(u64::MAX)), Due::Never);
+}
+
+#[test]
+fn a_full_map_gives_up_its_oldest_available_drop() {
+    let rules = Rules {
+        map_drop_limit: 2,
+        ..Rules::default()
+    };
+    assert!(!rules.map_is_full(1));
+    assert!(rules.map_is_full(2));
+    assert!(!Rules {
+        map_drop_limit: 0,
+        ..rules
+    }
+    .map_is_full(usize::MAX));
+
+    let mut oldest = drop(2, 0, 0);
+    oldest.status = Status::Reserved(Reservation {
+        character_id: 1,
+        pet_slot: -1,
+        reserved_at: T0,
+    });
+    let mut second = drop(2, 0, 0);
+    second.id = DropId::new(1_000_000_005).unwrap();
+    second.dropped_at = Millis(T0.0 + 1);
+    let mut third = drop(2, 0, 0);
+    third.id = DropId::new(1_000_000_003).unwrap();
+    third.dropped_at = Millis(T0.0 + 1);
+    let drops = [oldest, second, third.clone()];
+    assert_eq!(oldest_available(&drops).map(|d| d.id), Some(third.id));
+    assert_eq!(oldest_available(&drops[..1]), None);
+}

@@ -58,6 +58,14 @@ impl MemoryStore {
         }
     }
 
+    /// A store whose first id is `first`: lets tests reach the wrap-around quickly.
+    #[cfg(test)]
+    fn starting_at(rules: Rules, first: DropId) -> MemoryStore {
+        let store = MemoryStore::new(rules);
+        store.next_id.store(first.get(), Ordering::Relaxed);
+        store
+    }
+
     fn shard_of(&self, tenant: &TenantRef, location: Location) -> usize {
         (self.hasher.hash_one((tenant, location)) as usize) % MAP_SHARDS
     }

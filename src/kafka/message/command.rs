@@ -139,11 +139,25 @@ impl From<CharacterBody> for CharacterRequest {
     }
 }
 
+/// serde would also read a struct from a JSON array, by position: the contract has objects only.
+fn require_object(json: &[u8], what: &str) -> Result<(), Rejection> {
+    match json.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(reject(
+            RejectionClass::Malformed,
+            format!("{what} must be a JSON object"),
+        )),
+    }
+}
+
 fn body<'de, T: Deserialize<'de> + Default>(raw: Option<&'de RawValue>) -> Result<T, Rejection> {
     match raw {
         None => Ok(T::default()),
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|error| reject(RejectionClass::Malformed, format!("body: {error}"))),
+        Some(raw) => {
+            require_object(raw.get().as_bytes(), "body")?;
+            serde_json::from_str(raw.get())
+                .map_err(|error| reject(RejectionClass::Malformed, format!("body: {error}")))
+        }
     }
 }
 
@@ -205,6 +219,7 @@ pub fn decode(
 ) -> Result<Command, Rejection> {
     let tenant = parse_tenant(headers).map_err(|reason| reject(RejectionClass::Header, reason))?;
     let payload = payload.ok_or_else(|| reject(RejectionClass::Malformed, "empty value"))?;
+    require_object(payload, "the value")?;
     let envelope: Envelope = serde_json::from_slice(payload)
         .map_err(|error| reject(RejectionClass::Malformed, error.to_string()))?;
     let action = action(&envelope.kind, envelope.body)?;
