@@ -42,6 +42,10 @@ pub struct Settings {
     #[arg(long, env = "KAFKA_CONSUMER_GROUP", default_value = "Drops Service")]
     pub kafka_consumer_group: String,
 
+    /// Port of the REST API (drop queries, /healthz, /readyz, /metrics).
+    #[arg(long, env = "REST_PORT", default_value_t = 8080)]
+    pub rest_port: u16,
+
     /// Partitions of each topic this service creates at start-up when it is missing.
     #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 4,
           value_parser = clap::value_parser!(i32).range(1..))]

@@ -8,13 +8,19 @@ use tokio::time::MissedTickBehavior;
 
 use crate::clock;
 use crate::kafka::producer::{all_acknowledged, Publisher};
+use crate::metrics::{ExpiryCause, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::DropStore;
 
 /// How late after its deadline a drop expires, at most (plus the sweep's own time).
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
-pub async fn run(store: Arc<dyn DropStore>, publisher: Publisher, mut shutdown: Shutdown) {
+pub async fn run(
+    store: Arc<dyn DropStore>,
+    publisher: Publisher,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) {
     let mut ticks = tokio::time::interval(SWEEP_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -29,6 +35,7 @@ pub async fn run(store: Arc<dyn DropStore>, publisher: Publisher, mut shutdown: 
                 deliveries.push(publisher.publish(event))
             })
         });
+        metrics.expired(ExpiryCause::Timeout, expired);
         if expired > 0 {
             tracing::debug!(expired, "drops expired");
             tokio::spawn(async move {

@@ -4,13 +4,16 @@
 //! - `drop`: the domain — plain data and the pure rules of a drop's life.
 //! - `store`: where drops live; each state change one atomic call.
 //! - `kafka`: the wire — decoding commands, encoding events, consuming, producing.
-//! - `expiry`, `startup`, `shutdown`, `config`, `telemetry`, `clock`: the edges.
+//! - `rest`: the JSON:API queries, health, readiness and metrics over HTTP.
+//! - `expiry`, `metrics`, `startup`, `shutdown`, `config`, `telemetry`, `clock`: the edges.
 
 pub mod clock;
 pub mod config;
 pub mod drop;
 pub mod expiry;
 pub mod kafka;
+pub mod metrics;
+pub mod rest;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

@@ -1,10 +1,10 @@
 //! Wires the service together and takes it apart again.
 //!
-//! Start: create missing topics, connect the producer and the consumer, then run the partition
-//! tasks and the expiry sweep until SIGTERM or SIGINT.
+//! Start: bind the REST port, create missing topics, connect the producer and the consumer,
+//! then run the partition tasks, the expiry sweep and the REST server until SIGTERM or SIGINT.
 //! Stop, within `SHUTDOWN_TIMEOUT_MS`: stop fetching and let each partition finish what it
 //! fetched; expire every drop (the in-memory store forgets them, so clients must too); wait
-//! until the broker acknowledged every event; commit; leave the group.
+//! until the broker acknowledged every event; commit; leave the group; stop serving HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::net::TcpListener;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::Settings;
@@ -20,6 +21,8 @@ use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
 use crate::kafka::context::KafkaContext;
 use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher};
 use crate::kafka::{client, topics};
+use crate::metrics::{ExpiryCause, Metrics};
+use crate::rest::{self, AppState, Readiness};
 use crate::shutdown;
 use crate::store::{DropStore, MemoryStore};
 
@@ -29,6 +32,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the service until a signal, then shuts it down. `Err` means the process should exit
 /// non-zero: it could not start, or could not deliver everything before its deadline.
 pub async fn run(settings: Settings) -> Result<(), String> {
+    let listener = TcpListener::bind(("0.0.0.0", settings.rest_port))
+        .await
+        .map_err(|error| format!("REST port {}: {error}", settings.rest_port))?;
+    let metrics = Arc::new(Metrics::default());
+    let context = KafkaContext {
+        metrics: metrics.clone(),
+    };
     let topics = [
         settings.command_topic_drop.as_str(),
         settings.event_topic_drop_status.as_str(),
@@ -41,11 +51,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     )
     .await?;
     let producer: EventProducer = client::producer(&settings)
-        .create_with_context(KafkaContext)
+        .create_with_context(context.clone())
         .map_err(|error| format!("producer: {error}"))?;
     let consumer: Arc<CommandConsumer> = Arc::new(
         client::consumer(&settings)
-            .create_with_context(KafkaContext)
+            .create_with_context(context)
             .map_err(|error| format!("consumer: {error}"))?,
     );
     consumer
@@ -53,19 +63,44 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|error| format!("subscribing: {error}"))?;
 
     let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(settings.rules()));
+    let event_topic = settings.event_topic_drop_status.clone();
     let (publisher, _feeder) =
-        Publisher::start(producer.clone(), settings.event_topic_drop_status.clone());
-    let (trigger, listener) = shutdown::channel();
+        Publisher::start(producer.clone(), event_topic.clone(), metrics.clone());
+    let (trigger, listener_of_shutdown) = shutdown::channel();
     let handler = Arc::new(Handler {
         store: store.clone(),
         publisher: publisher.clone(),
+        metrics: metrics.clone(),
     });
-    let consuming = tokio::spawn(consumer::run(consumer.clone(), handler, listener.clone()));
-    let expiring = tokio::spawn(expiry::run(store.clone(), publisher.clone(), listener));
+    let consuming = tokio::spawn(consumer::run(
+        consumer.clone(),
+        handler,
+        listener_of_shutdown.clone(),
+    ));
+    let expiring = tokio::spawn(expiry::run(
+        store.clone(),
+        publisher.clone(),
+        metrics.clone(),
+        listener_of_shutdown,
+    ));
+    let (http_trigger, mut http_stop) = shutdown::channel();
+    let state = AppState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        readiness: Arc::new(Readiness {
+            consumer: consumer.clone(),
+            producer,
+            event_topic,
+        }),
+    };
+    let serving = tokio::spawn(rest::serve(listener, state, async move {
+        http_stop.recv().await
+    }));
     tracing::info!(
         command_topic = settings.command_topic_drop,
         event_topic = settings.event_topic_drop_status,
         group = settings.kafka_consumer_group,
+        rest_port = settings.rest_port,
         "atlas-drops started"
     );
 
@@ -81,6 +116,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let mut deliveries = Vec::new();
     let expired = store.expire_all(&mut |event| deliveries.push(publisher.publish(event)));
+    metrics.expired(ExpiryCause::Shutdown, expired);
     let undelivered = deliveries.len();
     match timeout_at(deadline, all_acknowledged(deliveries)).await {
         Ok(Ok(())) => tracing::info!(expired, "every drop expired"),
@@ -109,6 +145,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
         tracing::warn!("leaving the consumer group timed out");
     }
+    http_trigger.pull();
+    let _ = serving.await;
     if complete {
         tracing::info!("atlas-drops stopped");
         Ok(())

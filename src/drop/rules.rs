@@ -58,6 +58,17 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every refusal, in declaration order (`refusal as usize` indexes it).
+    pub const ALL: [Refusal; 7] = [
+        Refusal::UnknownDrop,
+        Refusal::WrongMap,
+        Refusal::HeldByOther,
+        Refusal::AlreadyHeld,
+        Refusal::NotPermitted,
+        Refusal::OutOfRange,
+        Refusal::NotHolder,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Refusal::UnknownDrop => "unknown_drop",

@@ -50,6 +50,7 @@ pub fn consumer(settings: &Settings) -> ClientConfig {
             ("session.timeout.ms", "10000"),
             ("fetch.wait.max.ms", "50"),
             ("enable.partition.eof", "false"),
+            ("statistics.interval.ms", "5000"),
         ],
     );
     if !settings

@@ -1,16 +1,35 @@
 //! What librdkafka tells us (logs, errors, rebalances), passed on to our own logs.
 
+use std::sync::Arc;
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 
-/// Shared by the consumer, the producer and the admin client. Callbacks only log: they run on
-/// librdkafka's threads and must return quickly.
+use crate::metrics::Metrics;
+
+/// Shared by the consumer, the producer and the admin client. Callbacks only log and count:
+/// they run on librdkafka's threads and must return quickly.
 #[derive(Clone, Default)]
-pub struct KafkaContext;
+pub struct KafkaContext {
+    pub metrics: Arc<Metrics>,
+}
 
 impl ClientContext for KafkaContext {
+    /// The consumer's statistics (every `statistics.interval.ms`) carry each partition's lag.
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (partition, stats) in &topic.partitions {
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag(name, *partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Emerg

@@ -7,6 +7,7 @@
 //! shows a drop's events in the order of its state changes. A full librdkafka queue only makes
 //! the task wait; it never reorders nor drops an event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -18,6 +19,7 @@ use super::context::KafkaContext;
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
 use crate::drop::event::Event;
+use crate::metrics::Metrics;
 
 pub type EventProducer = FutureProducer<KafkaContext>;
 
@@ -61,9 +63,13 @@ pub async fn all_acknowledged(deliveries: Vec<Delivery>) -> Result<(), String> {
 impl Publisher {
     /// Starts the task feeding `producer`. It ends when every `Publisher` clone is dropped and
     /// the queue is drained.
-    pub fn start(producer: EventProducer, topic: String) -> (Publisher, JoinHandle<()>) {
+    pub fn start(
+        producer: EventProducer,
+        topic: String,
+        metrics: Arc<Metrics>,
+    ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
-        let task = tokio::spawn(feed(producer, topic, pending));
+        let task = tokio::spawn(feed(producer, topic, metrics, pending));
         (Publisher { queue }, task)
     }
 
@@ -79,6 +85,7 @@ impl Publisher {
 async fn feed(
     producer: EventProducer,
     topic: String,
+    metrics: Arc<Metrics>,
     mut pending: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     while let Some(Outgoing { event, sent }) = pending.recv().await {
@@ -88,10 +95,14 @@ async fn feed(
             .key(&key[..])
             .payload(&value[..])
             .headers(event_headers(&event.tenant, &event.correlation));
-        let queued = enqueue(&producer, record).await.map_err(|error| {
-            tracing::error!(%error, drop_id = event.drop_id, "event could not be queued");
-            error.to_string()
-        });
+        let queued = enqueue(&producer, record).await;
+        match &queued {
+            Ok(_) => metrics.event(&event.kind),
+            Err(error) => {
+                tracing::error!(%error, drop_id = event.drop_id, "event could not be queued")
+            }
+        }
+        let queued = queued.map_err(|error| error.to_string());
         let _ = sent.send(queued);
     }
 }

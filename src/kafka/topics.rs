@@ -13,7 +13,7 @@ pub async fn ensure(
     replication: i32,
 ) -> Result<(), String> {
     let admin: AdminClient<KafkaContext> = config
-        .create_with_context(KafkaContext)
+        .create_with_context(KafkaContext::default())
         .map_err(|error| format!("admin client: {error}"))?;
     let new: Vec<NewTopic> = topics
         .iter()

@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{DropStore, EventOut, Origin};
+use super::{DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
@@ -331,11 +331,15 @@ impl DropStore for MemoryStore {
         ids.map(|id| shard.drops[id].clone()).collect()
     }
 
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| lock(shard).drops.len())
-            .sum()
+    /// Scans every drop: meant for a metrics scrape, not for the command path.
+    fn counts(&self) -> DropCounts {
+        let mut counts = DropCounts::default();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            counts.live += shard.drops.len();
+            counts.reserved += shard.drops.values().filter(|d| !d.is_available()).count();
+        }
+        counts
     }
 }
 

@@ -69,10 +69,12 @@ pub trait DropStore: Send + Sync + 'static {
     /// A map's drops, sorted by id.
     fn list(&self, tenant: &TenantRef, location: Location) -> Vec<Drop>;
 
-    /// How many drops lie on all maps of all tenants.
-    fn len(&self) -> usize;
+    /// How many drops lie on all maps of all tenants, and how many of them are reserved.
+    fn counts(&self) -> DropCounts;
+}
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub live: usize,
+    pub reserved: usize,
 }

@@ -73,6 +73,13 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Whether this test started the broker (and so may stop it).
+    pub fn is_ours(&self) -> bool {
+        self.process.is_some()
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(process) = &mut self.process {
@@ -112,6 +119,8 @@ impl Names {
 pub struct Service {
     process: Option<Child>,
     pub log: PathBuf,
+    /// Base URL of its REST API.
+    pub http: String,
 }
 
 impl Service {
@@ -119,9 +128,11 @@ impl Service {
     pub fn start(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
         let log = std::env::temp_dir().join(format!("atlas-drops-{}.log", Uuid::new_v4()));
         let file = std::fs::File::create(&log).expect("log file");
+        let rest_port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_atlas-drops"));
         command
             .env_clear()
+            .env("REST_PORT", rest_port.to_string())
             .env("BOOTSTRAP_SERVERS", &broker.bootstrap)
             .env("COMMAND_TOPIC_DROP", &names.commands)
             .env("EVENT_TOPIC_DROP_STATUS", &names.events)
@@ -141,6 +152,7 @@ impl Service {
         Service {
             process: Some(process),
             log,
+            http: format!("http://127.0.0.1:{rest_port}"),
         }
     }
 
@@ -170,6 +182,23 @@ impl Service {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn ready(&self) {
+        let started = Instant::now();
+        loop {
+            let (status, _, _) = http_get(&format!("{}/readyz", self.http), &[]).await;
+            if status == 200 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -479,4 +508,51 @@ pub fn key_of(drop_id: u64) -> Vec<u8> {
     let mut key = (drop_id as u32).to_le_bytes().to_vec();
     key.extend([0; 4]);
     key
+}
+
+/// A plain HTTP GET: `(status, content type, body)`; status 0 when nothing answers.
+pub async fn http_get(url: &str, headers: &[(&str, String)]) -> (u16, String, String) {
+    let url = url.to_owned();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = agent.get(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        match request.call() {
+            Ok(mut response) => {
+                let content_type = response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                (response.status().as_u16(), content_type, body)
+            }
+            Err(_) => (0, String::new(), String::new()),
+        }
+    })
+    .await
+    .expect("HTTP request task")
+}
+
+impl Tenant {
+    /// The tenant headers as HTTP carries them: versions in decimal.
+    pub fn http_headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TENANT_ID", self.id.to_string()),
+            ("REGION", self.region.clone()),
+            ("MAJOR_VERSION", self.major.to_string()),
+            ("MINOR_VERSION", self.minor.to_string()),
+        ]
+    }
 }

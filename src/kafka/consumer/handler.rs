@@ -1,4 +1,5 @@
-//! Where each command is handled: decoded, applied to the store, its events published.
+//! Where each command is handled: decoded, applied to the store, its events published, its
+//! outcome logged and counted.
 
 use std::sync::Arc;
 
@@ -6,8 +7,10 @@ use rdkafka::message::{Message, OwnedMessage};
 
 use crate::clock;
 use crate::drop::command::Action;
+use crate::drop::event::{Event, EventKind};
 use crate::kafka::message::command::decode;
 use crate::kafka::producer::{Delivery, Publisher};
+use crate::metrics::{ExpiryCause, Metrics, Outcome};
 use crate::store::{DropStore, Origin};
 
 /// How many leading bytes of a rejected value the log shows.
@@ -16,14 +19,15 @@ const LOGGED_BYTES: usize = 128;
 pub struct Handler {
     pub store: Arc<dyn DropStore>,
     pub publisher: Publisher,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Handler {
     /// Applies one record of the command topic. Returns the deliveries of the events it caused:
     /// its offset may be committed once they are all acknowledged.
     pub fn handle(&self, message: &OwnedMessage) -> Vec<Delivery> {
-        let command = match decode(message.payload(), message.headers()) {
-            Ok(command) => command,
+        let (command_type, command) = match decode(message.payload(), message.headers()) {
+            Ok(decoded) => decoded,
             Err(rejection) => {
                 let value = message.payload().unwrap_or_default();
                 let shown = String::from_utf8_lossy(&value[..value.len().min(LOGGED_BYTES)]);
@@ -34,6 +38,8 @@ impl Handler {
                     value = %shown,
                     "command rejected"
                 );
+                let outcome = Outcome::Rejected(rejection.class);
+                self.metrics.command(rejection.command_type, outcome);
                 return Vec::new();
             }
         };
@@ -44,40 +50,39 @@ impl Handler {
         };
         let now = clock::now();
         let mut deliveries = Vec::with_capacity(2);
-        let out = &mut |event| deliveries.push(self.publisher.publish(event));
-        let (kind, drop_id, outcome) = match &command.action {
-            Action::Spawn(spec) => {
-                let drop = self.store.spawn(&origin, *spec, now, out);
-                ("SPAWN", drop.id.get(), Ok(()))
-            }
+        let mut evicted = 0;
+        let out = &mut |event: Event| {
+            evicted += usize::from(event.kind == EventKind::Expired);
+            deliveries.push(self.publisher.publish(event));
+        };
+        let (drop_id, outcome) = match &command.action {
+            Action::Spawn(spec) => (self.store.spawn(&origin, *spec, now, out).id.get(), Ok(())),
             Action::Reserve(request) => (
-                "REQUEST_RESERVATION",
                 request.drop_id,
                 self.store.reserve(&origin, request, now, out),
             ),
-            Action::CancelReservation(request) => (
-                "CANCEL_RESERVATION",
-                request.drop_id,
-                self.store.cancel(&origin, request, out),
-            ),
+            Action::CancelReservation(request) => {
+                (request.drop_id, self.store.cancel(&origin, request, out))
+            }
             Action::PickUp(request) => (
-                "REQUEST_PICK_UP",
                 request.drop_id,
                 self.store.pick_up(&origin, request, now, out),
             ),
         };
+        self.metrics.expired(ExpiryCause::MapLimit, evicted);
+        let command = command_type.name();
         let tenant = &origin.tenant.id;
         let transaction_id = &origin.correlation.transaction_id;
         match outcome {
-            Ok(()) => tracing::debug!(command = kind, %tenant, drop_id, %transaction_id, "applied"),
-            Err(refusal) => tracing::info!(
-                command = kind,
-                %tenant,
-                drop_id,
-                %transaction_id,
-                %refusal,
-                "refused"
-            ),
+            Ok(()) => {
+                tracing::debug!(command, %tenant, drop_id, %transaction_id, "applied");
+                self.metrics.command(Some(command_type), Outcome::Applied);
+            }
+            Err(refusal) => {
+                tracing::info!(command, %tenant, drop_id, %transaction_id, %refusal, "refused");
+                self.metrics
+                    .command(Some(command_type), Outcome::Refused(refusal));
+            }
         }
         deliveries
     }

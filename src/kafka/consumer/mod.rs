@@ -9,6 +9,7 @@ pub mod handler;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -31,7 +32,7 @@ const PARTITION_QUEUE: usize = 1024;
 /// Reads records until shutdown, hands each to its partition's task, then lets every partition
 /// task finish what it holds.
 pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shutdown: Shutdown) {
-    let mut partitions: HashMap<i32, mpsc::Sender<OwnedMessage>> = HashMap::new();
+    let mut partitions: HashMap<i32, mpsc::Sender<(Instant, OwnedMessage)>> = HashMap::new();
     let mut tasks = JoinSet::new();
     loop {
         let message = tokio::select! {
@@ -39,16 +40,16 @@ pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shut
             message = consumer.recv() => message,
         };
         let message = match message {
-            Ok(message) => message.detach(),
+            Ok(message) => (Instant::now(), message.detach()),
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
                 continue;
             }
         };
-        let queue = partitions.entry(message.partition()).or_insert_with(|| {
+        let queue = partitions.entry(message.1.partition()).or_insert_with(|| {
             let (queue, records) = mpsc::channel(PARTITION_QUEUE);
             let worker = (consumer.clone(), handler.clone());
-            let place = (message.topic().to_owned(), message.partition());
+            let place = (message.1.topic().to_owned(), message.1.partition());
             tasks.spawn(partition(worker, place, records));
             queue
         });
@@ -65,7 +66,7 @@ pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shut
 async fn partition(
     (consumer, handler): (Arc<CommandConsumer>, Arc<Handler>),
     (topic, partition): (String, i32),
-    mut records: mpsc::Receiver<OwnedMessage>,
+    mut records: mpsc::Receiver<(Instant, OwnedMessage)>,
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
@@ -74,9 +75,10 @@ async fn partition(
     let mut failed = false;
     loop {
         tokio::select! {
-            Some((offset, acknowledged)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((offset, latency, acknowledged)) = in_flight.next(), if !in_flight.is_empty() => {
                 match acknowledged {
                     Ok(()) if !failed => {
+                        handler.metrics.command_latency(latency);
                         if let Err(error) = consumer.store_offset(&topic, partition, offset) {
                             tracing::debug!(%error, partition, offset, "offset not stored");
                         }
@@ -89,10 +91,13 @@ async fn partition(
                 }
             }
             record = records.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match record {
-                Some(message) => {
+                Some((arrived, message)) => {
                     let deliveries = handler.handle(&message);
                     let offset = message.offset();
-                    in_flight.push_back(async move { (offset, all_acknowledged(deliveries).await) });
+                    in_flight.push_back(async move {
+                        let acknowledged = all_acknowledged(deliveries).await;
+                        (offset, arrived.elapsed(), acknowledged)
+                    });
                 }
                 None => open = false,
             },

@@ -14,9 +14,48 @@ use super::headers::{parse_tenant, parse_trace};
 use crate::drop::command::{Action, CharacterRequest, Command, ReserveRequest};
 use crate::drop::model::{Contents, Correlation, DropSpec, Dropper, Location, Point};
 
+/// The `type` of a command on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandType {
+    Spawn,
+    SpawnFromCharacter,
+    RequestReservation,
+    CancelReservation,
+    RequestPickUp,
+}
+
+impl CommandType {
+    /// Every type, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [CommandType; 5] = [
+        CommandType::Spawn,
+        CommandType::SpawnFromCharacter,
+        CommandType::RequestReservation,
+        CommandType::CancelReservation,
+        CommandType::RequestPickUp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandType::Spawn => "SPAWN",
+            CommandType::SpawnFromCharacter => "SPAWN_FROM_CHARACTER",
+            CommandType::RequestReservation => "REQUEST_RESERVATION",
+            CommandType::CancelReservation => "CANCEL_RESERVATION",
+            CommandType::RequestPickUp => "REQUEST_PICK_UP",
+        }
+    }
+
+    fn parse(name: &str) -> Option<CommandType> {
+        CommandType::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
 /// Why a command cannot be applied (contract §6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
+    /// The command's type, when it could be read.
+    pub command_type: Option<CommandType>,
     pub class: RejectionClass,
     pub reason: String,
 }
@@ -34,6 +73,14 @@ pub enum RejectionClass {
 }
 
 impl RejectionClass {
+    /// Every class, in declaration order (`class as usize` indexes it).
+    pub const ALL: [RejectionClass; 4] = [
+        RejectionClass::Header,
+        RejectionClass::Malformed,
+        RejectionClass::UnknownType,
+        RejectionClass::Contents,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             RejectionClass::Header => "bad_header",
@@ -52,6 +99,7 @@ impl fmt::Display for Rejection {
 
 fn reject(class: RejectionClass, reason: impl Into<String>) -> Rejection {
     Rejection {
+        command_type: None,
         class,
         reason: reason.into(),
     }
@@ -185,10 +233,10 @@ fn spawn(body: SpawnBody) -> Result<Action, Rejection> {
     }))
 }
 
-fn action(kind: &str, raw: Option<&RawValue>) -> Result<Action, Rejection> {
+fn action(kind: CommandType, raw: Option<&RawValue>) -> Result<Action, Rejection> {
     match kind {
-        "SPAWN" | "SPAWN_FROM_CHARACTER" => spawn(body(raw)?),
-        "REQUEST_RESERVATION" => {
+        CommandType::Spawn | CommandType::SpawnFromCharacter => spawn(body(raw)?),
+        CommandType::RequestReservation => {
             let body: ReservationBody = body(raw)?;
             Ok(Action::Reserve(ReserveRequest {
                 drop_id: body.drop_id,
@@ -201,34 +249,41 @@ fn action(kind: &str, raw: Option<&RawValue>) -> Result<Action, Rejection> {
                 party_id: body.party_id,
             }))
         }
-        "CANCEL_RESERVATION" => Ok(Action::CancelReservation(
+        CommandType::CancelReservation => Ok(Action::CancelReservation(
             body::<CharacterBody>(raw)?.into(),
         )),
-        "REQUEST_PICK_UP" => Ok(Action::PickUp(body::<CharacterBody>(raw)?.into())),
-        other => Err(reject(
-            RejectionClass::UnknownType,
-            format!("unknown command type {other:?}"),
-        )),
+        CommandType::RequestPickUp => Ok(Action::PickUp(body::<CharacterBody>(raw)?.into())),
     }
 }
 
-/// Decodes one record of the command topic.
+/// Decodes one record of the command topic into its wire type and the domain command.
 pub fn decode(
     payload: Option<&[u8]>,
     headers: Option<&impl Headers>,
-) -> Result<Command, Rejection> {
-    let tenant = parse_tenant(headers).map_err(|reason| reject(RejectionClass::Header, reason))?;
+) -> Result<(CommandType, Command), Rejection> {
     let payload = payload.ok_or_else(|| reject(RejectionClass::Malformed, "empty value"))?;
     require_object(payload, "the value")?;
     let envelope: Envelope = serde_json::from_slice(payload)
         .map_err(|error| reject(RejectionClass::Malformed, error.to_string()))?;
-    let action = action(&envelope.kind, envelope.body)?;
+    let kind = CommandType::parse(&envelope.kind).ok_or_else(|| {
+        reject(
+            RejectionClass::UnknownType,
+            format!("unknown command type {:?}", envelope.kind),
+        )
+    })?;
+    let of_kind = |rejection| Rejection {
+        command_type: Some(kind),
+        ..rejection
+    };
+    let action = action(kind, envelope.body).map_err(of_kind)?;
+    let tenant =
+        parse_tenant(headers).map_err(|reason| of_kind(reject(RejectionClass::Header, reason)))?;
     let mut correlation = Correlation {
         transaction_id: envelope.transaction_id.unwrap_or_default(),
         ..Correlation::default()
     };
     parse_trace(headers, &mut correlation);
-    Ok(Command {
+    let command = Command {
         tenant: Arc::new(tenant),
         location: Location {
             world_id: envelope.world_id,
@@ -237,7 +292,8 @@ pub fn decode(
         },
         correlation,
         action,
-    })
+    };
+    Ok((kind, command))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ fn headers() -> OwnedHeaders {
 }
 
 fn decode_json(value: serde_json::Value) -> Result<Command, Rejection> {
-    decode(Some(&serde_json::to_vec(&value).unwrap()), Some(&headers()))
+    decode(Some(&serde_json::to_vec(&value).unwrap()), Some(&headers())).map(|(_, command)| command)
 }
 
 fn class_of(value: serde_json::Value) -> RejectionClass {
@@ -151,6 +151,15 @@ fn every_command_type_is_known() {
 fn bad_values_are_rejected_with_a_reason() {
     use RejectionClass::*;
     assert_eq!(class_of(json!({"type": "DESTROY"})), UnknownType);
+    assert_eq!(
+        decode_json(json!({"type": "DESTROY"}))
+            .unwrap_err()
+            .command_type,
+        None
+    );
+    let typed =
+        decode_json(json!({"type": "REQUEST_PICK_UP", "body": {"dropId": -1}})).unwrap_err();
+    assert_eq!(typed.command_type, Some(CommandType::RequestPickUp));
     assert_eq!(class_of(json!({"body": {}})), Malformed);
     assert_eq!(
         class_of(json!({"type": "SPAWN", "worldId": 256, "body": {"mesos": 1}})),
@@ -226,6 +235,7 @@ fn a_command_needs_the_whole_tenant() {
     let value = serde_json::to_vec(&json!({"type": "SPAWN", "body": {"mesos": 1}})).unwrap();
     let rejected = |headers: Option<&OwnedHeaders>| decode(Some(&value), headers).unwrap_err();
     assert_eq!(rejected(None).class, RejectionClass::Header);
+    assert_eq!(rejected(None).command_type, Some(CommandType::Spawn));
     let valid = headers();
     for missing in ["TENANT_ID", "REGION", "MAJOR_VERSION", "MINOR_VERSION"] {
         let mut partial = OwnedHeaders::new();
@@ -273,7 +283,8 @@ fn trace_context_is_kept() {
             value: Some("k=v"),
         });
     let value = serde_json::to_vec(&json!({"type": "SPAWN", "body": {"mesos": 1}})).unwrap();
-    let command = decode(Some(&value), Some(&with_trace)).unwrap();
+    let (kind, command) = decode(Some(&value), Some(&with_trace)).unwrap();
+    assert_eq!(kind, CommandType::Spawn);
     assert_eq!(
         command.correlation.traceparent.as_deref(),
         Some(&b"00-abc-def-01"[..])

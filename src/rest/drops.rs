@@ -1,0 +1,175 @@
+//! `GET /api/drops/{id}` and `GET /api/worlds/{w}/channels/{c}/maps/{m}/drops` (contract §4).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::json;
+
+use super::jsonapi::{document, error};
+use super::{tenant, AppState};
+use crate::drop::model::{Drop, Location, Status};
+use crate::kafka::message::event::rfc3339;
+
+/// The default and largest page.
+const MAX_PAGE_SIZE: usize = 250;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Attributes {
+    world_id: u8,
+    channel_id: u8,
+    map_id: u32,
+    item_id: u32,
+    equipment_id: u32,
+    quantity: u32,
+    meso: u32,
+    #[serde(rename = "type")]
+    drop_type: u8,
+    x: i16,
+    y: i16,
+    owner_id: u32,
+    owner_party_id: u32,
+    drop_time: String,
+    dropper_id: u32,
+    dropper_x: i16,
+    dropper_y: i16,
+    character_drop: bool,
+    #[serde(rename = "mod")]
+    mod_: u8,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Resource {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    attributes: Attributes,
+}
+
+fn resource(drop: &Drop) -> Resource {
+    let spec = &drop.spec;
+    Resource {
+        kind: "drops",
+        id: drop.id.to_string(),
+        attributes: Attributes {
+            world_id: drop.location.world_id,
+            channel_id: drop.location.channel_id,
+            map_id: drop.location.map_id,
+            item_id: spec.contents.item_id(),
+            equipment_id: spec.contents.equipment_id(),
+            quantity: spec.contents.quantity(),
+            meso: spec.contents.meso(),
+            drop_type: spec.drop_type,
+            x: spec.position.x,
+            y: spec.position.y,
+            owner_id: spec.owner_id,
+            owner_party_id: spec.owner_party_id,
+            drop_time: rfc3339(drop.dropped_at),
+            dropper_id: spec.dropper.id,
+            dropper_x: spec.dropper.position.x,
+            dropper_y: spec.dropper.position.y,
+            character_drop: spec.player_drop,
+            mod_: spec.mod_,
+            status: match drop.status {
+                Status::Available => "AVAILABLE",
+                Status::Reserved(_) => "RESERVED",
+            },
+        },
+    }
+}
+
+fn parse_number<T: FromStr>(text: &str, what: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{what} {text:?} is not a valid number"))
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let tenant = match tenant::parse(&headers) {
+        Ok(tenant) => tenant,
+        Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
+    };
+    let id: u32 = match parse_number(&id, "drop id") {
+        Ok(id) => id,
+        Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
+    };
+    match state.store.get(&tenant, id) {
+        Some(drop) => document(&headers, StatusCode::OK, &json!({"data": resource(&drop)})),
+        None => error(
+            &headers,
+            StatusCode::NOT_FOUND,
+            format!("drop {id} not found"),
+        ),
+    }
+}
+
+/// `page[number]` (from 1) and `page[size]` (1 to 250, default 250).
+fn page(query: &HashMap<String, String>) -> Result<(usize, usize), String> {
+    let number = match query.get("page[number]") {
+        Some(text) => parse_number::<usize>(text, "page[number]")?,
+        None => 1,
+    };
+    let size = match query.get("page[size]") {
+        Some(text) => parse_number::<usize>(text, "page[size]")?,
+        None => MAX_PAGE_SIZE,
+    };
+    if number == 0 {
+        return Err("page[number] starts at 1".to_owned());
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(format!("page[size] must be from 1 to {MAX_PAGE_SIZE}"));
+    }
+    Ok((number, size))
+}
+
+pub async fn in_map(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((world, channel, map)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let request = || -> Result<_, String> {
+        let tenant = tenant::parse(&headers)?;
+        let location = Location {
+            world_id: parse_number(&world, "worldId")?,
+            channel_id: parse_number(&channel, "channelId")?,
+            map_id: parse_number(&map, "mapId")?,
+        };
+        Ok((tenant, location, page(&query)?))
+    };
+    let (tenant, location, (number, size)) = match request() {
+        Ok(request) => request,
+        Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
+    };
+    let drops = state.store.list(&tenant, location);
+    let total = drops.len();
+    let last = total.div_ceil(size).max(1);
+    let data: Vec<Resource> = drops
+        .iter()
+        .skip((number - 1) * size)
+        .take(size)
+        .map(resource)
+        .collect();
+    let base = format!("/api/worlds/{world}/channels/{channel}/maps/{map}/drops");
+    let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
+    let body = json!({
+        "data": data,
+        "meta": {"total": total},
+        "links": {
+            "self": link(number),
+            "first": link(1),
+            "last": link(last),
+            "prev": (number > 1).then(|| link((number - 1).min(last))),
+            "next": (number < last).then(|| link(number + 1)),
+        },
+    });
+    document(&headers, StatusCode::OK, &body)
+}

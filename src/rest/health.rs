@@ -1,0 +1,78 @@
+//! Liveness, readiness and metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::Producer;
+
+use super::AppState;
+use crate::kafka::consumer::CommandConsumer;
+use crate::kafka::producer::EventProducer;
+use crate::metrics::Gauges;
+
+/// How long the readiness probe waits for the broker's answer.
+const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready means: the consumer holds partitions, and the producer reaches the broker.
+pub struct Readiness {
+    pub consumer: Arc<CommandConsumer>,
+    pub producer: EventProducer,
+    pub event_topic: String,
+}
+
+impl Readiness {
+    async fn check(self: Arc<Self>) -> Result<(), String> {
+        let assigned = self
+            .consumer
+            .assignment()
+            .map_err(|error| format!("consumer: {error}"))?
+            .count();
+        if assigned == 0 {
+            return Err("consumer holds no partition of the command topic".to_owned());
+        }
+        // A metadata request is a round trip to the broker; librdkafka blocks, so off the runtime.
+        tokio::task::spawn_blocking(move || {
+            self.producer
+                .client()
+                .fetch_metadata(Some(&self.event_topic), BROKER_PROBE_TIMEOUT)
+                .map(|_| ())
+                .map_err(|error| format!("producer cannot reach the broker: {error}"))
+        })
+        .await
+        .map_err(|error| format!("probe failed: {error}"))?
+    }
+}
+
+pub async fn alive() -> &'static str {
+    "ok\n"
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.readiness.clone().check().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    // Counting drops visits every shard: off the runtime's threads.
+    let counts = tokio::task::spawn_blocking(move || store.counts())
+        .await
+        .unwrap_or_default();
+    let gauges = Gauges {
+        live_drops: counts.live,
+        reserved_drops: counts.reserved,
+    };
+    let text = state.metrics.render(&gauges);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,331 @@
+//! The REST API through real HTTP against the running service (contract §4), and the operators'
+//! endpoints: health, readiness, metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const MAP: u32 = 500_000_000;
+
+async fn setup() -> (Broker, Service, Peer) {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, &[]);
+    service.ready().await;
+    (broker, service, peer)
+}
+
+async fn get(service: &Service, path: &str, tenant: &Tenant) -> (u16, String, Value) {
+    let (status, content_type, body) =
+        http_get(&format!("{}{path}", service.http), &tenant.http_headers()).await;
+    let body = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON from {path}: {body}"));
+    (status, content_type, body)
+}
+
+fn map_path(map: u32) -> String {
+    format!("/api/worlds/1/channels/2/maps/{map}/drops")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drop_by_id_as_json_api() {
+    let (_broker, service, mut peer) = setup().await;
+    let mut spawn = spawn_item(MAP, 1_302_000);
+    spawn["body"]["ownerId"] = json!(7);
+    spawn["body"]["ownerPartyId"] = json!(3);
+    spawn["body"]["playerDrop"] = json!(true);
+    let created = peer.spawn_drop(&spawn).await;
+    let id = created.drop_id();
+
+    let (status, content_type, body) =
+        get(&service, &format!("/api/drops/{id}"), &peer.tenant).await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "application/vnd.api+json");
+    assert_eq!(
+        body,
+        json!({"data": {"type": "drops", "id": id.to_string(), "attributes": {
+            "worldId": 1, "channelId": 2, "mapId": MAP, "itemId": 1302000, "equipmentId": 0, "quantity": 3,
+            "meso": 0, "type": 2, "x": 100, "y": 50, "ownerId": 7, "ownerPartyId": 3,
+            "dropTime": created.body()["dropTime"], "dropperId": 9300018, "dropperX": 90, "dropperY": 40,
+            "characterDrop": true, "mod": 1, "status": "AVAILABLE"
+        }}})
+    );
+
+    // Reserved, the status says so.
+    peer.send(&reserve(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    let (_, _, body) = get(&service, &format!("/api/drops/{id}"), &peer.tenant).await;
+    assert_eq!(body["data"]["attributes"]["status"], "RESERVED");
+
+    // Another tenant: it does not exist. Nonsense ids: bad requests; unknown ids: not found.
+    let (status, _, body) = get(
+        &service,
+        &format!("/api/drops/{id}"),
+        &Tenant::new("GMS", 83, 1),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["errors"][0]["status"], "404");
+    assert_eq!(
+        get(&service, "/api/drops/1999999999", &peer.tenant).await.0,
+        404
+    );
+    assert_eq!(get(&service, "/api/drops/7", &peer.tenant).await.0, 404);
+    let (status, _, body) = get(&service, "/api/drops/abc", &peer.tenant).await;
+    assert_eq!(status, 400);
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("abc"));
+    assert_eq!(get(&service, "/api/drops/-1", &peer.tenant).await.0, 400);
+
+    // Picked up: gone.
+    peer.send(&pick_up(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "PICKED_UP");
+    assert_eq!(
+        get(&service, &format!("/api/drops/{id}"), &peer.tenant)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_headers_are_required_and_checked() {
+    let (_broker, service, peer) = setup().await;
+    let valid = peer.tenant.http_headers();
+    let mut cases: Vec<Vec<(&str, String)>> = Vec::new();
+    for missing in 0..valid.len() {
+        let mut headers = valid.clone();
+        headers.remove(missing);
+        cases.push(headers);
+    }
+    for (index, bad) in [
+        (0, "not-a-uuid".to_owned()),
+        (2, "x".to_owned()),
+        (3, "65536".to_owned()),
+        (2, "-1".to_owned()),
+    ] {
+        let mut headers = valid.clone();
+        headers[index].1 = bad;
+        cases.push(headers);
+    }
+    for headers in cases {
+        for path in ["/api/drops/1000000001".to_owned(), map_path(MAP)] {
+            let (status, content_type, body) =
+                http_get(&format!("{}{path}", service.http), &headers).await;
+            assert_eq!(status, 400, "{headers:?} {path}");
+            assert_eq!(content_type, "application/vnd.api+json");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["errors"][0]["status"], "400", "{body}");
+            assert!(
+                body["errors"][0]["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("header"),
+                "{body}"
+            );
+        }
+    }
+    // Clients asking for plain JSON get it.
+    let mut headers = valid.clone();
+    headers.push(("Accept", "application/json".to_owned()));
+    let (status, content_type, body) =
+        http_get(&format!("{}{}", service.http, map_path(MAP)), &headers).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["data"],
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_maps_drops_sorted_scoped_and_paged() {
+    let (_broker, service, mut peer) = setup().await;
+    let mut ids = Vec::new();
+    for item in 0..5 {
+        ids.push(
+            peer.spawn_drop(&spawn_item(MAP, 2_000_000 + item))
+                .await
+                .drop_id(),
+        );
+    }
+    // Elsewhere: another map, another channel, another tenant.
+    peer.spawn_drop(&spawn_item(MAP + 1, 2_000_000)).await;
+    let mut other_channel = spawn_item(MAP, 2_000_000);
+    other_channel["channelId"] = json!(3);
+    peer.spawn_drop(&other_channel).await;
+    let stranger = Tenant::new("GMS", 83, 1);
+    peer.send_as(&stranger, &spawn_item(MAP, 2_000_000)).await;
+    peer.next_event().await;
+
+    let (status, _, body) = get(&service, &map_path(MAP), &peer.tenant).await;
+    assert_eq!(status, 200);
+    let listed: Vec<u64> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+    assert_eq!(body["meta"]["total"], 5);
+    assert_eq!(body["data"][0]["type"], "drops");
+    assert_eq!(body["data"][0]["attributes"]["mapId"], MAP);
+    let (_, _, theirs) = get(&service, &map_path(MAP), &stranger).await;
+    assert_eq!(theirs["meta"]["total"], 1);
+    let (status, _, empty) = get(&service, &map_path(MAP + 7), &peer.tenant).await;
+    assert_eq!((status, &empty["data"]), (200, &json!([])));
+    assert_eq!(
+        empty["links"]["last"],
+        format!("{}?page[number]=1&page[size]=250", map_path(MAP + 7))
+    );
+
+    let page = |number: &str, size: &str| {
+        format!("{}?page[number]={number}&page[size]={size}", map_path(MAP))
+    };
+    // Middle page.
+    let (_, _, body) = get(&service, &page("2", "2"), &peer.tenant).await;
+    let ids_of = |body: &Value| -> Vec<u64> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(ids_of(&body), ids[2..4]);
+    assert_eq!(
+        body["links"],
+        json!({"self": page("2", "2"), "first": page("1", "2"), "last": page("3", "2"), "prev": page("1", "2"), "next": page("3", "2")})
+    );
+    // Last page: short, no next.
+    let (_, _, body) = get(&service, &page("3", "2"), &peer.tenant).await;
+    assert_eq!(ids_of(&body), ids[4..]);
+    assert_eq!(body["links"]["next"], Value::Null);
+    // Past the end: empty, total still told.
+    let (status, _, body) = get(&service, &page("9", "2"), &peer.tenant).await;
+    assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 0));
+    assert_eq!(body["meta"]["total"], 5);
+    assert_eq!(body["links"]["prev"], page("3", "2"));
+    // First page: no prev.
+    let (_, _, body) = get(&service, &page("1", "250"), &peer.tenant).await;
+    assert_eq!(ids_of(&body), ids);
+    assert_eq!(body["links"]["prev"], Value::Null);
+    // Bad pages and paths.
+    for bad in [
+        page("1", "0"),
+        page("1", "251"),
+        page("0", "2"),
+        page("x", "2"),
+        page("1", "-3"),
+    ] {
+        let (status, _, body) = get(&service, &bad, &peer.tenant).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("page"),
+            "{body}"
+        );
+    }
+    for bad in [
+        "/api/worlds/256/channels/2/maps/1/drops",
+        "/api/worlds/1/channels/x/maps/1/drops",
+        "/api/worlds/1/channels/2/maps/-1/drops",
+    ] {
+        assert_eq!(get(&service, bad, &peer.tenant).await.0, 400, "{bad}");
+    }
+    assert_eq!(get(&service, "/api/nothing", &peer.tenant).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_metrics() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, &[("MAP_DROP_LIMIT", "2")]);
+    service.ready().await;
+    let (status, _, body) = http_get(&format!("{}/healthz", service.http), &[]).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    // A known sequence: 3 spawns on one map (the third evicts the first), 1 reservation,
+    // 1 refused reservation, 1 refused pick-up, 2 rejected commands.
+    let a = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    let b = peer.spawn_drop(&spawn_item(MAP, 2_000_001)).await.drop_id();
+    peer.send(&spawn_item(MAP, 2_000_002)).await;
+    peer.next_events(2, Duration::from_secs(10)).await;
+    peer.send(&reserve(MAP, b, 7)).await;
+    peer.next_event().await;
+    let mut far = reserve(MAP, b, 8);
+    far["body"]["characterX"] = json!(5000);
+    peer.send(&far).await;
+    peer.next_event().await;
+    peer.send(&pick_up(MAP, a, 7)).await;
+    peer.send_raw(Some(peer.tenant.headers()), b"garbage").await;
+    peer.send_raw(
+        None,
+        serde_json::to_vec(&spawn_item(MAP, 1)).unwrap().as_slice(),
+    )
+    .await;
+
+    let expected = [
+        "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 3",
+        "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"rejected\",reason=\"bad_header\"} 1",
+        "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
+        "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"held_by_other\"} 1",
+        "atlas_drops_commands_total{type=\"REQUEST_PICK_UP\",outcome=\"refused\",reason=\"unknown_drop\"} 1",
+        "atlas_drops_commands_total{type=\"unknown\",outcome=\"rejected\",reason=\"malformed\"} 1",
+        "atlas_drops_events_total{type=\"CREATED\"} 3",
+        "atlas_drops_events_total{type=\"EXPIRED\"} 1",
+        "atlas_drops_events_total{type=\"RESERVED\"} 1",
+        "atlas_drops_events_total{type=\"RESERVATION_FAILURE\"} 1",
+        "atlas_drops_expiries_total{cause=\"map_limit\"} 1",
+        "atlas_drops_live_drops 2",
+        "atlas_drops_reserved_drops 1",
+        "atlas_drops_dead_lettered_total 0",
+        "atlas_drops_command_latency_seconds_count 8",
+    ];
+    // The last commands produce no event to wait for: poll the scrape until they are counted.
+    let started = std::time::Instant::now();
+    let text = loop {
+        let (status, content_type, text) =
+            http_get(&format!("{}/metrics", service.http), &[]).await;
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        if expected.iter().all(|line| text.lines().any(|l| l == *line))
+            || started.elapsed() > Duration::from_secs(15)
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for line in expected {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains("# TYPE atlas_drops_command_latency_seconds histogram"));
+
+    // Not ready once the broker is gone (only a broker of our own can be taken away).
+    if !broker.is_ours() {
+        return;
+    }
+    drop(broker);
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, body) = http_get(&format!("{}/readyz", service.http), &[]).await;
+        if status == 503 {
+            assert!(body.starts_with("not ready"), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still ready without a broker"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, _) = http_get(&format!("{}/healthz", service.http), &[]).await;
+    assert_eq!(status, 200, "alive all the same");
+}
