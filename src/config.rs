@@ -56,13 +56,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(i32).range(1..))]
     pub topic_replication_factor: i32,
 
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    /// Log level: panic, fatal, error, warn, info, debug or trace (the ecosystem's names).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = parse_level)]
     pub log_level: LevelFilter,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// OTLP/HTTP endpoint to export spans to, e.g. http://otel-collector:4318 (unset: no export).
+    #[arg(long, env = "TRACE_ENDPOINT")]
+    pub trace_endpoint: Option<String>,
 
     /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
     #[arg(long, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
@@ -99,6 +103,19 @@ pub struct Settings {
     /// `KAFKA_CFG_*` from the environment, then `--kafka-cfg`: the librdkafka properties to set.
     #[arg(skip)]
     pub kafka_properties: Vec<(String, String)>,
+}
+
+/// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.
+fn parse_level(text: &str) -> Result<LevelFilter, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "panic" | "fatal" | "error" => Ok(LevelFilter::ERROR),
+        "warn" | "warning" => Ok(LevelFilter::WARN),
+        "info" => Ok(LevelFilter::INFO),
+        "debug" => Ok(LevelFilter::DEBUG),
+        "trace" => Ok(LevelFilter::TRACE),
+        "off" => Ok(LevelFilter::OFF),
+        _ => Err(format!("{text:?} is not a log level")),
+    }
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {

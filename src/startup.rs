@@ -25,6 +25,7 @@ use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown;
 use crate::store::{DropStore, MemoryStore};
+use crate::trace::SpanExporter;
 
 /// How long leaving the consumer group may take, at most: a gone broker must not hang exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,6 +72,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         store: store.clone(),
         publisher: publisher.clone(),
         metrics: metrics.clone(),
+        spans: match &settings.trace_endpoint {
+            Some(endpoint) => SpanExporter::start(endpoint),
+            None => SpanExporter::disabled(),
+        },
     });
     let consuming = tokio::spawn(consumer::run(
         consumer.clone(),

@@ -12,6 +12,7 @@ use crate::kafka::message::command::decode;
 use crate::kafka::producer::{Delivery, Publisher};
 use crate::metrics::{ExpiryCause, Metrics, Outcome};
 use crate::store::{DropStore, Origin};
+use crate::trace::{CommandSpan, SpanExporter, TraceParent};
 
 /// How many leading bytes of a rejected value the log shows.
 const LOGGED_BYTES: usize = 128;
@@ -20,6 +21,7 @@ pub struct Handler {
     pub store: Arc<dyn DropStore>,
     pub publisher: Publisher,
     pub metrics: Arc<Metrics>,
+    pub spans: SpanExporter,
 }
 
 impl Handler {
@@ -43,11 +45,24 @@ impl Handler {
                 return Vec::new();
             }
         };
-        let origin = Origin {
+        let mut origin = Origin {
             tenant: command.tenant,
             location: command.location,
             correlation: command.correlation,
         };
+        // The command's span becomes the parent its events carry; a malformed traceparent is
+        // dropped, with its tracestate, as W3C trace context asks.
+        let parent = origin
+            .correlation
+            .traceparent
+            .as_deref()
+            .and_then(TraceParent::parse);
+        let span = CommandSpan::start(parent, self.spans.enabled());
+        origin.correlation.traceparent =
+            span.as_ref().map(|span| span.context.header().into_bytes());
+        if span.is_none() {
+            origin.correlation.tracestate = None;
+        }
         let now = clock::now();
         let mut deliveries = Vec::with_capacity(2);
         let mut evicted = 0;
@@ -73,16 +88,31 @@ impl Handler {
         let command = command_type.name();
         let tenant = &origin.tenant.id;
         let transaction_id = &origin.correlation.transaction_id;
-        match outcome {
+        let trace_id = span.as_ref().map(|span| span.context.trace_id_hex());
+        let trace_id = trace_id.as_deref().unwrap_or_default();
+        let result = match outcome {
             Ok(()) => {
-                tracing::debug!(command, %tenant, drop_id, %transaction_id, "applied");
+                tracing::debug!(command, %tenant, drop_id, %transaction_id, trace_id, "applied");
                 self.metrics.command(Some(command_type), Outcome::Applied);
+                "applied"
             }
             Err(refusal) => {
-                tracing::info!(command, %tenant, drop_id, %transaction_id, %refusal, "refused");
+                tracing::info!(command, %tenant, drop_id, %transaction_id, trace_id, %refusal, "refused");
                 self.metrics
                     .command(Some(command_type), Outcome::Refused(refusal));
+                refusal.name()
             }
+        };
+        if let Some(span) = span {
+            let attributes = [
+                ("atlas.command", command.to_owned()),
+                ("atlas.tenant", tenant.to_string()),
+                ("atlas.drop_id", drop_id.to_string()),
+                ("atlas.transaction_id", transaction_id.to_string()),
+                ("atlas.outcome", result.to_owned()),
+            ];
+            self.spans
+                .finish(span, &format!("{command} process"), &attributes);
         }
         deliveries
     }
