@@ -38,6 +38,10 @@ pub struct Settings {
     )]
     pub event_topic_drop_status: String,
 
+    /// Topic rejected commands are copied to, with the reason in headers (unset: none).
+    #[arg(long, env = "DEAD_LETTER_TOPIC_DROP")]
+    pub dead_letter_topic_drop: Option<String>,
+
     /// Consumer group of the command topic; a new group starts at the earliest offset.
     #[arg(long, env = "KAFKA_CONSUMER_GROUP", default_value = "Drops Service")]
     pub kafka_consumer_group: String,
@@ -91,6 +95,10 @@ pub struct Settings {
     /// Largest vertical distance between a character and the drop it reserves (0 = unchecked).
     #[arg(long, env = "PICKUP_RANGE_Y", default_value_t = 600)]
     pub pickup_range_y: u16,
+
+    /// Most drops the service holds on all maps; spawns past it are refused (0 = no limit).
+    #[arg(long, env = "MAX_LIVE_DROPS", default_value_t = 2_000_000)]
+    pub max_live_drops: usize,
 
     /// How long shutdown may take to finish commands, expire drops and deliver, in ms.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]

@@ -1,17 +1,18 @@
-use std::process::ExitCode;
-
 use atlas_drops::config::Settings;
 use atlas_drops::{startup, telemetry};
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let settings = Settings::load();
     telemetry::init(settings.log_level, settings.log_format);
-    match startup::run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match startup::run(settings).await {
+        Ok(()) => 0,
         Err(error) => {
             tracing::error!(%error, "atlas-drops failed");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here, not by unwinding: dropping the runtime and the Kafka clients could wait on a
+    // broker that is gone, and shutdown already did everything it could within its deadline.
+    std::process::exit(code);
 }

@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::expiry;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
 use crate::kafka::context::KafkaContext;
-use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher};
+use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher, Topics};
 use crate::kafka::{client, topics};
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
@@ -40,10 +40,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let context = KafkaContext {
         metrics: metrics.clone(),
     };
-    let topics = [
+    let mut topics = vec![
         settings.command_topic_drop.as_str(),
         settings.event_topic_drop_status.as_str(),
     ];
+    topics.extend(settings.dead_letter_topic_drop.as_deref());
     topics::ensure(
         &client::admin(&settings),
         &topics,
@@ -63,10 +64,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .subscribe(&[&settings.command_topic_drop])
         .map_err(|error| format!("subscribing: {error}"))?;
 
-    let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(settings.rules()));
+    let store: Arc<dyn DropStore> =
+        Arc::new(MemoryStore::new(settings.rules(), settings.max_live_drops));
     let event_topic = settings.event_topic_drop_status.clone();
-    let (publisher, _feeder) =
-        Publisher::start(producer.clone(), event_topic.clone(), metrics.clone());
+    let topics = Topics {
+        events: event_topic.clone(),
+        dead_letters: settings.dead_letter_topic_drop.clone(),
+    };
+    let (publisher, _feeder) = Publisher::start(producer.clone(), topics, metrics.clone());
     let (trigger, listener_of_shutdown) = shutdown::channel();
     let handler = Arc::new(Handler {
         store: store.clone(),
@@ -138,17 +143,22 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
     }
 
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => {
+    // Committing and leaving the group wait on the broker, which may be gone: both are bounded.
+    let closing = tokio::task::spawn_blocking(move || {
+        let committed = consumer.commit_consumer_state(CommitMode::Sync);
+        drop(consumer);
+        committed
+    });
+    match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+        Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {}
+        Ok(Ok(Err(error))) => {
             tracing::error!(%error, "final commit failed");
             complete = false;
         }
-    }
-    // Closing the consumer leaves the group; librdkafka may wait for a gone broker, so bound it.
-    let closing = tokio::task::spawn_blocking(move || drop(consumer));
-    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tracing::warn!("leaving the consumer group timed out");
+        Ok(Err(_)) | Err(_) => {
+            tracing::error!("final commit and leaving the group did not finish in time");
+            complete = false;
+        }
     }
     http_trigger.pull();
     let _ = serving.await;

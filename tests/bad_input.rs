@@ -15,7 +15,11 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
     let broker = Broker::start();
     let names = Names::fresh();
     let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
+    let service = Service::start(
+        &broker,
+        &names,
+        &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
+    );
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
 
     let tenant = peer.tenant.headers();
@@ -78,6 +82,39 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
         peer.spawn_drop(&spawn_item(MAP + 1 + round, 2_000_000))
             .await;
     }
+    // Every rejected record is on the dead-letter topic, unchanged, with why and whence.
+    let letters = peer.dead_letters(&broker, bad.len() * 3).await;
+    for (headers, value) in &bad {
+        let value = String::from_utf8_lossy(value);
+        let copies: Vec<&Event> = letters.iter().filter(|l| l.raw == value).collect();
+        let sent = bad
+            .iter()
+            .filter(|(_, v)| String::from_utf8_lossy(v) == value)
+            .count();
+        assert_eq!(copies.len(), sent * 3, "{value}");
+        for letter in &copies {
+            let text = |key: &str| String::from_utf8_lossy(&letter.headers[key]).into_owned();
+            assert!(!text("dlq.reason").is_empty());
+            assert_eq!(text("dlq.original.topic"), names.commands);
+            assert!(text("dlq.original.partition").parse::<i32>().is_ok());
+            assert!(text("dlq.original.offset").parse::<i64>().is_ok());
+        }
+        if headers.is_none() {
+            assert!(copies.iter().any(|l| !l.headers.contains_key("TENANT_ID")));
+        }
+    }
+    let class_of = |value: &str| {
+        let letter = letters.iter().find(|l| l.raw.contains(value)).expect(value);
+        String::from_utf8_lossy(&letter.headers["dlq.class"]).into_owned()
+    };
+    assert_eq!(class_of("not json"), "malformed");
+    assert_eq!(class_of("DESTROY"), "unknown_type");
+    assert_eq!(class_of("\"itemId\":0"), "bad_contents");
+    assert!(letters
+        .iter()
+        .any(|l| String::from_utf8_lossy(&l.headers["dlq.class"]) == "bad_header"));
+    peer.expect_quiet(Duration::from_millis(500)).await;
+
     let logs = service.logs();
     assert!(logs.contains("command rejected"), "rejections are logged");
     assert!(

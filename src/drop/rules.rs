@@ -55,11 +55,13 @@ pub enum Refusal {
     OutOfRange,
     /// A cancel by a character that holds no reservation on the drop.
     NotHolder,
+    /// A spawn while the store holds its most drops: memory stays bounded under a flood.
+    StoreFull,
 }
 
 impl Refusal {
     /// Every refusal, in declaration order (`refusal as usize` indexes it).
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::UnknownDrop,
         Refusal::WrongMap,
         Refusal::HeldByOther,
@@ -67,6 +69,7 @@ impl Refusal {
         Refusal::NotPermitted,
         Refusal::OutOfRange,
         Refusal::NotHolder,
+        Refusal::StoreFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Refusal {
             Refusal::NotPermitted => "not_permitted",
             Refusal::OutOfRange => "out_of_range",
             Refusal::NotHolder => "not_holder",
+            Refusal::StoreFull => "store_full",
         }
     }
 }

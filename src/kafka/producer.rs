@@ -1,4 +1,5 @@
-//! The one long-lived, idempotent producer of `EVENT_TOPIC_DROP_STATUS`, behind an ordered queue.
+//! The one long-lived, idempotent producer of `EVENT_TOPIC_DROP_STATUS` (and of the dead-letter
+//! topic), behind an ordered queue.
 //!
 //! Stores call `publish` while they hold a drop's lock, so it must never block and must keep
 //! call order: it pushes onto an unbounded channel, and a single task hands the events to
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,15 +25,35 @@ use crate::metrics::Metrics;
 
 pub type EventProducer = FutureProducer<KafkaContext>;
 
+/// A rejected command, copied unchanged (key, value, headers) to the dead-letter topic, with
+/// headers added that say why and where it came from.
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: OwnedHeaders,
+}
+
+enum Record {
+    Event(Event),
+    DeadLetter(DeadLetter),
+}
+
 struct Outgoing {
-    event: Event,
+    record: Record,
     sent: oneshot::Sender<Result<DeliveryFuture, String>>,
 }
 
-/// A handle that publishes events; cheap to clone.
+/// Where records go.
+pub struct Topics {
+    pub events: String,
+    pub dead_letters: Option<String>,
+}
+
+/// A handle that publishes events (and dead letters); cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::UnboundedSender<Outgoing>,
+    dead_letters: bool,
 }
 
 /// The broker's answer for one event, to be awaited before committing what caused it.
@@ -65,45 +87,85 @@ impl Publisher {
     /// the queue is drained.
     pub fn start(
         producer: EventProducer,
-        topic: String,
+        topics: Topics,
         metrics: Arc<Metrics>,
     ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
-        let task = tokio::spawn(feed(producer, topic, metrics, pending));
-        (Publisher { queue }, task)
+        let dead_letters = topics.dead_letters.is_some();
+        let task = tokio::spawn(feed(producer, topics, metrics, pending));
+        (
+            Publisher {
+                queue,
+                dead_letters,
+            },
+            task,
+        )
     }
 
     /// Queues an event for the broker, keeping call order. Never blocks.
     pub fn publish(&self, event: Event) -> Delivery {
+        self.queue(Record::Event(event))
+    }
+
+    /// Queues a rejected command for the dead-letter topic, or `None` when there is none.
+    pub fn dead_letter(&self, letter: DeadLetter) -> Option<Delivery> {
+        self.dead_letters
+            .then(|| self.queue(Record::DeadLetter(letter)))
+    }
+
+    fn queue(&self, record: Record) -> Delivery {
         let (sent, delivery) = oneshot::channel();
         // If the task is gone, `sent` is dropped with the message and the delivery says so.
-        let _ = self.queue.send(Outgoing { event, sent });
+        let _ = self.queue.send(Outgoing { record, sent });
         Delivery(delivery)
     }
 }
 
 async fn feed(
     producer: EventProducer,
-    topic: String,
+    topics: Topics,
     metrics: Arc<Metrics>,
     mut pending: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some(Outgoing { event, sent }) = pending.recv().await {
-        let key = encode_key(event.drop_id);
-        let value = encode_value(&event);
-        let record = FutureRecord::to(&topic)
-            .key(&key[..])
-            .payload(&value[..])
-            .headers(event_headers(&event.tenant, &event.correlation));
-        let queued = enqueue(&producer, record).await;
-        match &queued {
-            Ok(_) => metrics.event(&event.kind),
-            Err(error) => {
-                tracing::error!(%error, drop_id = event.drop_id, "event could not be queued")
+    while let Some(Outgoing { record, sent }) = pending.recv().await {
+        let queued = match record {
+            Record::Event(event) => {
+                let key = encode_key(event.drop_id);
+                let value = encode_value(&event);
+                let record = FutureRecord::to(&topics.events)
+                    .key(&key[..])
+                    .payload(&value[..])
+                    .headers(event_headers(&event.tenant, &event.correlation));
+                let queued = enqueue(&producer, record).await;
+                match &queued {
+                    Ok(_) => metrics.event(&event.kind),
+                    Err(error) => {
+                        tracing::error!(%error, drop_id = event.drop_id, "event could not be queued")
+                    }
+                }
+                queued
             }
-        }
-        let queued = queued.map_err(|error| error.to_string());
-        let _ = sent.send(queued);
+            Record::DeadLetter(letter) => {
+                let topic = topics
+                    .dead_letters
+                    .as_deref()
+                    .expect("dead letters have a topic");
+                let mut record = FutureRecord::to(topic).headers(letter.headers);
+                if let Some(key) = &letter.key {
+                    record = record.key(&key[..]);
+                }
+                if let Some(value) = &letter.value {
+                    record = record.payload(&value[..]);
+                }
+                let queued = enqueue(&producer, record).await;
+                match &queued {
+                    Ok(_) => metrics.dead_lettered(),
+                    Err(error) => tracing::error!(%error, "dead letter could not be queued"),
+                }
+                queued
+            }
+        };
+        let _ = sent.send(queued.map_err(|error| error.to_string()));
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{DropCounts, DropStore, EventOut, Origin};
@@ -39,6 +39,9 @@ pub struct MemoryStore {
     ids: Box<[Mutex<HashMap<DropId, usize>>]>,
     next_id: AtomicU32,
     hasher: RandomState,
+    /// Drops lying now, against `max_live_drops` (0 = no limit).
+    live: AtomicUsize,
+    max_live_drops: usize,
 }
 
 /// A panic elsewhere must not make every later command on the shard fail: the shard's data is
@@ -48,20 +51,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryStore {
-    pub fn new(rules: Rules) -> MemoryStore {
+    pub fn new(rules: Rules, max_live_drops: usize) -> MemoryStore {
         MemoryStore {
             rules,
             shards: (0..MAP_SHARDS).map(|_| Mutex::default()).collect(),
             ids: (0..ID_SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU32::new(DropId::FIRST.get()),
             hasher: RandomState::new(),
+            live: AtomicUsize::new(0),
+            max_live_drops,
         }
     }
 
     /// A store whose first id is `first`: lets tests reach the wrap-around quickly.
     #[cfg(test)]
     fn starting_at(rules: Rules, first: DropId) -> MemoryStore {
-        let store = MemoryStore::new(rules);
+        let store = MemoryStore::new(rules, 0);
         store.next_id.store(first.get(), Ordering::Relaxed);
         store
     }
@@ -129,6 +134,7 @@ impl MemoryStore {
             }
         }
         self.forget_id(id);
+        self.live.fetch_sub(1, Ordering::Relaxed);
         Some(drop)
     }
 
@@ -167,7 +173,18 @@ fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
 }
 
 impl DropStore for MemoryStore {
-    fn spawn(&self, origin: &Origin, spec: DropSpec, now: Millis, out: EventOut<'_>) -> Drop {
+    fn spawn(
+        &self,
+        origin: &Origin,
+        spec: DropSpec,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<Drop, Refusal> {
+        let live = self.live.fetch_add(1, Ordering::Relaxed);
+        if self.max_live_drops != 0 && live >= self.max_live_drops {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::StoreFull);
+        }
         let index = self.shard_of(&origin.tenant, origin.location);
         let id = self.allocate(index);
         let mut shard = lock(&self.shards[index]);
@@ -208,7 +225,7 @@ impl DropStore for MemoryStore {
         shard.maps.entry(key).or_default().insert(id);
         out(Event::created(&drop, origin.correlation.clone()));
         shard.drops.insert(id, drop.clone());
-        drop
+        Ok(drop)
     }
 
     fn reserve(
@@ -310,6 +327,7 @@ impl DropStore for MemoryStore {
             let mut shard = lock(shard);
             let mut drops: Vec<Drop> = std::mem::take(&mut *shard).drops.into_values().collect();
             drops.sort_by_key(|drop| drop.id);
+            self.live.fetch_sub(drops.len(), Ordering::Relaxed);
             for drop in drops {
                 self.forget_id(drop.id);
                 out(Event::expired(&drop));

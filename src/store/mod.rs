@@ -27,8 +27,14 @@ pub struct Origin {
 
 pub trait DropStore: Send + Sync + 'static {
     /// Creates a drop (`CREATED`), first expiring the map's oldest AVAILABLE drops (`EXPIRED`)
-    /// when the map is full.
-    fn spawn(&self, origin: &Origin, spec: DropSpec, now: Millis, out: EventOut<'_>) -> Drop;
+    /// when the map is full. Refused, with no event, when the store holds its most drops.
+    fn spawn(
+        &self,
+        origin: &Origin,
+        spec: DropSpec,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<Drop, Refusal>;
 
     /// Reserves a drop: `RESERVED`, or `RESERVATION_FAILURE` with the reason returned.
     fn reserve(

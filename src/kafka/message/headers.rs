@@ -12,6 +12,13 @@ pub const MINOR_VERSION: &str = "MINOR_VERSION";
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
+/// Added to a rejected command copied to the dead-letter topic: why, and where it came from.
+pub const DEAD_LETTER_REASON: &str = "dlq.reason";
+pub const DEAD_LETTER_CLASS: &str = "dlq.class";
+pub const DEAD_LETTER_TOPIC: &str = "dlq.original.topic";
+pub const DEAD_LETTER_PARTITION: &str = "dlq.original.partition";
+pub const DEAD_LETTER_OFFSET: &str = "dlq.original.offset";
+
 fn first<'a>(headers: Option<&'a impl Headers>, name: &str) -> Option<&'a [u8]> {
     headers?
         .iter()

@@ -276,7 +276,7 @@ proptest! {
                 Op::Spawn { tenant, map, meso, drop_type, owner, x } => {
                     let origin = origin(tenant, map, transaction);
                     let spec = spec(meso, drop_type, owner, x);
-                    let drop = store.spawn(&origin, spec, now, out);
+                    let drop = store.spawn(&origin, spec, now, out).unwrap();
                     ever.push(drop.id.get());
                     model.spawn(&origin, spec, now, &mut want);
                 }
@@ -334,13 +334,15 @@ proptest! {
 fn of_many_concurrent_reservations_exactly_one_wins() {
     const RACERS: u32 = 16;
     for _ in 0..50 {
-        let store = Arc::new(MemoryStore::new(Rules::default()));
-        let drop = store.spawn(
-            &origin(0, 0, 1),
-            spec(false, 2, 0, 0),
-            Millis(0),
-            &mut |_| {},
-        );
+        let store = Arc::new(MemoryStore::new(Rules::default(), 0));
+        let drop = store
+            .spawn(
+                &origin(0, 0, 1),
+                spec(false, 2, 0, 0),
+                Millis(0),
+                &mut |_| {},
+            )
+            .unwrap();
         let start = Arc::new(Barrier::new(RACERS as usize));
         let racers: Vec<_> = (0..RACERS)
             .map(|character_id| {
@@ -377,7 +379,7 @@ fn of_many_concurrent_reservations_exactly_one_wins() {
 
 #[test]
 fn concurrent_spawns_get_unique_ids() {
-    let store = Arc::new(MemoryStore::new(RULES));
+    let store = Arc::new(MemoryStore::new(RULES, 0));
     let spawners: Vec<_> = (0..4u8)
         .map(|n| {
             let store = store.clone();
@@ -391,6 +393,7 @@ fn concurrent_spawns_get_unique_ids() {
                                 Millis(0),
                                 &mut |_| {},
                             )
+                            .unwrap()
                             .id
                     })
                     .collect::<Vec<_>>()
@@ -420,6 +423,7 @@ fn ids_skip_those_still_in_use_after_wrapping() {
                 Millis(0),
                 &mut |_| {},
             )
+            .unwrap()
             .id
             .get()
     };
@@ -431,4 +435,54 @@ fn ids_skip_those_still_in_use_after_wrapping() {
     // Force the counter round: the next candidates are taken, so they are skipped.
     store.next_id.store(DropId::LAST.get(), Ordering::Relaxed);
     assert_eq!(spawn(&store), 1_000_000_001);
+}
+
+#[test]
+fn the_store_refuses_spawns_past_its_most_drops() {
+    let store = MemoryStore::new(
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        3,
+    );
+    let mut events = Vec::new();
+    let mut spawn = |map: u8| {
+        store.spawn(
+            &origin(0, map, 1),
+            spec(true, 2, 0, 0),
+            Millis(0),
+            &mut |e| events.push(e),
+        )
+    };
+    let first = spawn(0).unwrap();
+    spawn(1).unwrap();
+    spawn(2).unwrap();
+    assert_eq!(spawn(0).unwrap_err(), Refusal::StoreFull);
+    let pick = CharacterRequest {
+        drop_id: first.id.get(),
+        character_id: 1,
+    };
+    store
+        .pick_up(&origin(0, 0, 2), &pick, Millis(0), &mut |_| {})
+        .unwrap();
+    let mut events = Vec::new();
+    let again = store.spawn(&origin(0, 0, 3), spec(true, 2, 0, 0), Millis(0), &mut |e| {
+        events.push(e)
+    });
+    assert!(again.is_ok());
+    assert_eq!(
+        events.len(),
+        1,
+        "one CREATED, nothing for the refused spawn"
+    );
+    store.expire_all(&mut |_| {});
+    assert!(store
+        .spawn(
+            &origin(0, 0, 4),
+            spec(true, 2, 0, 0),
+            Millis(0),
+            &mut |_| {}
+        )
+        .is_ok());
 }
