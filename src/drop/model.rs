@@ -201,14 +201,6 @@ pub struct Drop {
     pub dropped_at: Millis,
     /// The spawning command's transaction id: `EXPIRED` echoes it.
     pub transaction_id: Uuid,
+    /// As last changed; whether a reservation has lapsed since is `Rules::holding`'s to say.
     pub status: Status,
-    /// The character whose reservation lapsed: their late pick-up is still honoured while
-    /// nobody else holds the drop (contract §5).
-    pub lapsed_holder: Option<Reservation>,
-}
-
-impl Drop {
-    pub fn is_available(&self) -> bool {
-        self.status == Status::Available
-    }
 }

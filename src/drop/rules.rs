@@ -92,17 +92,25 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// What the expiry sweep must do with a drop whose deadline came.
+/// What the expiry sweep must do with a drop whose time came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {
     /// Remove it with `EXPIRED`.
     Expire,
-    /// Its reservation lapsed: return it to AVAILABLE.
-    Lapse,
     /// Nothing yet: look again at this time.
     At(Millis),
     /// Nothing will ever come due.
     Never,
+}
+
+/// Who holds a drop at a given time. A reservation lapses by itself once its time is up: the
+/// drop is then free again, yet its former holder keeps a claim to a late pick-up while nobody
+/// else holds it (contract §5). Lapsing needs no step of its own, so no timer runs for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    Free,
+    Held(Reservation),
+    Lapsed(Reservation),
 }
 
 impl Rules {
@@ -130,7 +138,30 @@ impl Rules {
                 && within(self.pickup_range_y, position.y, drop.spec.position.y))
     }
 
+    /// Who holds the drop at `now`.
+    pub fn holding(&self, drop: &Drop, now: Millis) -> Holding {
+        match drop.status {
+            Status::Available => Holding::Free,
+            Status::Reserved(held) => {
+                let lapsed = self.reservation_timeout_ms != 0
+                    && now.since(held.reserved_at) >= self.reservation_timeout_ms;
+                if lapsed {
+                    Holding::Lapsed(held)
+                } else {
+                    Holding::Held(held)
+                }
+            }
+        }
+    }
+
+    /// Whether the drop is AVAILABLE at `now` (free, or its reservation lapsed).
+    pub fn is_available(&self, drop: &Drop, now: Millis) -> bool {
+        !matches!(self.holding(drop, now), Holding::Held(_))
+    }
+
     /// Reserves `drop` for the requester, or says why not. The drop is changed only on success.
+    /// A character whose reservation lapsed was credited already: they may pick the drop up,
+    /// but not reserve it a second time (one reservation, one `RESERVED`).
     pub fn reserve(
         &self,
         drop: &mut Drop,
@@ -141,12 +172,14 @@ impl Rules {
         if drop.location != location {
             return Err(Refusal::WrongMap);
         }
-        match drop.status {
-            Status::Reserved(held) if held.character_id == request.character_id => {
+        match self.holding(drop, now) {
+            Holding::Held(held) | Holding::Lapsed(held)
+                if held.character_id == request.character_id =>
+            {
                 return Err(Refusal::AlreadyHeld)
             }
-            Status::Reserved(_) => return Err(Refusal::HeldByOther),
-            Status::Available => {}
+            Holding::Held(_) => return Err(Refusal::HeldByOther),
+            Holding::Free | Holding::Lapsed(_) => {}
         }
         if !self.may_take(drop, request.character_id, request.party_id, now) {
             return Err(Refusal::NotPermitted);
@@ -160,27 +193,27 @@ impl Rules {
             reserved_at: now,
         };
         drop.status = Status::Reserved(reservation);
-        drop.lapsed_holder = None;
         Ok(reservation)
     }
 
-    /// Cancels the requester's reservation. A character whose reservation already lapsed gives
-    /// up their claim to a late pick-up, silently: they hold nothing to cancel.
-    pub fn cancel(&self, drop: &mut Drop, request: &CharacterRequest) -> Result<(), Refusal> {
-        match drop.status {
-            Status::Reserved(held) if held.character_id == request.character_id => {
+    /// Cancels the requester's reservation. A character whose reservation lapsed gives up their
+    /// claim to a late pick-up, silently: they held nothing to cancel.
+    pub fn cancel(
+        &self,
+        drop: &mut Drop,
+        request: &CharacterRequest,
+        now: Millis,
+    ) -> Result<(), Refusal> {
+        match self.holding(drop, now) {
+            Holding::Held(held) if held.character_id == request.character_id => {
                 drop.status = Status::Available;
                 Ok(())
             }
-            _ => {
-                if drop
-                    .lapsed_holder
-                    .is_some_and(|lapsed| lapsed.character_id == request.character_id)
-                {
-                    drop.lapsed_holder = None;
-                }
+            Holding::Lapsed(held) if held.character_id == request.character_id => {
+                drop.status = Status::Available;
                 Err(Refusal::NotHolder)
             }
+            _ => Err(Refusal::NotHolder),
         }
     }
 
@@ -196,46 +229,42 @@ impl Rules {
         location: Location,
         now: Millis,
     ) -> Result<i8, Refusal> {
-        match drop.status {
-            Status::Reserved(held) if held.character_id == request.character_id => {
+        match self.holding(drop, now) {
+            Holding::Held(held) | Holding::Lapsed(held)
+                if held.character_id == request.character_id =>
+            {
                 Ok(held.pet_slot)
             }
-            Status::Reserved(_) => Err(Refusal::HeldByOther),
-            Status::Available => match drop.lapsed_holder {
-                Some(lapsed) if lapsed.character_id == request.character_id => Ok(lapsed.pet_slot),
-                _ if drop.location != location => Err(Refusal::WrongMap),
-                _ if !self.may_take(drop, request.character_id, 0, now) => {
-                    Err(Refusal::NotPermitted)
-                }
-                _ => Ok(-1),
-            },
+            Holding::Held(_) => Err(Refusal::HeldByOther),
+            _ if drop.location != location => Err(Refusal::WrongMap),
+            _ if !self.may_take(drop, request.character_id, 0, now) => Err(Refusal::NotPermitted),
+            _ => Ok(-1),
         }
     }
 
-    /// When the drop must next be looked at by the expiry sweep, as of its current state.
-    pub fn deadline(&self, drop: &Drop) -> Option<Millis> {
-        let (since, after) = match drop.status {
-            Status::Available => (drop.dropped_at, self.expire_ms),
-            Status::Reserved(held) => (held.reserved_at, self.reservation_timeout_ms),
-        };
-        (after > 0).then(|| since.saturating_add(after))
+    /// When an AVAILABLE drop expires.
+    pub fn expires_at(&self, drop: &Drop) -> Option<Millis> {
+        (self.expire_ms > 0).then(|| drop.dropped_at.saturating_add(self.expire_ms))
     }
 
-    /// What is due for the drop at `now`.
+    /// What is due for a drop whose time came: an AVAILABLE drop past its time expires; a held
+    /// one is looked at again when its reservation lapses (or, if reservations never lapse,
+    /// one expiry period on).
     pub fn due(&self, drop: &Drop, now: Millis) -> Due {
-        match self.deadline(drop) {
-            None => Due::Never,
-            Some(at) if at > now => Due::At(at),
-            Some(_) if drop.is_available() => Due::Expire,
-            Some(_) => Due::Lapse,
-        }
-    }
-
-    /// Returns a lapsed reservation's drop to AVAILABLE, remembering the holder.
-    pub fn lapse(&self, drop: &mut Drop) {
-        if let Status::Reserved(held) = drop.status {
-            drop.status = Status::Available;
-            drop.lapsed_holder = Some(held);
+        let Some(expires_at) = self.expires_at(drop) else {
+            return Due::Never;
+        };
+        match self.holding(drop, now) {
+            Holding::Held(_) if self.reservation_timeout_ms == 0 => {
+                Due::At(now.saturating_add(self.expire_ms))
+            }
+            Holding::Held(held) => Due::At(
+                held.reserved_at
+                    .saturating_add(self.reservation_timeout_ms)
+                    .max(expires_at),
+            ),
+            Holding::Free | Holding::Lapsed(_) if expires_at <= now => Due::Expire,
+            Holding::Free | Holding::Lapsed(_) => Due::At(expires_at),
         }
     }
 
@@ -243,12 +272,16 @@ impl Rules {
     pub fn map_is_full(&self, count: usize) -> bool {
         self.map_drop_limit != 0 && count >= self.map_drop_limit
     }
-}
 
-/// The drop a full map gives up for a new one: the oldest AVAILABLE drop (ties by id).
-pub fn oldest_available<'a>(drops: impl IntoIterator<Item = &'a Drop>) -> Option<&'a Drop> {
-    drops
-        .into_iter()
-        .filter(|drop| drop.is_available())
-        .min_by_key(|drop| (drop.dropped_at, drop.id))
+    /// The drop a full map gives up for a new one: the oldest AVAILABLE drop (ties by id).
+    pub fn oldest_available<'a>(
+        &self,
+        drops: impl IntoIterator<Item = &'a Drop>,
+        now: Millis,
+    ) -> Option<&'a Drop> {
+        drops
+            .into_iter()
+            .filter(|drop| self.is_available(drop, now))
+            .min_by_key(|drop| (drop.dropped_at, drop.id))
+    }
 }

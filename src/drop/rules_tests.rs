@@ -41,7 +41,6 @@ fn drop(drop_type: u8, owner_id: u32, owner_party_id: u32) -> Drop {
         dropped_at: T0,
         transaction_id: Uuid::nil(),
         status: Status::Available,
-        lapsed_holder: None,
     }
 }
 
@@ -150,14 +149,14 @@ fn reserve_refuses_with_the_first_reason_that_applies() {
         rules.reserve(&mut d, &request(7, 900, 0), HERE, T0),
         Err(Refusal::OutOfRange)
     );
-    assert!(d.is_available(), "refusals change nothing");
+    assert!(rules.is_available(&d, T0), "refusals change nothing");
     let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
     assert_eq!(d.status, Status::Reserved(held));
     assert_eq!(
         rules.reserve(&mut d, &request(7, 0, 0), HERE, T0),
         Err(Refusal::AlreadyHeld)
     );
-    let late = T0.saturating_add(60_000);
+    let late = T0.saturating_add(20_000); // past the ownership window, within the reservation
     assert_eq!(
         rules.reserve(&mut d, &request(8, 0, 0), HERE, late),
         Err(Refusal::HeldByOther)
@@ -168,12 +167,12 @@ fn reserve_refuses_with_the_first_reason_that_applies() {
 fn only_the_holder_cancels() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
-    assert_eq!(rules.cancel(&mut d, &by(7)), Err(Refusal::NotHolder));
+    assert_eq!(rules.cancel(&mut d, &by(7), T0), Err(Refusal::NotHolder));
     rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
-    assert_eq!(rules.cancel(&mut d, &by(8)), Err(Refusal::NotHolder));
-    assert!(!d.is_available());
-    assert_eq!(rules.cancel(&mut d, &by(7)), Ok(()));
-    assert!(d.is_available());
+    assert_eq!(rules.cancel(&mut d, &by(8), T0), Err(Refusal::NotHolder));
+    assert!(!rules.is_available(&d, T0));
+    assert_eq!(rules.cancel(&mut d, &by(7), T0), Ok(()));
+    assert!(rules.is_available(&d, T0));
 }
 
 #[test]
@@ -203,24 +202,49 @@ fn pick_up_of_an_available_drop_needs_the_map_and_the_right() {
 }
 
 #[test]
+fn a_reservation_lapses_by_the_clock() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    let lapse_at = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(
+        rules.holding(&d, Millis(lapse_at.0 - 1)),
+        Holding::Held(held)
+    );
+    assert_eq!(rules.holding(&d, lapse_at), Holding::Lapsed(held));
+    assert!(rules.is_available(&d, lapse_at));
+    let never = Rules {
+        reservation_timeout_ms: 0,
+        ..rules
+    };
+    assert_eq!(never.holding(&d, Millis(u64::MAX)), Holding::Held(held));
+}
+
+#[test]
 fn a_lapsed_holder_may_still_pick_up_until_someone_else_reserves() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
     let mut pet = request(7, 0, 0);
     pet.pet_slot = 1;
     rules.reserve(&mut d, &pet, HERE, T0).unwrap();
-    let lapse_at = T0.saturating_add(rules.reservation_timeout_ms);
-    assert_eq!(rules.due(&d, Millis(lapse_at.0 - 1)), Due::At(lapse_at));
-    assert_eq!(rules.due(&d, lapse_at), Due::Lapse);
-    rules.lapse(&mut d);
-    assert!(d.is_available());
-    assert_eq!(rules.pick_up(&d, &by(7), THERE, lapse_at), Ok(1));
-    rules
-        .reserve(&mut d, &request(8, 0, 0), HERE, lapse_at)
-        .unwrap();
-    rules.cancel(&mut d, &by(8)).unwrap();
+    let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.pick_up(&d, &by(7), THERE, lapsed), Ok(1));
     assert_eq!(
-        rules.pick_up(&d, &by(7), THERE, lapse_at),
+        rules.pick_up(&d, &by(8), HERE, lapsed),
+        Ok(-1),
+        "free again"
+    );
+    // Credited once already: the lapsed holder may not reserve it a second time.
+    assert_eq!(
+        rules.reserve(&mut d, &request(7, 0, 0), HERE, lapsed),
+        Err(Refusal::AlreadyHeld)
+    );
+    rules
+        .reserve(&mut d, &request(8, 0, 0), HERE, lapsed)
+        .unwrap();
+    rules.cancel(&mut d, &by(8), lapsed).unwrap();
+    assert_eq!(
+        rules.pick_up(&d, &by(7), THERE, lapsed),
         Err(Refusal::WrongMap)
     );
 }
@@ -230,31 +254,49 @@ fn a_lapsed_holder_gives_up_their_claim_by_cancelling() {
     let rules = Rules::default();
     let mut d = drop(0, 7, 0);
     rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
-    rules.lapse(&mut d);
-    assert_eq!(rules.cancel(&mut d, &by(7)), Err(Refusal::NotHolder));
-    assert_eq!(d.lapsed_holder, None);
+    let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(
+        rules.cancel(&mut d, &by(7), lapsed),
+        Err(Refusal::NotHolder)
+    );
+    assert_eq!(d.status, Status::Available);
+    assert_eq!(
+        rules.pick_up(&d, &by(7), THERE, lapsed),
+        Err(Refusal::WrongMap)
+    );
 }
 
 #[test]
-fn deadlines_follow_the_state() {
+fn what_comes_due_follows_the_state() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
-    assert_eq!(rules.deadline(&d), Some(T0.saturating_add(rules.expire_ms)));
-    assert_eq!(
-        rules.due(&d, T0.saturating_add(rules.expire_ms)),
-        Due::Expire
-    );
-    let later = T0.saturating_add(1000);
+    let expires_at = T0.saturating_add(rules.expire_ms);
+    assert_eq!(rules.expires_at(&d), Some(expires_at));
+    assert_eq!(rules.due(&d, expires_at), Due::Expire);
+    // Held when its time comes: looked at again when the reservation lapses.
+    let late = Millis(expires_at.0 - 1000);
     rules
-        .reserve(&mut d, &request(7, 0, 0), HERE, later)
+        .reserve(&mut d, &request(7, 0, 0), HERE, late)
         .unwrap();
+    let lapse_at = late.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.due(&d, expires_at), Due::At(lapse_at));
+    assert_eq!(rules.due(&d, lapse_at), Due::Expire);
+    // Reserved early: the lapse comes before the expiry, which stays the time to look.
+    let mut early = drop(2, 0, 0);
+    rules
+        .reserve(&mut early, &request(7, 0, 0), HERE, T0)
+        .unwrap();
+    assert_eq!(rules.due(&early, expires_at), Due::Expire);
+    let never_lapsing = Rules {
+        reservation_timeout_ms: 0,
+        ..rules
+    };
     assert_eq!(
-        rules.deadline(&d),
-        Some(later.saturating_add(rules.reservation_timeout_ms))
+        never_lapsing.due(&d, expires_at),
+        Due::At(expires_at.saturating_add(rules.expire_ms))
     );
     let never = Rules {
         expire_ms: 0,
-        reservation_timeout_ms: 0,
         ..rules
     };
     assert_eq!(never.due(&d, Millis(u64::MAX)), Due::Never);
@@ -275,11 +317,9 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
     .map_is_full(usize::MAX));
 
     let mut oldest = drop(2, 0, 0);
-    oldest.status = Status::Reserved(Reservation {
-        character_id: 1,
-        pet_slot: -1,
-        reserved_at: T0,
-    });
+    rules
+        .reserve(&mut oldest, &request(1, 0, 0), HERE, T0)
+        .unwrap();
     let mut second = drop(2, 0, 0);
     second.id = DropId::new(1_000_000_005).unwrap();
     second.dropped_at = Millis(T0.0 + 1);
@@ -287,6 +327,15 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
     third.id = DropId::new(1_000_000_003).unwrap();
     third.dropped_at = Millis(T0.0 + 1);
     let drops = [oldest, second, third.clone()];
-    assert_eq!(oldest_available(&drops).map(|d| d.id), Some(third.id));
-    assert_eq!(oldest_available(&drops[..1]), None);
+    assert_eq!(
+        rules.oldest_available(&drops, T0).map(|d| d.id),
+        Some(third.id)
+    );
+    assert_eq!(rules.oldest_available(&drops[..1], T0), None);
+    // Once its reservation lapsed, the oldest is AVAILABLE again.
+    let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(
+        rules.oldest_available(&drops, lapsed).map(|d| d.id),
+        Some(DropId::FIRST)
+    );
 }

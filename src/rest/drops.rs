@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::jsonapi::{document, error};
 use super::{tenant, AppState};
+use crate::clock;
 use crate::drop::model::{Drop, Location, Status};
 use crate::kafka::message::event::rfc3339;
 
@@ -101,7 +102,7 @@ pub async fn one(
         Ok(id) => id,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    match state.store.get(&tenant, id) {
+    match state.store.get(&tenant, id, clock::now()) {
         Some(drop) => document(&headers, StatusCode::OK, &json!({"data": resource(&drop)})),
         None => error(
             &headers,
@@ -149,7 +150,7 @@ pub async fn in_map(
         Ok(request) => request,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    let drops = state.store.list(&tenant, location);
+    let drops = state.store.list(&tenant, location, clock::now());
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
     let data: Vec<Resource> = drops

@@ -11,6 +11,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 
 use super::AppState;
+use crate::clock;
 use crate::kafka::consumer::CommandConsumer;
 use crate::kafka::producer::EventProducer;
 use crate::metrics::Gauges;
@@ -66,7 +67,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     // Counting drops visits every shard: off the runtime's threads.
-    let counts = tokio::task::spawn_blocking(move || store.counts())
+    let counts = tokio::task::spawn_blocking(move || store.counts(clock::now()))
         .await
         .unwrap_or_default();
     let gauges = Gauges {

@@ -4,7 +4,8 @@
 //! its drop list and its cap — sits under one lock, and commands for different maps rarely
 //! meet. A small id index, sharded by id, finds a drop's shard from its id alone, as commands
 //! keyed by drop id (and the holder's pick-up from anywhere) need. Each shard keeps a deadline
-//! index, so the expiry sweep touches only what comes due.
+//! index with one entry a drop, so the expiry sweep touches only what comes due; reservations
+//! lapse by the clock (`Rules::holding`), so reserving and cancelling never touch the index.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -12,23 +13,33 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use rustc_hash::FxHashMap;
+
 use super::{DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
-use crate::drop::rules::{oldest_available, Due, Refusal, Rules};
+use crate::drop::rules::{Due, Refusal, Rules};
 
 const MAP_SHARDS: usize = 64;
 const ID_SHARDS: usize = 64;
 
 type MapKey = (TenantRef, Location);
 
+/// A drop and the time its deadline-index entry names. Boxed: the tables then move 8 bytes,
+/// not a whole drop, and their spare capacity costs little.
+struct Lying {
+    drop: Drop,
+    due: Option<Millis>,
+}
+
 #[derive(Default)]
 struct Shard {
-    drops: HashMap<DropId, Drop>,
+    /// Ids are handed out by us, never chosen by a peer: a fast hash is safe here.
+    drops: FxHashMap<DropId, Box<Lying>>,
     /// Each map's drop ids, sorted: listings come out in id order.
     maps: HashMap<MapKey, BTreeSet<DropId>>,
-    /// `(when, drop)`: when the sweep must next look at the drop (see `Rules::deadline`).
+    /// `(when, drop)`: when the sweep must next look at the drop (see `Rules::due`).
     deadlines: BTreeSet<(Millis, DropId)>,
 }
 
@@ -36,7 +47,7 @@ pub struct MemoryStore {
     rules: Rules,
     shards: Box<[Mutex<Shard>]>,
     /// Drop id → index of the shard that holds it; also the record of which ids are in use.
-    ids: Box<[Mutex<HashMap<DropId, usize>>]>,
+    ids: Box<[Mutex<FxHashMap<DropId, u8>>]>,
     next_id: AtomicU32,
     hasher: RandomState,
     /// Drops lying now, against `max_live_drops` (0 = no limit).
@@ -75,7 +86,7 @@ impl MemoryStore {
         (self.hasher.hash_one((tenant, location)) as usize) % MAP_SHARDS
     }
 
-    fn id_slot(&self, id: DropId) -> &Mutex<HashMap<DropId, usize>> {
+    fn id_slot(&self, id: DropId) -> &Mutex<FxHashMap<DropId, u8>> {
         &self.ids[id.get() as usize % ID_SHARDS]
     }
 
@@ -90,7 +101,7 @@ impl MemoryStore {
                 .expect("next_id always holds an id in range");
             let id = DropId::new(raw).expect("next_id always holds an id in range");
             if let Entry::Vacant(slot) = lock(self.id_slot(id)).entry(id) {
-                slot.insert(shard);
+                slot.insert(shard as u8);
                 return id;
             }
         }
@@ -100,9 +111,9 @@ impl MemoryStore {
     fn find(&self, tenant: &TenantRef, raw: u32) -> Option<(MutexGuard<'_, Shard>, DropId)> {
         let id = DropId::new(raw)?;
         let shard = *lock(self.id_slot(id)).get(&id)?;
-        let guard = lock(&self.shards[shard]);
-        let drop = guard.drops.get(&id)?;
-        (drop.tenant == *tenant).then_some((guard, id))
+        let guard = lock(&self.shards[usize::from(shard)]);
+        let lying = guard.drops.get(&id)?;
+        (lying.drop.tenant == *tenant).then_some((guard, id))
     }
 
     /// Runs `step` on the tenant's drop `raw` under its shard's lock.
@@ -110,10 +121,10 @@ impl MemoryStore {
         &self,
         tenant: &TenantRef,
         raw: u32,
-        step: impl FnOnce(&mut Shard, DropId, &Rules) -> Result<T, Refusal>,
+        step: impl FnOnce(&mut Shard, DropId) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
         let (mut shard, id) = self.find(tenant, raw).ok_or(Refusal::UnknownDrop)?;
-        step(&mut shard, id, &self.rules)
+        step(&mut shard, id)
     }
 
     fn forget_id(&self, id: DropId) {
@@ -122,10 +133,11 @@ impl MemoryStore {
 
     /// Removes a drop from every index of its shard and from the id index.
     fn remove(&self, shard: &mut Shard, id: DropId) -> Option<Drop> {
-        let drop = shard.drops.remove(&id)?;
-        if let Some(at) = self.rules.deadline(&drop) {
+        let lying = shard.drops.remove(&id)?;
+        if let Some(at) = lying.due {
             shard.deadlines.remove(&(at, id));
         }
+        let drop = lying.drop;
         let key = (drop.tenant.clone(), drop.location);
         if let Entry::Occupied(mut map) = shard.maps.entry(key) {
             map.get_mut().remove(&id);
@@ -138,26 +150,13 @@ impl MemoryStore {
         Some(drop)
     }
 
-    /// Applies `change` to a drop and moves its deadline to match its new state.
-    fn change<T>(
-        rules: &Rules,
-        shard: &mut Shard,
-        id: DropId,
-        change: impl FnOnce(&mut Drop) -> T,
-    ) -> T {
-        let drop = shard.drops.get_mut(&id).expect("caller found the drop");
-        let before = rules.deadline(drop);
-        let result = change(drop);
-        let after = rules.deadline(drop);
-        if before != after {
-            if let Some(at) = before {
-                shard.deadlines.remove(&(at, id));
-            }
-            if let Some(at) = after {
-                shard.deadlines.insert((at, id));
-            }
+    /// A copy of the drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
+    fn view(&self, drop: &Drop, now: Millis) -> Drop {
+        let mut copy = drop.clone();
+        if self.rules.is_available(drop, now) {
+            copy.status = Status::Available;
         }
-        result
+        copy
     }
 }
 
@@ -200,9 +199,8 @@ impl DropStore for MemoryStore {
             if !self.rules.map_is_full(map.map_or(0, BTreeSet::len)) {
                 break;
             }
-            let ids = map.into_iter().flatten();
-            let Some(oldest) = oldest_available(ids.map(|id| &shard.drops[id])).map(|d| d.id)
-            else {
+            let drops = map.into_iter().flatten().map(|id| &shard.drops[id].drop);
+            let Some(oldest) = self.rules.oldest_available(drops, now).map(|d| d.id) else {
                 // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
                 break;
             };
@@ -217,14 +215,18 @@ impl DropStore for MemoryStore {
             dropped_at: now,
             transaction_id: origin.correlation.transaction_id,
             status: Status::Available,
-            lapsed_holder: None,
         };
-        if let Some(at) = self.rules.deadline(&drop) {
+        let due = self.rules.expires_at(&drop);
+        if let Some(at) = due {
             shard.deadlines.insert((at, id));
         }
         shard.maps.entry(key).or_default().insert(id);
         out(Event::created(&drop, origin.correlation.clone()));
-        shard.drops.insert(id, drop.clone());
+        let lying = Box::new(Lying {
+            drop: drop.clone(),
+            due,
+        });
+        shard.drops.insert(id, lying);
         Ok(drop)
     }
 
@@ -235,14 +237,15 @@ impl DropStore for MemoryStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let outcome = self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
-            let reserved = Self::change(rules, shard, id, |drop| {
-                rules.reserve(drop, request, origin.location, now)
-            });
+        let outcome = self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
+            let drop = &mut shard
+                .drops
+                .get_mut(&id)
+                .expect("found under this lock")
+                .drop;
             // Emitted while the shard is locked, so no later change of this drop can overtake it.
-            match reserved {
+            match self.rules.reserve(drop, request, origin.location, now) {
                 Ok(_) => {
-                    let drop = &shard.drops[&id];
                     let kind = EventKind::Reserved {
                         character_id: request.character_id,
                         contents: drop.spec.contents,
@@ -266,10 +269,24 @@ impl DropStore for MemoryStore {
         &self,
         origin: &Origin,
         request: &CharacterRequest,
+        now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
-            Self::change(rules, shard, id, |drop| rules.cancel(drop, request))?;
+        self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
+            let lying = shard.drops.get_mut(&id).expect("found under this lock");
+            let cancelled = self.rules.cancel(&mut lying.drop, request, now);
+            // A sweep that met the drop held put its entry off; free again, it expires on time.
+            let expires_at = self.rules.expires_at(&lying.drop);
+            if lying.drop.status == Status::Available && lying.due > expires_at {
+                if let Some(at) = lying.due {
+                    shard.deadlines.remove(&(at, id));
+                }
+                lying.due = expires_at;
+                if let Some(at) = expires_at {
+                    shard.deadlines.insert((at, id));
+                }
+            }
+            cancelled?;
             out(failure(origin, request.drop_id, request.character_id));
             Ok(())
         })
@@ -282,8 +299,9 @@ impl DropStore for MemoryStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        self.with_drop(&origin.tenant, request.drop_id, |shard, id, rules| {
-            let pet_slot = rules.pick_up(&shard.drops[&id], request, origin.location, now)?;
+        self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
+            let drop = &shard.drops[&id].drop;
+            let pet_slot = self.rules.pick_up(drop, request, origin.location, now)?;
             let drop = self.remove(shard, id).expect("found under this lock");
             let kind = EventKind::PickedUp {
                 character_id: request.character_id,
@@ -299,22 +317,28 @@ impl DropStore for MemoryStore {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
+            let shard = &mut *shard;
             while let Some(&(at, id)) = shard.deadlines.first() {
                 if at > now {
                     break;
                 }
-                match self.rules.due(&shard.drops[&id], now) {
+                shard.deadlines.pop_first();
+                let lying = shard.drops.get_mut(&id).expect("indexed drops exist");
+                let due = self.rules.due(&lying.drop, now);
+                lying.due = match due {
+                    Due::At(later) => Some(later),
+                    Due::Expire | Due::Never => None,
+                };
+                match due {
                     Due::Expire => {
-                        let drop = self.remove(&mut shard, id).expect("indexed drops exist");
+                        let drop = self.remove(shard, id).expect("indexed drops exist");
                         out(Event::expired(&drop));
                         expired += 1;
                     }
-                    Due::Lapse => {
-                        Self::change(&self.rules, &mut shard, id, |drop| self.rules.lapse(drop))
+                    Due::At(later) => {
+                        shard.deadlines.insert((later, id));
                     }
-                    Due::At(_) | Due::Never => {
-                        unreachable!("the index holds each drop's current deadline")
-                    }
+                    Due::Never => {}
                 }
             }
         }
@@ -325,7 +349,11 @@ impl DropStore for MemoryStore {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
-            let mut drops: Vec<Drop> = std::mem::take(&mut *shard).drops.into_values().collect();
+            let mut drops: Vec<Drop> = std::mem::take(&mut *shard)
+                .drops
+                .into_values()
+                .map(|lying| lying.drop)
+                .collect();
             drops.sort_by_key(|drop| drop.id);
             self.live.fetch_sub(drops.len(), Ordering::Relaxed);
             for drop in drops {
@@ -337,25 +365,28 @@ impl DropStore for MemoryStore {
         expired
     }
 
-    fn get(&self, tenant: &TenantRef, id: u32) -> Option<Drop> {
+    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         let (shard, id) = self.find(tenant, id)?;
-        shard.drops.get(&id).cloned()
+        Some(self.view(&shard.drops[&id].drop, now))
     }
 
-    fn list(&self, tenant: &TenantRef, location: Location) -> Vec<Drop> {
+    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let shard = lock(&self.shards[self.shard_of(tenant, location)]);
         let key = (tenant.clone(), location);
         let ids = shard.maps.get(&key).into_iter().flatten();
-        ids.map(|id| shard.drops[id].clone()).collect()
+        ids.map(|id| self.view(&shard.drops[id].drop, now))
+            .collect()
     }
 
     /// Scans every drop: meant for a metrics scrape, not for the command path.
-    fn counts(&self) -> DropCounts {
+    fn counts(&self, now: Millis) -> DropCounts {
         let mut counts = DropCounts::default();
         for shard in self.shards.iter() {
             let shard = lock(shard);
             counts.live += shard.drops.len();
-            counts.reserved += shard.drops.values().filter(|d| !d.is_available()).count();
+            counts.reserved += (shard.drops.values())
+                .filter(|lying| !self.rules.is_available(&lying.drop, now))
+                .count();
         }
         counts
     }

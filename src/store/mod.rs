@@ -50,6 +50,7 @@ pub trait DropStore: Send + Sync + 'static {
         &self,
         origin: &Origin,
         request: &CharacterRequest,
+        now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal>;
 
@@ -62,21 +63,21 @@ pub trait DropStore: Send + Sync + 'static {
         out: EventOut<'_>,
     ) -> Result<(), Refusal>;
 
-    /// Lapses the reservations and expires the drops whose time came by `now`. Returns how many
-    /// drops expired. Costs what comes due, not what lies on the ground.
+    /// Expires the drops whose time came by `now` (reservations lapse by themselves, see
+    /// `Rules::holding`). Returns how many expired. Costs what comes due, not what lies on the ground.
     fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize;
 
     /// Expires every drop (shutdown of a store that forgets everything). Returns how many.
     fn expire_all(&self, out: EventOut<'_>) -> usize;
 
-    /// A drop of this tenant, by id.
-    fn get(&self, tenant: &TenantRef, id: u32) -> Option<Drop>;
+    /// A drop of this tenant, by id, as it is at `now` (a lapsed reservation reads AVAILABLE).
+    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop>;
 
-    /// A map's drops, sorted by id.
-    fn list(&self, tenant: &TenantRef, location: Location) -> Vec<Drop>;
+    /// A map's drops, sorted by id, as they are at `now`.
+    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop>;
 
-    /// How many drops lie on all maps of all tenants, and how many of them are reserved.
-    fn counts(&self) -> DropCounts;
+    /// How many drops lie on all maps of all tenants, and how many of them are reserved at `now`.
+    fn counts(&self, now: Millis) -> DropCounts;
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

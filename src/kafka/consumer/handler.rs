@@ -106,9 +106,10 @@ impl Handler {
                 request.drop_id,
                 self.store.reserve(&origin, request, now, out),
             ),
-            Action::CancelReservation(request) => {
-                (request.drop_id, self.store.cancel(&origin, request, out))
-            }
+            Action::CancelReservation(request) => (
+                request.drop_id,
+                self.store.cancel(&origin, request, now, out),
+            ),
             Action::PickUp(request) => (
                 request.drop_id,
                 self.store.pick_up(&origin, request, now, out),

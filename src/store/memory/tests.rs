@@ -89,7 +89,9 @@ impl Model {
             if !RULES.map_is_full(self.drops.iter().filter(in_map).count()) {
                 break;
             }
-            let Some(oldest) = oldest_available(self.drops.iter().filter(in_map)).map(|d| d.id)
+            let Some(oldest) = RULES
+                .oldest_available(self.drops.iter().filter(in_map), now)
+                .map(|d| d.id)
             else {
                 break;
             };
@@ -109,7 +111,6 @@ impl Model {
             dropped_at: now,
             transaction_id: origin.correlation.transaction_id,
             status: Status::Available,
-            lapsed_holder: None,
         };
         out.push(Event::created(&drop, origin.correlation.clone()));
         self.drops.push(drop);
@@ -145,12 +146,13 @@ impl Model {
         &mut self,
         origin: &Origin,
         request: &CharacterRequest,
+        now: Millis,
         out: &mut Vec<Event>,
     ) -> Result<(), Refusal> {
         let index = self
             .find(&origin.tenant, request.drop_id)
             .ok_or(Refusal::UnknownDrop)?;
-        RULES.cancel(&mut self.drops[index], request)?;
+        RULES.cancel(&mut self.drops[index], request, now)?;
         out.push(failure(origin, request.drop_id, request.character_id));
         Ok(())
     }
@@ -176,25 +178,30 @@ impl Model {
         Ok(())
     }
 
+    /// A drop expires once it lay its time and nobody holds it.
     fn expire_due(&mut self, now: Millis, out: &mut Vec<Event>) {
-        while let Some(index) = self
-            .drops
-            .iter()
-            .position(|d| matches!(RULES.due(d, now), Due::Expire | Due::Lapse))
-        {
-            match RULES.due(&self.drops[index], now) {
-                Due::Expire => self.remove(index, out),
-                _ => RULES.lapse(&mut self.drops[index]),
-            }
+        while let Some(index) = self.drops.iter().position(|d| {
+            RULES.is_available(d, now) && RULES.expires_at(d).is_some_and(|at| at <= now)
+        }) {
+            self.remove(index, out);
         }
     }
 
-    fn list(&self, tenant: &TenantRef, location: Location) -> Vec<Drop> {
+    /// What a reader sees: a lapsed reservation reads AVAILABLE.
+    fn view(drop: &Drop, now: Millis) -> Drop {
+        let mut copy = drop.clone();
+        if RULES.is_available(drop, now) {
+            copy.status = Status::Available;
+        }
+        copy
+    }
+
+    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let mut drops: Vec<Drop> = self
             .drops
             .iter()
             .filter(|d| d.tenant == *tenant && d.location == location)
-            .cloned()
+            .map(|d| Model::view(d, now))
             .collect();
         drops.sort_by_key(|d| d.id);
         drops
@@ -291,7 +298,7 @@ proptest! {
                 Op::Cancel { pick: p, tenant, character } => {
                     let origin = origin(tenant, 0, transaction);
                     let request = CharacterRequest { drop_id: pick(p), character_id: character };
-                    prop_assert_eq!(store.cancel(&origin, &request, out), model.cancel(&origin, &request, &mut want));
+                    prop_assert_eq!(store.cancel(&origin, &request, now, out), model.cancel(&origin, &request, now, &mut want));
                 }
                 Op::PickUp { pick: p, tenant, map, character } => {
                     let origin = origin(tenant, map, transaction);
@@ -309,21 +316,21 @@ proptest! {
                 }
             }
             prop_assert_eq!(got, want);
-            let reserved = model.drops.iter().filter(|d| !d.is_available()).count();
-            prop_assert_eq!(store.counts(), DropCounts { live: model.drops.len(), reserved });
+            let reserved = model.drops.iter().filter(|d| !RULES.is_available(d, now)).count();
+            prop_assert_eq!(store.counts(now), DropCounts { live: model.drops.len(), reserved });
             for t in 0..2 {
                 for m in 0..3 {
-                    prop_assert_eq!(store.list(&tenant(t), location(m)), model.list(&tenant(t), location(m)));
+                    prop_assert_eq!(store.list(&tenant(t), location(m), now), model.list(&tenant(t), location(m), now));
                 }
             }
             for drop in &model.drops {
-                prop_assert_eq!(store.get(&drop.tenant, drop.id.get()), Some(drop.clone()));
-                prop_assert_eq!(store.get(&tenant(9), drop.id.get()), None);
+                prop_assert_eq!(store.get(&drop.tenant, drop.id.get(), now), Some(Model::view(drop, now)));
+                prop_assert_eq!(store.get(&tenant(9), drop.id.get(), now), None);
             }
         }
         let mut all = Vec::new();
         prop_assert_eq!(store.expire_all(&mut |e| all.push(e)), model.drops.len());
-        prop_assert_eq!(store.counts(), DropCounts::default());
+        prop_assert_eq!(store.counts(now), DropCounts::default());
         let expired: HashSet<u32> = all.iter().map(|e| e.drop_id).collect();
         let lying: HashSet<u32> = model.drops.iter().map(|d| d.id.get()).collect();
         prop_assert_eq!(expired, lying);
