@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::Args;
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::drop::rules::Rules;
@@ -12,15 +12,8 @@ use crate::telemetry::LogFormat;
 /// Prefix of environment variables that set librdkafka properties.
 const KAFKA_CFG_PREFIX: &str = "KAFKA_CFG_";
 
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "atlas-drops",
-    version,
-    about = "Owns every item and meso drop on the maps of an Atlas MapleStory server.",
-    after_help = "Any librdkafka property can also be set from the environment with the prefix \
-KAFKA_CFG_, upper case, dots as underscores: KAFKA_CFG_SESSION_TIMEOUT_MS=2000 sets \
-session.timeout.ms=2000. --kafka-cfg overrides the environment."
-)]
+/// The service's settings; the operators' subcommands use the Kafka ones too.
+#[derive(Args, Debug, Clone)]
 pub struct Settings {
     /// Kafka brokers to bootstrap from, host:port[,host:port...].
     #[arg(long, env = "BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
@@ -140,9 +133,9 @@ fn property_of_variable(name: &str) -> Option<String> {
 }
 
 impl Settings {
-    /// Reads the command line and the environment.
-    pub fn load() -> Settings {
-        Settings::from_parts(Settings::parse(), std::env::vars())
+    /// Adds the `KAFKA_CFG_*` properties of the environment to what the command line said.
+    pub fn with_environment(self) -> Settings {
+        Settings::from_parts(self, std::env::vars())
     }
 
     fn from_parts(mut settings: Settings, env: impl Iterator<Item = (String, String)>) -> Settings {
@@ -175,7 +168,21 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    impl Settings {
+        fn parse_from<const N: usize>(args: [&str; N]) -> Settings {
+            Command::parse_from(args).settings
+        }
+    }
 
     #[test]
     fn kafka_cfg_variables_become_properties_and_flags_win() {

@@ -7,6 +7,7 @@
 //! - `rest`: the JSON:API queries, health, readiness and metrics over HTTP.
 //! - `expiry`, `metrics`, `startup`, `shutdown`, `config`, `telemetry`, `clock`: the edges.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod drop;

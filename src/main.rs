@@ -1,16 +1,29 @@
-use atlas_drops::config::Settings;
+use atlas_drops::cli::{self, Cli, Command};
 use atlas_drops::{startup, telemetry};
+use clap::Parser;
 
 #[tokio::main]
 async fn main() {
-    let settings = Settings::load();
-    telemetry::init(settings.log_level, settings.log_format);
-    let code = match startup::run(settings).await {
-        Ok(()) => 0,
-        Err(error) => {
-            tracing::error!(%error, "atlas-drops failed");
-            1
+    let Cli { settings, command } = Cli::parse();
+    let settings = settings.with_environment();
+    let code = match command {
+        None | Some(Command::Serve) => {
+            telemetry::init(settings.log_level, settings.log_format);
+            match startup::run(settings).await {
+                Ok(()) => 0,
+                Err(error) => {
+                    tracing::error!(%error, "atlas-drops failed");
+                    1
+                }
+            }
         }
+        Some(tool) => match cli::run(tool, &settings).await {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("atlas-drops: {error}");
+                1
+            }
+        },
     };
     // Exit here, not by unwinding: dropping the runtime and the Kafka clients could wait on a
     // broker that is gone, and shutdown already did everything it could within its deadline.

@@ -31,13 +31,20 @@ enum Target {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "atlas-drops-load", about = "Load generator and relay for atlas-drops.")]
+#[command(
+    name = "atlas-drops-load",
+    about = "Load generator and relay for atlas-drops."
+)]
 struct Options {
     #[arg(long, env = "BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,
     #[arg(long, env = "COMMAND_TOPIC_DROP", default_value = "COMMAND_TOPIC_DROP")]
     command_topic: String,
-    #[arg(long, env = "EVENT_TOPIC_DROP_STATUS", default_value = "EVENT_TOPIC_DROP_STATUS")]
+    #[arg(
+        long,
+        env = "EVENT_TOPIC_DROP_STATUS",
+        default_value = "EVENT_TOPIC_DROP_STATUS"
+    )]
     event_topic: String,
     /// Be the relay instead of the load: copy every command to the event topic until SIGINT.
     #[arg(long)]
@@ -87,16 +94,22 @@ impl Options {
     }
 
     fn producer(&self) -> FutureProducer {
-        self.client(&[("linger.ms", "1"), ("enable.idempotence", "true"), ("partitioner", "murmur2_random")])
-            .create()
-            .expect("producer")
+        self.client(&[
+            ("linger.ms", "1"),
+            ("enable.idempotence", "true"),
+            ("partitioner", "murmur2_random"),
+        ])
+        .create()
+        .expect("producer")
     }
 }
 
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
-    tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).init();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .init();
     let names = [options.command_topic.as_str(), options.event_topic.as_str()];
     topics::ensure(&options.client(&[]), &names, options.partitions, 1)
         .await
@@ -120,9 +133,14 @@ async fn relay(options: &Options) {
         ])
         .create_with_context(KafkaContext::default())
         .expect("consumer");
-    consumer.subscribe(&[&options.command_topic]).expect("subscribe");
+    consumer
+        .subscribe(&[&options.command_topic])
+        .expect("subscribe");
     let producer = options.producer();
-    eprintln!("relaying {} → {}", options.command_topic, options.event_topic);
+    eprintln!(
+        "relaying {} → {}",
+        options.command_topic, options.event_topic
+    );
     let stop = atlas_drops::shutdown::signal();
     tokio::pin!(stop);
     let mut relayed = 0u64;
@@ -214,15 +232,23 @@ impl Load<'_> {
         let transaction = Uuid::new_v4();
         let (kind, _, _) = STEPS[lifecycle.step];
         let body = match lifecycle.step {
-            0 => json!({"itemId": 2_000_000, "quantity": 1, "mesos": 0, "dropType": 2, "x": 0, "y": 0,
-                        "dropperId": 9_300_018, "mod": 1}),
-            1 => json!({"dropId": lifecycle.drop_id, "characterId": index + 1, "characterX": 0, "characterY": 0, "petSlot": -1}),
+            0 => {
+                json!({"itemId": 2_000_000, "quantity": 1, "mesos": 0, "dropType": 2, "x": 0, "y": 0,
+                        "dropperId": 9_300_018, "mod": 1})
+            }
+            1 => {
+                json!({"dropId": lifecycle.drop_id, "characterId": index + 1, "characterX": 0, "characterY": 0, "petSlot": -1})
+            }
             _ => json!({"dropId": lifecycle.drop_id, "characterId": index + 1}),
         };
         let command = json!({"transactionId": transaction, "worldId": 0, "channelId": 1,
                              "mapId": lifecycle.map, "type": kind, "body": body});
         // As the peers key them: the channel service by drop id, the others by map id.
-        let key = if lifecycle.step == 1 { lifecycle.drop_id as u32 } else { lifecycle.map };
+        let key = if lifecycle.step == 1 {
+            lifecycle.drop_id as u32
+        } else {
+            lifecycle.map
+        };
         let key = key.to_be_bytes();
         let value = serde_json::to_vec(&command).expect("JSON");
         lifecycle.sent_at = Instant::now();
@@ -236,7 +262,10 @@ impl Load<'_> {
 
     /// Takes one event; sends the lifecycle's next step when it is the awaited answer.
     async fn answer(&mut self, event: &Value) {
-        let Some(transaction) = event["transactionId"].as_str().and_then(|t| Uuid::parse_str(t).ok()) else {
+        let Some(transaction) = event["transactionId"]
+            .as_str()
+            .and_then(|t| Uuid::parse_str(t).ok())
+        else {
             self.tally.unexpected += 1;
             return;
         };
@@ -273,12 +302,28 @@ impl Load<'_> {
 async fn load(options: &Options) {
     let tenant = Uuid::new_v4().to_string();
     let headers = OwnedHeaders::new()
-        .insert(Header { key: "TENANT_ID", value: Some(tenant.as_str()) })
-        .insert(Header { key: "REGION", value: Some("GMS") })
-        .insert(Header { key: "MAJOR_VERSION", value: Some(&83u16.to_be_bytes()[..]) })
-        .insert(Header { key: "MINOR_VERSION", value: Some(&1u16.to_be_bytes()[..]) });
+        .insert(Header {
+            key: "TENANT_ID",
+            value: Some(tenant.as_str()),
+        })
+        .insert(Header {
+            key: "REGION",
+            value: Some("GMS"),
+        })
+        .insert(Header {
+            key: "MAJOR_VERSION",
+            value: Some(&83u16.to_be_bytes()[..]),
+        })
+        .insert(Header {
+            key: "MINOR_VERSION",
+            value: Some(&1u16.to_be_bytes()[..]),
+        });
     let consumer: StreamConsumer = options
-        .client(&[("group.id", "atlas-drops-load"), ("enable.auto.commit", "false"), ("fetch.wait.max.ms", "10")])
+        .client(&[
+            ("group.id", "atlas-drops-load"),
+            ("enable.auto.commit", "false"),
+            ("fetch.wait.max.ms", "10"),
+        ])
         .create()
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
@@ -337,7 +382,12 @@ async fn load(options: &Options) {
             load.answer(&value_of(&message)).await;
         }
     }
-    report(options, &load.tally, load.lifecycles.len() - load.tally.completed, elapsed);
+    report(
+        options,
+        &load.tally,
+        load.lifecycles.len() - load.tally.completed,
+        elapsed,
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

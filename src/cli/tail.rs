@@ -1,0 +1,199 @@
+//! `atlas-drops tail`: follows the event topic, one readable line an event.
+
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+use crate::config::Settings;
+use crate::kafka::client;
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// Print each event's raw JSON value instead.
+    #[arg(long)]
+    json: bool,
+    /// Start at the topic's beginning instead of its end.
+    #[arg(long)]
+    from_beginning: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Only this tenant's events (tenant id).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only events of this map.
+    #[arg(long)]
+    map: Option<u32>,
+    /// Only events of this drop.
+    #[arg(long)]
+    drop: Option<u32>,
+    /// Only events of this type (CREATED, RESERVED, ...).
+    #[arg(long = "type")]
+    kind: Option<String>,
+}
+
+/// One event as `tail` shows it.
+struct Shown {
+    timestamp: Option<i64>,
+    tenant: String,
+    region: String,
+    version: String,
+    drop_id: Option<u32>,
+    value: Value,
+    raw: String,
+}
+
+fn header_text(message: &impl Message, name: &str) -> Option<String> {
+    let headers = message.headers()?;
+    let value = headers.iter().find(|h| h.key == name)?.value?;
+    Some(match value {
+        [high, low] if name.ends_with("_VERSION") => u16::from_be_bytes([*high, *low]).to_string(),
+        _ => String::from_utf8_lossy(value).into_owned(),
+    })
+}
+
+impl Shown {
+    fn read(message: &impl Message) -> Shown {
+        let raw = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+        // The key is the drop id, little-endian, in its first four bytes.
+        let drop_id = message
+            .key()
+            .and_then(|key| key.get(..4))
+            .map(|bytes| u32::from_le_bytes(bytes.try_into().expect("4 bytes")));
+        Shown {
+            timestamp: message.timestamp().to_millis(),
+            tenant: header_text(message, "TENANT_ID").unwrap_or_default(),
+            region: header_text(message, "REGION").unwrap_or_default(),
+            version: format!(
+                "{}.{}",
+                header_text(message, "MAJOR_VERSION").unwrap_or_default(),
+                header_text(message, "MINOR_VERSION").unwrap_or_default()
+            ),
+            drop_id,
+            value: serde_json::from_str(&raw).unwrap_or(Value::Null),
+            raw,
+        }
+    }
+
+    fn wanted(&self, args: &TailArgs) -> bool {
+        args.tenant
+            .as_ref()
+            .is_none_or(|tenant| *tenant == self.tenant)
+            && args.map.is_none_or(|map| self.value["mapId"] == map)
+            && args.drop.is_none_or(|drop| self.drop_id == Some(drop))
+            && args
+                .kind
+                .as_ref()
+                .is_none_or(|kind| self.value["type"] == kind.as_str())
+    }
+
+    /// `time type tenant region version wN/cN/mN drop=… tx=… body summary`
+    fn line(&self) -> String {
+        let v = &self.value;
+        let time = self
+            .timestamp
+            .map(|ms| crate::kafka::message::event::rfc3339(crate::drop::model::Millis(ms as u64)))
+            .unwrap_or_else(|| "-".to_owned());
+        let body = &v["body"];
+        let number = |name: &str| body[name].as_i64().unwrap_or_default();
+        let summary = match v["type"].as_str().unwrap_or_default() {
+            "CREATED" if number("meso") > 0 => format!(
+                "{} meso at ({},{}) owner {}",
+                number("meso"),
+                number("x"),
+                number("y"),
+                number("ownerId")
+            ),
+            "CREATED" => format!(
+                "item {} x{} at ({},{}) owner {}",
+                number("itemId"),
+                number("quantity"),
+                number("x"),
+                number("y"),
+                number("ownerId")
+            ),
+            "RESERVED" | "PICKED_UP" => {
+                let what = if number("meso") > 0 {
+                    format!("{} meso", number("meso"))
+                } else {
+                    format!("item {} x{}", number("itemId"), number("quantity"))
+                };
+                let pet = body
+                    .get("petSlot")
+                    .map(|slot| format!(" pet {slot}"))
+                    .unwrap_or_default();
+                format!("character {} {what}{pet}", number("characterId"))
+            }
+            "RESERVATION_FAILURE" => format!("character {}", number("characterId")),
+            _ => String::new(),
+        };
+        format!(
+            "{time} {:<19} tenant={} {} {} w{}/c{}/m{} drop={} tx={} {summary}",
+            v["type"].as_str().unwrap_or("?"),
+            self.tenant,
+            self.region,
+            self.version,
+            v["worldId"],
+            v["channelId"],
+            v["mapId"],
+            self.drop_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            v["transactionId"].as_str().unwrap_or("-"),
+        )
+    }
+}
+
+pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
+    let topic = &settings.event_topic_drop_status;
+    let consumer: StreamConsumer = client::admin(settings)
+        .set(
+            "group.id",
+            format!("atlas-drops-tail-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|error| format!("consumer: {error}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|error| format!("reading the topic {topic}: {error}"))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or_default();
+    let start = if args.from_beginning {
+        Offset::Beginning
+    } else {
+        Offset::End
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        assignment
+            .add_partition_offset(topic, partition, start)
+            .map_err(|error| error.to_string())?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|error| error.to_string())?;
+    let mut printed = 0;
+    while args.count.is_none_or(|count| printed < count) {
+        let message = consumer.recv().await.map_err(|error| error.to_string())?;
+        let shown = Shown::read(&message);
+        if shown.wanted(&args) {
+            println!(
+                "{}",
+                if args.json {
+                    shown.raw.clone()
+                } else {
+                    shown.line()
+                }
+            );
+            printed += 1;
+        }
+    }
+    Ok(())
+}
