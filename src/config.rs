@@ -65,6 +65,18 @@ pub struct Settings {
     #[arg(long, env = "TRACE_ENDPOINT")]
     pub trace_endpoint: Option<String>,
 
+    /// Base URL of the equipment service, ending in /api/ (unset: equip drops carry no equipment).
+    #[arg(long, env = "EQUIPABLES_SERVICE_URL")]
+    pub equipables_service_url: Option<String>,
+
+    /// The ecosystem-wide base URL, used when EQUIPABLES_SERVICE_URL is unset.
+    #[arg(long, env = "BASE_SERVICE_URL")]
+    pub base_service_url: Option<String>,
+
+    /// How long a call to the equipment service is retried before the spawn is rejected, in ms.
+    #[arg(long, env = "EQUIPMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub equipment_timeout_ms: u64,
+
     /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
     #[arg(long, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
     pub drop_expire_ms: u64,
@@ -159,6 +171,11 @@ impl Settings {
             pickup_range_x: self.pickup_range_x,
             pickup_range_y: self.pickup_range_y,
         }
+    }
+
+    /// The equipment service's base URL, if any.
+    pub fn equipment_url(&self) -> Option<&str> {
+        (self.equipables_service_url.as_deref()).or(self.base_service_url.as_deref())
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

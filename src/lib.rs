@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod drop;
+pub mod equipment;
 pub mod expiry;
 pub mod kafka;
 pub mod metrics;

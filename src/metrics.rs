@@ -86,7 +86,7 @@ const EVENT_TYPES: [&str; 5] = [
 fn event_index(kind: &EventKind) -> usize {
     match kind {
         EventKind::Created { .. } => 0,
-        EventKind::Expired => 1,
+        EventKind::Expired { .. } => 1,
         EventKind::PickedUp { .. } => 2,
         EventKind::Reserved { .. } => 3,
         EventKind::ReservationFailure { .. } => 4,
@@ -293,7 +293,7 @@ mod tests {
             Outcome::Refused(Refusal::OutOfRange),
         );
         metrics.command(None, Outcome::Rejected(RejectionClass::Malformed));
-        metrics.event(&EventKind::Expired);
+        metrics.event(&EventKind::Expired { equipment_id: 0 });
         metrics.expired(ExpiryCause::MapLimit, 2);
         metrics.command_latency(Duration::from_millis(3));
         metrics.consumer_lag("commands", 1, 7);

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::Settings;
+use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
 use crate::kafka::context::KafkaContext;
@@ -71,7 +72,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         events: event_topic.clone(),
         dead_letters: settings.dead_letter_topic_drop.clone(),
     };
-    let (publisher, _feeder) = Publisher::start(producer.clone(), topics, metrics.clone());
+    let equipment = settings.equipment_url().map(|url| {
+        EquipmentService::new(url, Duration::from_millis(settings.equipment_timeout_ms))
+    });
+    let (janitor, cleaning) = equipment.clone().map(Janitor::start).unzip();
+    let (publisher, _feeder) = Publisher::start(producer.clone(), topics, metrics.clone(), janitor);
     let (trigger, listener_of_shutdown) = shutdown::channel();
     let handler = Arc::new(Handler {
         store: store.clone(),
@@ -81,6 +86,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             Some(endpoint) => SpanExporter::start(endpoint),
             None => SpanExporter::disabled(),
         },
+        equipment,
     });
     let consuming = tokio::spawn(consumer::run(
         consumer.clone(),
@@ -139,6 +145,15 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 undelivered,
                 "EXPIRED events still undelivered at the shutdown deadline"
             );
+            complete = false;
+        }
+    }
+
+    // The expired drops' equipment is deleted once the last publisher (holding the janitor) is gone.
+    drop(publisher);
+    if let Some(cleaning) = cleaning {
+        if timeout_at(deadline, cleaning).await.is_err() {
+            tracing::error!("equipment of expired drops still undeleted at the shutdown deadline");
             complete = false;
         }
     }

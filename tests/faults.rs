@@ -53,7 +53,7 @@ async fn a_broker_cut_under_load_loses_nothing_and_applies_nothing_twice() {
     let waves: Vec<&[Value]> = commands.chunks(10).collect();
     let (before, after) = waves.split_at(waves.len() / 2);
     for wave in before {
-        peer.send_all(wave).await;
+        peer.send_all(wave, None).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     proxy.cut();
@@ -68,7 +68,7 @@ async fn a_broker_cut_under_load_loses_nothing_and_applies_nothing_twice() {
             let mut sender = Peer::connect_existing(&broker_address, &names).await;
             sender.tenant = tenant;
             for wave in waves {
-                sender.send_all(&wave).await;
+                sender.send_all(&wave, None).await;
             }
         })
     };

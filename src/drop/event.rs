@@ -18,7 +18,10 @@ pub enum EventKind {
         spec: DropSpec,
         dropped_at: Millis,
     },
-    Expired,
+    Expired {
+        /// The equipment to delete with the drop (0: none). Not on the wire: `EXPIRED`'s body is empty.
+        equipment_id: u32,
+    },
     PickedUp {
         character_id: u32,
         contents: Contents,
@@ -38,7 +41,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Created { .. } => "CREATED",
-            EventKind::Expired => "EXPIRED",
+            EventKind::Expired { .. } => "EXPIRED",
             EventKind::PickedUp { .. } => "PICKED_UP",
             EventKind::Reserved { .. } => "RESERVED",
             EventKind::ReservationFailure { .. } => "RESERVATION_FAILURE",
@@ -72,6 +75,7 @@ impl Event {
             transaction_id: drop.transaction_id,
             ..Correlation::default()
         };
-        Event::about(drop, correlation, EventKind::Expired)
+        let equipment_id = drop.spec.contents.equipment_id();
+        Event::about(drop, correlation, EventKind::Expired { equipment_id })
     }
 }

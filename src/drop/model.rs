@@ -117,6 +117,25 @@ impl Contents {
         }
     }
 
+    /// An equip item: item id / 1 000 000 = 1 (contract §5).
+    pub fn is_equip(&self) -> bool {
+        matches!(self, Contents::Item { item_id, .. } if item_id.get() / 1_000_000 == 1)
+    }
+
+    /// The same item, carrying the equipment created for it.
+    pub fn with_equipment(self, equipment_id: u32) -> Contents {
+        match self {
+            Contents::Item {
+                item_id, quantity, ..
+            } => Contents::Item {
+                item_id,
+                equipment_id,
+                quantity,
+            },
+            meso => meso,
+        }
+    }
+
     pub fn item_id(&self) -> u32 {
         match self {
             Contents::Item { item_id, .. } => item_id.get(),

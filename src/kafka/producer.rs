@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use super::context::KafkaContext;
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
-use crate::drop::event::Event;
+use crate::drop::event::{Event, EventKind};
+use crate::equipment::Janitor;
 use crate::metrics::Metrics;
 
 pub type EventProducer = FutureProducer<KafkaContext>;
@@ -54,6 +55,7 @@ pub struct Topics {
 pub struct Publisher {
     queue: mpsc::UnboundedSender<Outgoing>,
     dead_letters: bool,
+    janitor: Option<Janitor>,
 }
 
 /// The broker's answer for one event, to be awaited before committing what caused it.
@@ -89,21 +91,27 @@ impl Publisher {
         producer: EventProducer,
         topics: Topics,
         metrics: Arc<Metrics>,
+        janitor: Option<Janitor>,
     ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
         let dead_letters = topics.dead_letters.is_some();
         let task = tokio::spawn(feed(producer, topics, metrics, pending));
-        (
-            Publisher {
-                queue,
-                dead_letters,
-            },
-            task,
-        )
+        let publisher = Publisher {
+            queue,
+            dead_letters,
+            janitor,
+        };
+        (publisher, task)
     }
 
-    /// Queues an event for the broker, keeping call order. Never blocks.
+    /// Queues an event for the broker, keeping call order. Never blocks. Every `EXPIRED` passes
+    /// here, whatever expired the drop: its equipment, if any, is handed to the janitor.
     pub fn publish(&self, event: Event) -> Delivery {
+        if let (Some(janitor), EventKind::Expired { equipment_id }) = (&self.janitor, &event.kind) {
+            if *equipment_id != 0 {
+                janitor.delete(event.tenant.clone(), *equipment_id);
+            }
+        }
         self.queue(Record::Event(event))
     }
 

@@ -493,8 +493,9 @@ impl Peer {
         letters
     }
 
-    /// Queues every command, then waits until the broker has them all.
-    pub async fn send_all(&self, commands: &[Value]) {
+    /// Queues every command (under one key, when given: then all on one partition, in order),
+    /// then waits until the broker has them all.
+    pub async fn send_all(&self, commands: &[Value], key: Option<&[u8]>) {
         let values: Vec<Vec<u8>> = commands
             .iter()
             .map(|c| serde_json::to_vec(c).expect("json"))
@@ -502,9 +503,12 @@ impl Peer {
         let deliveries: Vec<_> = values
             .iter()
             .map(|value| {
-                let record = FutureRecord::<[u8], [u8]>::to(&self.names.commands)
+                let mut record = FutureRecord::<[u8], [u8]>::to(&self.names.commands)
                     .payload(value)
                     .headers(self.tenant.headers());
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
                 self.producer
                     .send_result(record)
                     .map_err(|(error, _)| error)

@@ -1,15 +1,19 @@
 //! Where each command is handled: decoded, applied to the store, its events published, its
 //! outcome logged and counted.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rdkafka::message::{Header, Message, OwnedMessage};
 
 use crate::clock;
 use crate::drop::command::Action;
+use crate::drop::command::Command;
 use crate::drop::event::{Event, EventKind};
 use crate::drop::rules::Refusal;
-use crate::kafka::message::command::{decode, Rejection};
+use crate::equipment::EquipmentService;
+use crate::kafka::message::command::{decode, CommandType, Rejection, RejectionClass};
 use crate::kafka::message::headers::{
     DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,
@@ -22,11 +26,19 @@ use crate::trace::{CommandSpan, SpanExporter, TraceParent};
 /// How many leading bytes of a rejected value the log shows.
 const LOGGED_BYTES: usize = 128;
 
+/// What became of a record: its deliveries now, or a future that yields them.
+pub enum Handled {
+    Now(Vec<Delivery>),
+    Later(Pin<Box<dyn Future<Output = Vec<Delivery>> + Send>>),
+}
+
 pub struct Handler {
     pub store: Arc<dyn DropStore>,
     pub publisher: Publisher,
     pub metrics: Arc<Metrics>,
     pub spans: SpanExporter,
+    /// Where equip SPAWNs get their equipment created, when configured.
+    pub equipment: Option<EquipmentService>,
 }
 
 impl Handler {
@@ -52,26 +64,67 @@ impl Handler {
         })
     }
 
-    /// Applies one record of the command topic. Returns the deliveries of the events it caused:
-    /// its offset may be committed once they are all acknowledged.
-    pub fn handle(&self, message: &OwnedMessage) -> Vec<Delivery> {
-        let (command_type, command) = match decode(message.payload(), message.headers()) {
+    /// Takes one record of the command topic. Most commands are applied at once; an equip
+    /// SPAWN first waits for the equipment service, beside the partition's other commands, not
+    /// in front of them. Either way the answer is the deliveries of the events the command
+    /// caused: its offset may be committed once they are all acknowledged.
+    pub fn handle(self: &Arc<Self>, message: &OwnedMessage) -> Handled {
+        let (command_type, mut command) = match decode(message.payload(), message.headers()) {
             Ok(decoded) => decoded,
-            Err(rejection) => {
-                let value = message.payload().unwrap_or_default();
-                let shown = String::from_utf8_lossy(&value[..value.len().min(LOGGED_BYTES)]);
-                tracing::warn!(
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    reason = %rejection,
-                    value = %shown,
-                    "command rejected"
-                );
-                let outcome = Outcome::Rejected(rejection.class);
-                self.metrics.command(rejection.command_type, outcome);
-                return self.dead_letter(message, &rejection).into_iter().collect();
-            }
+            Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
         };
+        let equip = match (&self.equipment, &command.action) {
+            (Some(equipment), Action::Spawn(spec))
+                if command_type == CommandType::Spawn
+                    && spec.contents.is_equip()
+                    && spec.contents.equipment_id() == 0 =>
+            {
+                Some((equipment.clone(), spec.contents.item_id()))
+            }
+            _ => None,
+        };
+        let Some((equipment, item_id)) = equip else {
+            return Handled::Now(self.apply(command_type, command));
+        };
+        let (handler, message) = (self.clone(), message.clone());
+        Handled::Later(Box::pin(async move {
+            match equipment.create(&command.tenant, item_id).await {
+                Ok(equipment_id) => {
+                    if let Action::Spawn(spec) = &mut command.action {
+                        spec.contents = spec.contents.with_equipment(equipment_id);
+                    }
+                    handler.apply(command_type, command)
+                }
+                Err(reason) => {
+                    let rejection = Rejection {
+                        command_type: Some(command_type),
+                        class: RejectionClass::Equipment,
+                        reason,
+                    };
+                    handler.reject(&message, &rejection)
+                }
+            }
+        }))
+    }
+
+    /// Logs, counts and dead-letters a command that cannot be applied.
+    fn reject(&self, message: &OwnedMessage, rejection: &Rejection) -> Vec<Delivery> {
+        let value = message.payload().unwrap_or_default();
+        let shown = String::from_utf8_lossy(&value[..value.len().min(LOGGED_BYTES)]);
+        tracing::warn!(
+            partition = message.partition(),
+            offset = message.offset(),
+            reason = %rejection,
+            value = %shown,
+            "command rejected"
+        );
+        self.metrics
+            .command(rejection.command_type, Outcome::Rejected(rejection.class));
+        self.dead_letter(message, rejection).into_iter().collect()
+    }
+
+    /// Applies a decoded command to the store and publishes its events.
+    fn apply(&self, command_type: CommandType, command: Command) -> Vec<Delivery> {
         let mut origin = Origin {
             tenant: command.tenant,
             location: command.location,
@@ -94,7 +147,7 @@ impl Handler {
         let mut deliveries = Vec::with_capacity(2);
         let mut evicted = 0;
         let out = &mut |event: Event| {
-            evicted += usize::from(event.kind == EventKind::Expired);
+            evicted += usize::from(matches!(event.kind, EventKind::Expired { .. }));
             deliveries.push(self.publisher.publish(event));
         };
         let (drop_id, outcome) = match &command.action {

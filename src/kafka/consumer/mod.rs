@@ -17,7 +17,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use self::handler::Handler;
+use self::handler::{Handled, Handler};
 use super::context::KafkaContext;
 use super::producer::all_acknowledged;
 use crate::shutdown::Shutdown;
@@ -113,10 +113,14 @@ async fn partition(
                     }
                 }
                 Some((arrived, message)) => {
-                    let deliveries = handler.handle(&message);
+                    let handled = handler.handle(&message);
                     let offset = message.offset();
                     applied = offset;
                     in_flight.push_back(async move {
+                        let deliveries = match handled {
+                            Handled::Now(deliveries) => deliveries,
+                            Handled::Later(deliveries) => deliveries.await,
+                        };
                         let acknowledged = all_acknowledged(deliveries).await;
                         (offset, arrived.elapsed(), acknowledged)
                     });

@@ -70,15 +70,18 @@ pub enum RejectionClass {
     UnknownType,
     /// A spawn with neither item nor meso, or both.
     Contents,
+    /// An equip spawn whose equipment the equipment service would not create in time.
+    Equipment,
 }
 
 impl RejectionClass {
     /// Every class, in declaration order (`class as usize` indexes it).
-    pub const ALL: [RejectionClass; 4] = [
+    pub const ALL: [RejectionClass; 5] = [
         RejectionClass::Header,
         RejectionClass::Malformed,
         RejectionClass::UnknownType,
         RejectionClass::Contents,
+        RejectionClass::Equipment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +90,7 @@ impl RejectionClass {
             RejectionClass::Malformed => "malformed",
             RejectionClass::UnknownType => "unknown_type",
             RejectionClass::Contents => "bad_contents",
+            RejectionClass::Equipment => "equipment_unavailable",
         }
     }
 }

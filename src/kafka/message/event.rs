@@ -79,7 +79,7 @@ fn body(kind: &EventKind) -> Body {
             dropper_y: spec.dropper.position.y,
             player_drop: spec.player_drop,
         },
-        EventKind::Expired => Body::Expired {},
+        EventKind::Expired { .. } => Body::Expired {},
         EventKind::PickedUp {
             character_id,
             contents: held,

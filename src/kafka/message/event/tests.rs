@@ -69,7 +69,7 @@ fn every_event_has_the_contract_shape_and_field_order() {
         )
     );
     assert_eq!(
-        text(EventKind::Expired),
+        text(EventKind::Expired { equipment_id: 9 }),
         format!(r#"{HEAD}"type":"EXPIRED","body":{{}}}}"#)
     );
     assert_eq!(
@@ -115,7 +115,7 @@ fn drop_time_is_rfc3339_utc_with_trimmed_fractions() {
 
 #[test]
 fn headers_carry_the_tenant_in_binary_and_the_trace() {
-    let mut traced = event(EventKind::Expired);
+    let mut traced = event(EventKind::Expired { equipment_id: 9 });
     traced.correlation.traceparent = Some(b"00-abc-def-01".to_vec());
     let headers = event_headers(&traced.tenant, &traced.correlation);
     let pairs: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.key, h.value.unwrap())).collect();
