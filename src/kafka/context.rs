@@ -31,6 +31,13 @@ impl ClientContext for KafkaContext {
     }
 
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // `KAFKA_CFG_*` properties go to every client, so each client warns about the others'
+        // properties (a producer of `session.timeout.ms`): expected, not worth a warning.
+        let level = if facility == "CONFWARN" {
+            RDKafkaLogLevel::Debug
+        } else {
+            level
+        };
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
