@@ -10,14 +10,6 @@ use serde_json::json;
 
 const MAP: u32 = 100_000_000;
 
-async fn setup(env: &[(&str, &str)]) -> (Broker, Service, Peer) {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, env);
-    (broker, service, peer)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn created_is_exact_on_the_wire() {
     let (_broker, _service, mut peer) = setup(&[]).await;

@@ -10,11 +10,8 @@ use serde_json::{json, Value};
 
 const MAP: u32 = 500_000_000;
 
-async fn setup() -> (Broker, Service, Peer) {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
+async fn ready_setup() -> (Broker, Service, Peer) {
+    let (broker, service, peer) = setup(&[]).await;
     service.ready().await;
     (broker, service, peer)
 }
@@ -32,7 +29,7 @@ fn map_path(map: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drop_by_id_as_json_api() {
-    let (_broker, service, mut peer) = setup().await;
+    let (_broker, service, mut peer) = ready_setup().await;
     let mut spawn = spawn_item(MAP, 1_302_000);
     spawn["body"]["ownerId"] = json!(7);
     spawn["body"]["ownerPartyId"] = json!(3);
@@ -95,7 +92,7 @@ async fn a_drop_by_id_as_json_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_headers_are_required_and_checked() {
-    let (_broker, service, peer) = setup().await;
+    let (_broker, service, peer) = ready_setup().await;
     let valid = peer.tenant.http_headers();
     let mut cases: Vec<Vec<(&str, String)>> = Vec::new();
     for missing in 0..valid.len() {
@@ -144,7 +141,7 @@ async fn tenant_headers_are_required_and_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_maps_drops_sorted_scoped_and_paged() {
-    let (_broker, service, mut peer) = setup().await;
+    let (_broker, service, mut peer) = ready_setup().await;
     let mut ids = Vec::new();
     for item in 0..5 {
         ids.push(

@@ -9,14 +9,6 @@ use serde_json::json;
 
 const MAP: u32 = 200_000_000;
 
-async fn setup(env: &[(&str, &str)]) -> (Broker, Service, Peer) {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, env);
-    (broker, service, peer)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn available_drops_expire_with_their_spawns_transaction() {
     let (_broker, _service, mut peer) = setup(&[("DROP_EXPIRE_MS", "1000")]).await;

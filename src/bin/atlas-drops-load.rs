@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use atlas_drops::kafka::client;
 use atlas_drops::kafka::context::KafkaContext;
 use atlas_drops::kafka::topics;
 use clap::{Parser, ValueEnum};
@@ -82,15 +83,7 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 
 impl Options {
     fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
-        for (key, value) in defaults {
-            config.set(*key, *value);
-        }
-        for (key, value) in &self.kafka_cfg {
-            config.set(key, value);
-        }
-        config
+        client::layered(&self.bootstrap_servers, defaults, &self.kafka_cfg)
     }
 
     fn producer(&self) -> FutureProducer {

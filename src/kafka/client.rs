@@ -6,12 +6,25 @@ use rdkafka::ClientConfig;
 use crate::config::Settings;
 
 fn base(settings: &Settings, defaults: &[(&str, &str)]) -> ClientConfig {
+    layered(
+        &settings.bootstrap_servers,
+        defaults,
+        &settings.kafka_properties,
+    )
+}
+
+/// A client of `bootstrap`: `defaults` first, then the operator's `properties`, which win.
+pub fn layered(
+    bootstrap: &str,
+    defaults: &[(&str, &str)],
+    properties: &[(String, String)],
+) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.bootstrap_servers);
+    config.set("bootstrap.servers", bootstrap);
     for (key, value) in defaults {
         config.set(*key, *value);
     }
-    for (key, value) in &settings.kafka_properties {
+    for (key, value) in properties {
         config.set(key, value);
     }
     config

@@ -306,6 +306,15 @@ impl Drop for Service {
     }
 }
 
+/// A broker, fresh topics, a peer reading the events, and the service with `env`.
+pub async fn setup(env: &[(&str, &str)]) -> (Broker, Service, Peer) {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, env);
+    (broker, service, peer)
+}
+
 /// A tenant as peers send it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tenant {
