@@ -186,7 +186,7 @@ async fn reservation_failures_are_reported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn party_drops_and_the_ownership_window() {
-    let (_broker, _service, mut peer) = setup(&[("OWNERSHIP_MS", "1500")]).await;
+    let (_broker, _service, mut peer) = setup(&[("OWNERSHIP_MS", "4000")]).await;
     let mut party = spawn_item(MAP, 2_000_000);
     party["body"]["dropType"] = json!(1);
     party["body"]["ownerId"] = json!(7);
@@ -210,7 +210,7 @@ async fn party_drops_and_the_ownership_window() {
     peer.send(&pick_up(MAP, owned_id, 8)).await;
     peer.expect_quiet(Duration::from_millis(300)).await;
     // ...until the window passes; then anyone picks it up directly.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     peer.send(&pick_up(MAP, owned_id, 9)).await;
     let picked = peer.next_event().await;
     assert_eq!(picked.kind(), "PICKED_UP");

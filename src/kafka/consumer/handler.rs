@@ -8,8 +8,7 @@ use std::sync::Arc;
 use rdkafka::message::{Header, Message, OwnedMessage};
 
 use crate::clock;
-use crate::drop::command::Action;
-use crate::drop::command::Command;
+use crate::drop::command::{Action, Command};
 use crate::drop::event::{Event, EventKind};
 use crate::drop::rules::Refusal;
 use crate::equipment::EquipmentService;
