@@ -114,6 +114,9 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
         .iter()
         .any(|l| String::from_utf8_lossy(&l.headers["dlq.class"]) == "bad_header"));
     peer.expect_quiet(Duration::from_millis(500)).await;
+    let (_, _, metrics) = http_get(&format!("{}/metrics", service.http), &[]).await;
+    let counted = format!("atlas_drops_dead_lettered_total {}", bad.len() * 3);
+    assert!(metrics.lines().any(|line| line == counted), "{metrics}");
 
     let logs = service.logs();
     assert!(logs.contains("command rejected"), "rejections are logged");
