@@ -24,6 +24,11 @@ impl Trigger {
 }
 
 impl Shutdown {
+    /// Whether shutdown began.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once shutdown began (at once if it already has, or if the trigger is gone).
     pub async fn recv(&mut self) {
         let _ = self.0.wait_for(|&stopping| stopping).await;

@@ -97,7 +97,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         store.clone(),
         publisher.clone(),
         metrics.clone(),
-        listener_of_shutdown,
+        listener_of_shutdown.clone(),
     ));
     let (http_trigger, mut http_stop) = shutdown::channel();
     let state = AppState {
@@ -107,6 +107,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             consumer: consumer.clone(),
             producer,
             event_topic,
+            shutdown: listener_of_shutdown,
         }),
     };
     let serving = tokio::spawn(rest::serve(listener, state, async move {

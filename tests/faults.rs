@@ -119,7 +119,17 @@ async fn shutdown_with_the_broker_gone_ends_within_its_deadline_and_says_so() {
     drop(broker);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let stopped = service.stop(Duration::from_secs(20));
+    let http = service.http.clone();
+    let stopping = tokio::task::spawn_blocking(move || service.stop(Duration::from_secs(20)));
+    // While it shuts down, it tells the orchestrator it is not ready.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut said = String::new();
+    while !stopping.is_finished() && !said.contains("shutting down") {
+        said = http_get(&format!("{http}/readyz"), &[]).await.2;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(said.contains("not ready: shutting down"), "{said}");
+    let stopped = stopping.await.expect("stopped");
     assert!(
         !stopped.success(),
         "undelivered EXPIRED events make the exit non-zero"

@@ -15,19 +15,26 @@ use crate::clock;
 use crate::kafka::consumer::CommandConsumer;
 use crate::kafka::producer::EventProducer;
 use crate::metrics::Gauges;
+use crate::shutdown::Shutdown;
 
 /// How long the readiness probe waits for the broker's answer.
 const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Ready means: the consumer holds partitions, and the producer reaches the broker.
+/// Ready means: not shutting down, the consumer holds partitions, and the producer reaches
+/// the broker.
 pub struct Readiness {
     pub consumer: Arc<CommandConsumer>,
     pub producer: EventProducer,
     pub event_topic: String,
+    pub shutdown: Shutdown,
 }
 
 impl Readiness {
     async fn check(self: Arc<Self>) -> Result<(), String> {
+        if self.shutdown.is_triggered() {
+            return Err("shutting down".to_owned());
+        }
         let assigned = self
             .consumer
             .assignment()
