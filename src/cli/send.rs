@@ -150,7 +150,9 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
         ..Correlation::default()
     };
     let headers = event_headers(&args.tenant.tenant(), &correlation);
+    // An operator waits for an answer: give up after a while rather than wait out an outage.
     let producer: FutureProducer = client::producer(settings)
+        .set("message.timeout.ms", "15000")
         .create()
         .map_err(|error| format!("producer: {error}"))?;
     let key = key.to_be_bytes();
