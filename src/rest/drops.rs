@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::json;
 
 use super::jsonapi::{document, error};
 use super::{tenant, AppState};
@@ -50,6 +49,35 @@ struct Resource {
     kind: &'static str,
     id: String,
     attributes: Attributes,
+}
+
+/// Documents are structs, not `json!` maps, so their members keep the order written here.
+#[derive(Serialize)]
+struct Document {
+    data: Resource,
+}
+
+#[derive(Serialize)]
+struct Page {
+    data: Vec<Resource>,
+    meta: Meta,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    total: usize,
+}
+
+/// `prev` and `next` are `null` where there is no such page.
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+    first: String,
+    last: String,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
 fn resource(drop: &Drop) -> Resource {
@@ -103,7 +131,13 @@ pub async fn one(
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
     match state.store.get(&tenant, id, clock::now()) {
-        Some(drop) => document(&headers, StatusCode::OK, &json!({"data": resource(&drop)})),
+        Some(drop) => document(
+            &headers,
+            StatusCode::OK,
+            &Document {
+                data: resource(&drop),
+            },
+        ),
         None => error(
             &headers,
             StatusCode::NOT_FOUND,
@@ -161,16 +195,16 @@ pub async fn in_map(
         .collect();
     let base = format!("/api/worlds/{world}/channels/{channel}/maps/{map}/drops");
     let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
-    let body = json!({
-        "data": data,
-        "meta": {"total": total},
-        "links": {
-            "self": link(number),
-            "first": link(1),
-            "last": link(last),
-            "prev": (number > 1).then(|| link((number - 1).min(last))),
-            "next": (number < last).then(|| link(number + 1)),
+    let body = Page {
+        data,
+        meta: Meta { total },
+        links: Links {
+            this: link(number),
+            first: link(1),
+            last: link(last),
+            prev: (number > 1).then(|| link((number - 1).min(last))),
+            next: (number < last).then(|| link(number + 1)),
         },
-    });
+    };
     document(&headers, StatusCode::OK, &body)
 }
