@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::drop::model::{Tenant, TenantRef};
+use crate::rest::tenant::with_headers as with_tenant;
 
 /// One request's time, at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -119,14 +120,6 @@ impl EquipmentService {
             }
         }
     }
-}
-
-fn with_tenant<B>(request: ureq::RequestBuilder<B>, tenant: &Tenant) -> ureq::RequestBuilder<B> {
-    request
-        .header("TENANT_ID", tenant.id.to_string())
-        .header("REGION", &tenant.region)
-        .header("MAJOR_VERSION", tenant.major_version.to_string())
-        .header("MINOR_VERSION", tenant.minor_version.to_string())
 }
 
 /// Deletes the equipment of expired drops, in the background. Expiry happens under a store

@@ -4,6 +4,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{LocationArgs, TenantArgs};
+use crate::rest::tenant::with_headers;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -41,13 +42,7 @@ impl ServiceArgs {
             .http_status_as_error(false)
             .build()
             .into();
-        let tenant = &self.tenant;
-        let mut response = agent
-            .get(&url)
-            .header("TENANT_ID", tenant.tenant_id.to_string())
-            .header("REGION", &tenant.region)
-            .header("MAJOR_VERSION", tenant.major_version.to_string())
-            .header("MINOR_VERSION", tenant.minor_version.to_string())
+        let mut response = with_headers(agent.get(&url), &self.tenant.tenant())
             .call()
             .map_err(|error| format!("GET {url}: {error}"))?;
         let status = response.status();

@@ -67,6 +67,25 @@ pub struct Tenant {
     pub minor_version: u16,
 }
 
+/// Kafka and HTTP carry a tenant's id and region alike, as text; both read them here.
+impl Tenant {
+    /// The id must be a 36-character UUID.
+    pub fn parse_id(text: &str) -> Result<Uuid, String> {
+        Some(text)
+            .filter(|text| text.len() == 36)
+            .and_then(|text| Uuid::try_parse(text).ok())
+            .ok_or_else(|| "header TENANT_ID is not a 36-character UUID".to_owned())
+    }
+
+    /// The region must not be empty.
+    pub fn parse_region(text: &str) -> Result<String, String> {
+        if text.is_empty() {
+            return Err("header REGION is empty".to_owned());
+        }
+        Ok(text.to_owned())
+    }
+}
+
 /// Tenants are shared by every drop and event of theirs, so they are reference counted.
 pub type TenantRef = Arc<Tenant>;
 

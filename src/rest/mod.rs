@@ -4,7 +4,7 @@
 mod drops;
 mod health;
 mod jsonapi;
-mod tenant;
+pub(crate) mod tenant;
 
 use std::sync::Arc;
 

@@ -1,10 +1,9 @@
-//! The tenant of an HTTP request: the four headers of the Kafka side, with the versions as
-//! decimal strings (contract §4).
+//! The tenant over HTTP: the four headers of the Kafka side, with the versions as decimal
+//! strings (contract §4) — read from our requests, written on our calls to peers.
 
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use uuid::Uuid;
 
 use crate::drop::model::{Tenant, TenantRef};
 
@@ -24,19 +23,22 @@ fn version(headers: &HeaderMap, name: &str) -> Result<u16, String> {
 }
 
 pub fn parse(headers: &HeaderMap) -> Result<TenantRef, String> {
-    let id = header(headers, "TENANT_ID")?;
-    let id = Some(id)
-        .filter(|id| id.len() == 36)
-        .and_then(|id| Uuid::try_parse(id).ok())
-        .ok_or_else(|| "header TENANT_ID is not a 36-character UUID".to_owned())?;
-    let region = header(headers, "REGION")?;
-    if region.is_empty() {
-        return Err("header REGION is empty".to_owned());
-    }
     Ok(Arc::new(Tenant {
-        id,
-        region: region.to_owned(),
+        id: Tenant::parse_id(header(headers, "TENANT_ID")?)?,
+        region: Tenant::parse_region(header(headers, "REGION")?)?,
         major_version: version(headers, "MAJOR_VERSION")?,
         minor_version: version(headers, "MINOR_VERSION")?,
     }))
+}
+
+/// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP.
+pub fn with_headers<B>(
+    request: ureq::RequestBuilder<B>,
+    tenant: &Tenant,
+) -> ureq::RequestBuilder<B> {
+    request
+        .header("TENANT_ID", tenant.id.to_string())
+        .header("REGION", &tenant.region)
+        .header("MAJOR_VERSION", tenant.major_version.to_string())
+        .header("MINOR_VERSION", tenant.minor_version.to_string())
 }

@@ -1,7 +1,6 @@
 //! Tenant and trace headers as they travel on Kafka (contract §2).
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use uuid::Uuid;
 
 use crate::drop::model::{Correlation, Tenant};
 
@@ -44,19 +43,13 @@ fn version(headers: Option<&impl Headers>, name: &str) -> Result<u16, String> {
 
 /// Reads the tenant a command belongs to; a command without a whole tenant is bad input.
 pub fn parse_tenant(headers: Option<&impl Headers>) -> Result<Tenant, String> {
-    let id = required(headers, TENANT_ID)?;
-    let id = std::str::from_utf8(id)
-        .ok()
-        .filter(|text| text.len() == 36)
-        .and_then(|text| Uuid::try_parse(text).ok())
-        .ok_or_else(|| format!("header {TENANT_ID} is not a 36-character UUID"))?;
-    let region = std::str::from_utf8(required(headers, REGION)?)
-        .ok()
-        .filter(|region| !region.is_empty())
-        .ok_or_else(|| format!("header {REGION} must be a non-empty UTF-8 string"))?;
+    let text = |name| {
+        std::str::from_utf8(required(headers, name)?)
+            .map_err(|_| format!("header {name} is not UTF-8"))
+    };
     Ok(Tenant {
-        id,
-        region: region.to_owned(),
+        id: Tenant::parse_id(text(TENANT_ID)?)?,
+        region: Tenant::parse_region(text(REGION)?)?,
         major_version: version(headers, MAJOR_VERSION)?,
         minor_version: version(headers, MINOR_VERSION)?,
     })
