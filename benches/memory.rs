@@ -59,6 +59,7 @@ fn main() {
                 transaction_id: Uuid::new_v4(),
                 ..Correlation::default()
             },
+            position: None,
         };
         for drop in 0..per_map {
             let spec = DropSpec {

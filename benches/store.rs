@@ -28,6 +28,7 @@ fn origin(map: u32) -> Origin {
             map_id: map,
         },
         correlation: Correlation::default(),
+        position: None,
     }
 }
 

@@ -101,6 +101,18 @@ pub struct Settings {
     #[arg(long, env = "PICKUP_RANGE_Y", default_value_t = 600)]
     pub pickup_range_y: u16,
 
+    /// Where drops live: `memory` (this process; one instance) or `redis` (shared by instances).
+    #[arg(long, env = "STORE", value_enum, default_value = "memory")]
+    pub store: StoreKind,
+
+    /// The Redis of `STORE=redis`.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key: deployments sharing a Redis use different ones.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "atlas-drops")]
+    pub redis_key_prefix: String,
+
     /// Most drops the service holds on all maps; spawns past it are refused (0 = no limit).
     #[arg(long, env = "MAX_LIVE_DROPS", default_value_t = 2_000_000)]
     pub max_live_drops: usize,
@@ -116,6 +128,15 @@ pub struct Settings {
     /// `KAFKA_CFG_*` from the environment, then `--kafka-cfg`: the librdkafka properties to set.
     #[arg(skip)]
     pub kafka_properties: Vec<(String, String)>,
+}
+
+/// Where drops live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In this process: fast, lost on exit; run one instance.
+    Memory,
+    /// In Redis: shared by every instance of the consumer group, kept across restarts.
+    Redis,
 }
 
 /// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.

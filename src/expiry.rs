@@ -28,13 +28,12 @@ pub async fn run(
             _ = shutdown.recv() => break,
             _ = ticks.tick() => {}
         }
-        let mut deliveries = Vec::new();
+        let mut sink = publisher.sink(store.shared());
         // A sweep may meet many drops at once; let the runtime move other tasks off this thread.
         let expired = tokio::task::block_in_place(|| {
-            store.expire_due(clock::now(), &mut |event| {
-                deliveries.push(publisher.publish(event))
-            })
+            store.expire_due(clock::now(), &mut |event| sink.take(event))
         });
+        let deliveries = sink.deliveries;
         metrics.expired(ExpiryCause::Timeout, expired);
         if expired > 0 {
             tracing::debug!(expired, "drops expired");

@@ -14,18 +14,21 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::net::TcpListener;
 use tokio::time::{timeout_at, Instant};
+use uuid::Uuid;
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreKind};
 use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
 use crate::kafka::context::KafkaContext;
+use crate::kafka::outbox::Relay;
 use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher, Topics};
 use crate::kafka::{client, topics};
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown;
-use crate::store::{DropStore, MemoryStore};
+use crate::store::redis::Keys;
+use crate::store::{DropStore, MemoryStore, RedisStore, RedisStoreConfig};
 use crate::trace::SpanExporter;
 
 /// How long leaving the consumer group may take, at most: a gone broker must not hang exit.
@@ -65,8 +68,29 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .subscribe(&[&settings.command_topic_drop])
         .map_err(|error| format!("subscribing: {error}"))?;
 
-    let store: Arc<dyn DropStore> =
-        Arc::new(MemoryStore::new(settings.rules(), settings.max_live_drops));
+    let store: Arc<dyn DropStore> = match settings.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new(settings.rules(), settings.max_live_drops)),
+        StoreKind::Redis => Arc::new(tokio::task::block_in_place(|| {
+            RedisStore::connect(RedisStoreConfig {
+                url: &settings.redis_url,
+                key_prefix: &settings.redis_key_prefix,
+                rules: settings.rules(),
+                max_live_drops: settings.max_live_drops,
+            })
+        })?),
+    };
+    // A shared store's events wait in its outbox until the relay sends them.
+    let (relay_trigger, relay_stop) = shutdown::channel();
+    let relaying = (settings.store == StoreKind::Redis).then(|| {
+        Relay {
+            redis_url: settings.redis_url.clone(),
+            keys: Keys::new(&settings.redis_key_prefix),
+            producer: producer.clone(),
+            topic: settings.event_topic_drop_status.clone(),
+            instance: Uuid::new_v4().to_string(),
+        }
+        .start(relay_stop)
+    });
     let event_topic = settings.event_topic_drop_status.clone();
     let topics = Topics {
         events: event_topic.clone(),
@@ -87,6 +111,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             None => SpanExporter::disabled(),
         },
         equipment,
+        group: settings.kafka_consumer_group.clone(),
     });
     let consuming = tokio::spawn(consumer::run(
         consumer.clone(),
@@ -131,8 +156,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     }
     let _ = timeout_at(deadline, expiring).await;
 
+    // The relay sends what the last commands wrote to the outbox, then gives its streams up.
+    relay_trigger.pull();
+    if let Some(relaying) = relaying {
+        if timeout_at(deadline, relaying).await.is_err() {
+            tracing::error!("the outbox relay did not finish before the shutdown deadline");
+            complete = false;
+        }
+    }
+
     let mut deliveries = Vec::new();
-    let expired = store.expire_all(&mut |event| deliveries.push(publisher.publish(event)));
+    let expired = store.expire_on_shutdown(&mut |event| deliveries.push(publisher.publish(event)));
     metrics.expired(ExpiryCause::Shutdown, expired);
     let undelivered = deliveries.len();
     match timeout_at(deadline, all_acknowledged(deliveries)).await {

@@ -57,11 +57,14 @@ pub enum Refusal {
     NotHolder,
     /// A spawn while the store holds its most drops: memory stays bounded under a flood.
     StoreFull,
+    /// A store that records applied commands (the shared one) met this command again: it took
+    /// effect before (perhaps on another instance, perhaps before a crash), so nothing is done.
+    AlreadyApplied,
 }
 
 impl Refusal {
     /// Every refusal, in declaration order (`refusal as usize` indexes it).
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::UnknownDrop,
         Refusal::WrongMap,
         Refusal::HeldByOther,
@@ -70,6 +73,7 @@ impl Refusal {
         Refusal::OutOfRange,
         Refusal::NotHolder,
         Refusal::StoreFull,
+        Refusal::AlreadyApplied,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +86,7 @@ impl Refusal {
             Refusal::OutOfRange => "out_of_range",
             Refusal::NotHolder => "not_holder",
             Refusal::StoreFull => "store_full",
+            Refusal::AlreadyApplied => "already_applied",
         }
     }
 }

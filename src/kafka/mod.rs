@@ -4,5 +4,6 @@ pub mod client;
 pub mod consumer;
 pub mod context;
 pub mod message;
+pub mod outbox;
 pub mod producer;
 pub mod topics;

@@ -56,6 +56,7 @@ pub struct Publisher {
     queue: mpsc::UnboundedSender<Outgoing>,
     dead_letters: bool,
     janitor: Option<Janitor>,
+    metrics: Arc<Metrics>,
 }
 
 /// The broker's answer for one event, to be awaited before committing what caused it.
@@ -68,11 +69,16 @@ impl Delivery {
             .0
             .await
             .map_err(|_| "the publisher stopped before sending the event".to_owned())??;
-        match future.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => Err(error.to_string()),
-            Err(_) => Err("the producer closed before the broker answered".to_owned()),
-        }
+        acknowledged(future).await
+    }
+}
+
+/// Resolves once the broker acknowledged a record librdkafka took, or with why it never will.
+pub async fn acknowledged(future: DeliveryFuture) -> Result<(), String> {
+    match future.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(error.to_string()),
+        Err(_) => Err("the producer closed before the broker answered".to_owned()),
     }
 }
 
@@ -95,11 +101,12 @@ impl Publisher {
     ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
         let dead_letters = topics.dead_letters.is_some();
-        let task = tokio::spawn(feed(producer, topics, metrics, pending));
+        let task = tokio::spawn(feed(producer, topics, metrics.clone(), pending));
         let publisher = Publisher {
             queue,
             dead_letters,
             janitor,
+            metrics,
         };
         (publisher, task)
     }
@@ -107,12 +114,33 @@ impl Publisher {
     /// Queues an event for the broker, keeping call order. Never blocks. Every `EXPIRED` passes
     /// here, whatever expired the drop: its equipment, if any, is handed to the janitor.
     pub fn publish(&self, event: Event) -> Delivery {
+        self.clean_up(&event);
+        self.queue(Record::Event(event))
+    }
+
+    /// Takes note of an event a shared store wrote to its outbox (`kafka::outbox` sends it):
+    /// it is counted, and an expired drop's equipment is handed to the janitor.
+    pub fn recorded(&self, event: &Event) {
+        self.clean_up(event);
+        self.metrics.event(&event.kind);
+    }
+
+    /// Where a store's events go: to the broker, or (for a shared store, whose outbox holds
+    /// them already) only noted.
+    pub fn sink(&self, shared: bool) -> EventSink<'_> {
+        EventSink {
+            publisher: self,
+            shared,
+            deliveries: Vec::new(),
+        }
+    }
+
+    fn clean_up(&self, event: &Event) {
         if let (Some(janitor), EventKind::Expired { equipment_id }) = (&self.janitor, &event.kind) {
             if *equipment_id != 0 {
                 janitor.delete(event.tenant.clone(), *equipment_id);
             }
         }
-        self.queue(Record::Event(event))
     }
 
     /// Queues a rejected command for the dead-letter topic, or `None` when there is none.
@@ -126,6 +154,24 @@ impl Publisher {
         // If the task is gone, `sent` is dropped with the message and the delivery says so.
         let _ = self.queue.send(Outgoing { record, sent });
         Delivery(delivery)
+    }
+}
+
+/// Takes a store's events, one call at a time, in order (see `Publisher::sink`).
+pub struct EventSink<'a> {
+    publisher: &'a Publisher,
+    shared: bool,
+    /// The broker's answers to await before committing what caused the events.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl EventSink<'_> {
+    pub fn take(&mut self, event: Event) {
+        if self.shared {
+            self.publisher.recorded(&event);
+        } else {
+            self.deliveries.push(self.publisher.publish(event));
+        }
     }
 }
 
@@ -177,19 +223,48 @@ async fn feed(
     }
 }
 
+/// How long to wait before offering a record again to librdkafka's full queue.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(2);
+
+/// A record librdkafka took (its delivery to await), or handed back because its queue is full.
+type Offered<'a> = Result<DeliveryFuture, FutureRecord<'a, [u8], [u8]>>;
+
+/// Offers a record to librdkafka: taken, handed back, or refused for good.
+fn offer<'a>(
+    producer: &EventProducer,
+    record: FutureRecord<'a, [u8], [u8]>,
+) -> Result<Offered<'a>, KafkaError> {
+    match producer.send_result(record) {
+        Ok(future) => Ok(Ok(future)),
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => Ok(Err(back)),
+        Err((error, _)) => Err(error),
+    }
+}
+
 /// Hands a record to librdkafka, waiting while its queue is full.
 async fn enqueue(
     producer: &EventProducer,
     mut record: FutureRecord<'_, [u8], [u8]>,
 ) -> Result<DeliveryFuture, KafkaError> {
     loop {
-        match producer.send_result(record) {
+        match offer(producer, record)? {
             Ok(future) => return Ok(future),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Err((error, _)) => return Err(error),
+            Err(back) => record = back,
         }
+        tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+    }
+}
+
+/// `enqueue` for a thread outside the runtime.
+pub fn enqueue_blocking(
+    producer: &EventProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        match offer(producer, record)? {
+            Ok(future) => return Ok(future),
+            Err(back) => record = back,
+        }
+        std::thread::sleep(QUEUE_FULL_PAUSE);
     }
 }

@@ -13,6 +13,7 @@ use super::{tenant, AppState};
 use crate::clock;
 use crate::drop::model::{Drop, Location, Status};
 use crate::kafka::message::event::rfc3339;
+use crate::store;
 
 /// The default and largest page.
 const MAX_PAGE_SIZE: usize = 250;
@@ -130,7 +131,8 @@ pub async fn one(
         Ok(id) => id,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    match state.store.get(&tenant, id, clock::now()) {
+    let store = &*state.store;
+    match store::blocking(store, || store.get(&tenant, id, clock::now())) {
         Some(drop) => document(
             &headers,
             StatusCode::OK,
@@ -184,7 +186,8 @@ pub async fn in_map(
         Ok(request) => request,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    let drops = state.store.list(&tenant, location, clock::now());
+    let store = &*state.store;
+    let drops = store::blocking(store, || store.list(&tenant, location, clock::now()));
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
     let data: Vec<Resource> = drops

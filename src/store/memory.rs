@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
 
-use super::{DropCounts, DropStore, EventOut, Origin};
+use super::{failure, DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
@@ -157,17 +157,6 @@ impl MemoryStore {
             copy.status = Status::Available;
         }
         copy
-    }
-}
-
-/// Failures answer the requester: they echo the command's tenant and map.
-fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
-    Event {
-        tenant: origin.tenant.clone(),
-        location: origin.location,
-        drop_id,
-        correlation: origin.correlation.clone(),
-        kind: EventKind::ReservationFailure { character_id },
     }
 }
 
@@ -345,7 +334,7 @@ impl DropStore for MemoryStore {
         expired
     }
 
-    fn expire_all(&self, out: EventOut<'_>) -> usize {
+    fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);

@@ -1,28 +1,50 @@
-//! Where drops live. Every state change is one atomic call, so that any store (in memory today,
-//! Redis later) runs the same transitions of `drop::rules` without the rules knowing.
+//! Where drops live. Every state change is one atomic call, so that any store (in this process,
+//! or in Redis shared by many instances) runs the same transitions of `drop::rules` without the
+//! rules knowing.
 //!
-//! Events are handed to `out` *inside* the atomic step: an event sink that keeps the order it
-//! is called in (see `kafka::producer`) then publishes a drop's events in the order of its state
-//! changes, even when its commands arrive on different partitions and are handled concurrently.
+//! The in-memory store hands events to `out` *inside* the atomic step: an event sink that keeps
+//! the order it is called in (see `kafka::producer`) then publishes a drop's events in the order
+//! of its state changes, even when its commands arrive on different partitions and are handled
+//! concurrently. A shared store writes them to its outbox in the atomic step instead (relayed to
+//! Kafka by `kafka::outbox`), and calls `out` once they are written, for what else must follow
+//! (metrics, equipment clean-up).
 
+#[cfg(test)]
+mod contract_tests;
 mod memory;
+pub mod redis;
 
-pub use memory::MemoryStore;
+use std::sync::Arc;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::Event;
+use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Correlation, Drop, DropSpec, Location, Millis, TenantRef};
 use crate::drop::rules::Refusal;
 
 /// Receives the events of a state change, in order, while the change is being made.
 pub type EventOut<'a> = &'a mut dyn FnMut(Event);
 
-/// Who is asking, where, and with which correlation to echo.
+/// Who is asking, where, and with which correlation to echo; and where in the command log the
+/// command was read, so that a store outliving the process can recognise it when it comes again.
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub tenant: TenantRef,
     pub location: Location,
     pub correlation: Correlation,
+    pub position: Option<LogPosition>,
+}
+
+/// A command's place in its partition of the command topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    /// Names the consumer group, topic and partition.
+    pub partition: Arc<str>,
+    pub offset: i64,
+    /// The reader applied (or skipped) every offset of the partition below this one.
+    pub floor: i64,
 }
 
 pub trait DropStore: Send + Sync + 'static {
@@ -67,8 +89,10 @@ pub trait DropStore: Send + Sync + 'static {
     /// `Rules::holding`). Returns how many expired. Costs what comes due, not what lies on the ground.
     fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize;
 
-    /// Expires every drop (shutdown of a store that forgets everything). Returns how many.
-    fn expire_all(&self, out: EventOut<'_>) -> usize;
+    /// What becomes of the drops as the process stops; returns how many expired. A store that
+    /// forgets everything expires them all, so no client keeps a drop that no longer exists; a
+    /// shared store keeps them for the other instances and the next start.
+    fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize;
 
     /// A drop of this tenant, by id, as it is at `now` (a lapsed reservation reads AVAILABLE).
     fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop>;
@@ -78,6 +102,33 @@ pub trait DropStore: Send + Sync + 'static {
 
     /// How many drops lie on all maps of all tenants, and how many of them are reserved at `now`.
     fn counts(&self, now: Millis) -> DropCounts;
+
+    /// Whether the drops live outside this process, shared with other instances: calls then wait
+    /// on the network, and events go through the store's outbox rather than straight to Kafka.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// Runs a store call from async code: a shared store's calls wait on the network, so the
+/// runtime is told to move its other tasks off this thread meanwhile.
+pub fn blocking<T>(store: &dyn DropStore, call: impl FnOnce() -> T) -> T {
+    if store.shared() {
+        tokio::task::block_in_place(call)
+    } else {
+        call()
+    }
+}
+
+/// Failures answer the requester: they echo the command's tenant and map.
+fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
+    Event {
+        tenant: origin.tenant.clone(),
+        location: origin.location,
+        drop_id,
+        correlation: origin.correlation.clone(),
+        kind: EventKind::ReservationFailure { character_id },
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

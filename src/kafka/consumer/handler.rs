@@ -19,7 +19,7 @@ use crate::kafka::message::headers::{
 };
 use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
 use crate::metrics::{ExpiryCause, Metrics, Outcome};
-use crate::store::{DropStore, Origin};
+use crate::store::{self, DropStore, LogPosition, Origin};
 use crate::trace::{CommandSpan, SpanExporter, TraceParent};
 
 /// How many leading bytes of a rejected value the log shows.
@@ -38,6 +38,8 @@ pub struct Handler {
     pub spans: SpanExporter,
     /// Where equip SPAWNs get their equipment created, when configured.
     pub equipment: Option<EquipmentService>,
+    /// The consumer group: with the topic and partition, it names a partition's applied record.
+    pub group: String,
 }
 
 impl Handler {
@@ -67,7 +69,7 @@ impl Handler {
     /// SPAWN first waits for the equipment service, beside the partition's other commands, not
     /// in front of them. Either way the answer is the deliveries of the events the command
     /// caused: its offset may be committed once they are all acknowledged.
-    pub fn handle(self: &Arc<Self>, message: &OwnedMessage) -> Handled {
+    pub fn handle(self: &Arc<Self>, message: &OwnedMessage, position: LogPosition) -> Handled {
         let (command_type, mut command) = match decode(message.payload(), message.headers()) {
             Ok(decoded) => decoded,
             Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
@@ -83,7 +85,7 @@ impl Handler {
             _ => None,
         };
         let Some((equipment, item_id)) = equip else {
-            return Handled::Now(self.apply(command_type, command));
+            return Handled::Now(self.apply(command_type, command, position));
         };
         let (handler, message) = (self.clone(), message.clone());
         Handled::Later(Box::pin(async move {
@@ -92,7 +94,7 @@ impl Handler {
                     if let Action::Spawn(spec) = &mut command.action {
                         spec.contents = spec.contents.with_equipment(equipment_id);
                     }
-                    handler.apply(command_type, command)
+                    handler.apply(command_type, command, position)
                 }
                 Err(reason) => {
                     let rejection = Rejection {
@@ -123,11 +125,17 @@ impl Handler {
     }
 
     /// Applies a decoded command to the store and publishes its events.
-    fn apply(&self, command_type: CommandType, command: Command) -> Vec<Delivery> {
+    fn apply(
+        &self,
+        command_type: CommandType,
+        command: Command,
+        position: LogPosition,
+    ) -> Vec<Delivery> {
         let mut origin = Origin {
             tenant: command.tenant,
             location: command.location,
             correlation: command.correlation,
+            position: Some(position),
         };
         // The command's span becomes the parent its events carry; a malformed traceparent is
         // dropped, with its tracestate, as W3C trace context asks.
@@ -143,13 +151,13 @@ impl Handler {
             origin.correlation.tracestate = None;
         }
         let now = clock::now();
-        let mut deliveries = Vec::with_capacity(2);
+        let mut sink = self.publisher.sink(self.store.shared());
         let mut evicted = 0;
         let out = &mut |event: Event| {
             evicted += usize::from(matches!(event.kind, EventKind::Expired { .. }));
-            deliveries.push(self.publisher.publish(event));
+            sink.take(event);
         };
-        let (drop_id, outcome) = match &command.action {
+        let (drop_id, outcome) = store::blocking(&*self.store, || match &command.action {
             Action::Spawn(spec) => match self.store.spawn(&origin, *spec, now, out) {
                 Ok(drop) => (drop.id.get(), Ok(())),
                 Err(refusal) => (0, Err(refusal)),
@@ -166,7 +174,7 @@ impl Handler {
                 request.drop_id,
                 self.store.pick_up(&origin, request, now, out),
             ),
-        };
+        });
         self.metrics.expired(ExpiryCause::MapLimit, evicted);
         let command = command_type.name();
         let tenant = &origin.tenant.id;
@@ -178,6 +186,15 @@ impl Handler {
                 tracing::debug!(command, %tenant, drop_id, %transaction_id, trace_id, "applied");
                 self.metrics.command(Some(command_type), Outcome::Applied);
                 "applied"
+            }
+            Err(Refusal::AlreadyApplied) => {
+                let offset = origin.position.as_ref().map(|position| position.offset);
+                tracing::info!(command, %tenant, offset, %transaction_id, "redelivered command skipped: already applied");
+                self.metrics.command(
+                    Some(command_type),
+                    Outcome::Refused(Refusal::AlreadyApplied),
+                );
+                Refusal::AlreadyApplied.name()
             }
             Err(Refusal::StoreFull) => {
                 tracing::warn!(command, %tenant, %transaction_id, "spawn refused: the store holds MAX_LIVE_DROPS drops");
@@ -203,6 +220,6 @@ impl Handler {
             self.spans
                 .finish(span, &format!("{command} process"), &attributes);
         }
-        deliveries
+        sink.deliveries
     }
 }

@@ -21,6 +21,7 @@ use self::handler::{Handled, Handler};
 use super::context::KafkaContext;
 use super::producer::all_acknowledged;
 use crate::shutdown::Shutdown;
+use crate::store::LogPosition;
 
 pub type CommandConsumer = StreamConsumer<KafkaContext>;
 
@@ -88,6 +89,7 @@ async fn partition(
     // what was applied is skipped, and its offset stored once its first events are acknowledged.
     let mut applied = i64::MIN;
     let mut acknowledged_up_to = i64::MIN;
+    let log_name: Arc<str> = format!("{}/{topic}/{partition}", handler.group).into();
     loop {
         tokio::select! {
             Some((offset, latency, acknowledged)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -113,8 +115,13 @@ async fn partition(
                     }
                 }
                 Some((arrived, message)) => {
-                    let handled = handler.handle(&message);
                     let offset = message.offset();
+                    let position = LogPosition {
+                        partition: log_name.clone(),
+                        offset,
+                        floor: acknowledged_up_to.saturating_add(1),
+                    };
+                    let handled = handler.handle(&message, position);
                     applied = offset;
                     in_flight.push_back(async move {
                         let deliveries = match handled {

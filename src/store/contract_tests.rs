@@ -1,0 +1,491 @@
+//! What every store must do, as tests each store runs: the same transitions as a model that
+//! keeps drops in a plain list and scans it for everything (whatever a store's indexes or
+//! transactions do, it must answer exactly as the model does); exactly one winner of racing
+//! reservations; unique ids under concurrent spawns.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use uuid::Uuid;
+
+use super::{failure, DropCounts, DropStore, Origin};
+use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::event::{Event, EventKind};
+use crate::drop::model::{
+    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Status,
+    Tenant, TenantRef,
+};
+use crate::drop::rules::{Refusal, Rules};
+
+pub const RULES: Rules = Rules {
+    expire_ms: 50_000,
+    reservation_timeout_ms: 10_000,
+    ownership_ms: 15_000,
+    map_drop_limit: 3,
+    pickup_range_x: 800,
+    pickup_range_y: 600,
+};
+
+pub fn tenant(n: u8) -> TenantRef {
+    Arc::new(Tenant {
+        id: Uuid::from_u128(u128::from(n) + 1),
+        region: "GMS".into(),
+        major_version: 83,
+        minor_version: 1,
+    })
+}
+
+pub fn location(map: u8) -> Location {
+    Location {
+        world_id: 0,
+        channel_id: 1,
+        map_id: 100_000_000 + u32::from(map),
+    }
+}
+
+pub fn origin(tenant_n: u8, map: u8, transaction: u128) -> Origin {
+    Origin {
+        tenant: tenant(tenant_n),
+        location: location(map),
+        correlation: Correlation {
+            transaction_id: Uuid::from_u128(transaction),
+            ..Correlation::default()
+        },
+        position: None,
+    }
+}
+
+pub fn spec(meso: bool, drop_type: u8, owner_id: u32, x: i16) -> DropSpec {
+    DropSpec {
+        contents: if meso {
+            Contents::new(0, 0, 0, 100).unwrap()
+        } else {
+            Contents::new(2_000_000, 0, 1, 0).unwrap()
+        },
+        drop_type,
+        position: Point { x, y: 0 },
+        owner_id,
+        owner_party_id: 1,
+        dropper: Dropper::default(),
+        player_drop: false,
+        mod_: 0,
+    }
+}
+
+/// The same transitions over a list, scanned every time.
+struct Model {
+    drops: Vec<Drop>,
+    next_id: DropId,
+}
+
+impl Model {
+    fn find(&mut self, tenant: &TenantRef, raw: u32) -> Option<usize> {
+        self.drops
+            .iter()
+            .position(|d| d.id.get() == raw && d.tenant == *tenant)
+    }
+
+    fn remove(&mut self, index: usize, out: &mut Vec<Event>) {
+        let drop = self.drops.remove(index);
+        out.push(Event::expired(&drop));
+    }
+
+    fn spawn(&mut self, origin: &Origin, spec: DropSpec, now: Millis, out: &mut Vec<Event>) {
+        loop {
+            let in_map = |d: &&Drop| d.tenant == origin.tenant && d.location == origin.location;
+            if !RULES.map_is_full(self.drops.iter().filter(in_map).count()) {
+                break;
+            }
+            let Some(oldest) = RULES
+                .oldest_available(self.drops.iter().filter(in_map), now)
+                .map(|d| d.id)
+            else {
+                break;
+            };
+            let index = self.drops.iter().position(|d| d.id == oldest).unwrap();
+            self.remove(index, out);
+        }
+        let mut id = self.next_id;
+        while self.drops.iter().any(|d| d.id == id) {
+            id = id.successor();
+        }
+        self.next_id = id.successor();
+        let drop = Drop {
+            id,
+            tenant: origin.tenant.clone(),
+            location: origin.location,
+            spec,
+            dropped_at: now,
+            transaction_id: origin.correlation.transaction_id,
+            status: Status::Available,
+        };
+        out.push(Event::created(&drop, origin.correlation.clone()));
+        self.drops.push(drop);
+    }
+
+    fn reserve(
+        &mut self,
+        origin: &Origin,
+        request: &ReserveRequest,
+        now: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let outcome = match self.find(&origin.tenant, request.drop_id) {
+            None => Err(Refusal::UnknownDrop),
+            Some(index) => RULES
+                .reserve(&mut self.drops[index], request, origin.location, now)
+                .map(|_| {
+                    let drop = &self.drops[index];
+                    let kind = EventKind::Reserved {
+                        character_id: request.character_id,
+                        contents: drop.spec.contents,
+                    };
+                    out.push(Event::about(drop, origin.correlation.clone(), kind));
+                }),
+        };
+        if outcome.is_err() {
+            out.push(failure(origin, request.drop_id, request.character_id));
+        }
+        outcome
+    }
+
+    fn cancel(
+        &mut self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let index = self
+            .find(&origin.tenant, request.drop_id)
+            .ok_or(Refusal::UnknownDrop)?;
+        RULES.cancel(&mut self.drops[index], request, now)?;
+        out.push(failure(origin, request.drop_id, request.character_id));
+        Ok(())
+    }
+
+    fn pick_up(
+        &mut self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let index = self
+            .find(&origin.tenant, request.drop_id)
+            .ok_or(Refusal::UnknownDrop)?;
+        let pet_slot = RULES.pick_up(&self.drops[index], request, origin.location, now)?;
+        let drop = self.drops.remove(index);
+        let kind = EventKind::PickedUp {
+            character_id: request.character_id,
+            contents: drop.spec.contents,
+            pet_slot,
+        };
+        out.push(Event::about(&drop, origin.correlation.clone(), kind));
+        Ok(())
+    }
+
+    /// A drop expires once it lay its time and nobody holds it.
+    fn expire_due(&mut self, now: Millis, out: &mut Vec<Event>) {
+        while let Some(index) = self.drops.iter().position(|d| {
+            RULES.is_available(d, now) && RULES.expires_at(d).is_some_and(|at| at <= now)
+        }) {
+            self.remove(index, out);
+        }
+    }
+
+    /// What a reader sees: a lapsed reservation reads AVAILABLE.
+    fn view(drop: &Drop, now: Millis) -> Drop {
+        let mut copy = drop.clone();
+        if RULES.is_available(drop, now) {
+            copy.status = Status::Available;
+        }
+        copy
+    }
+
+    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+        let mut drops: Vec<Drop> = self
+            .drops
+            .iter()
+            .filter(|d| d.tenant == *tenant && d.location == location)
+            .map(|d| Model::view(d, now))
+            .collect();
+        drops.sort_by_key(|d| d.id);
+        drops
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Spawn {
+        tenant: u8,
+        map: u8,
+        meso: bool,
+        drop_type: u8,
+        owner: u32,
+        x: i16,
+    },
+    Reserve {
+        pick: usize,
+        tenant: u8,
+        map: u8,
+        character: u32,
+        x: i16,
+        pet: bool,
+        party: u32,
+    },
+    Cancel {
+        pick: usize,
+        tenant: u8,
+        character: u32,
+    },
+    PickUp {
+        pick: usize,
+        tenant: u8,
+        map: u8,
+        character: u32,
+    },
+    Wait {
+        ms: u64,
+    },
+}
+
+pub fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..2u8, 0..3u8, any::<bool>(), 0..4u8, 0..3u32, -1000..1000i16).prop_map(
+            |(tenant, map, meso, drop_type, owner, x)| Op::Spawn { tenant, map, meso, drop_type, owner, x }
+        ),
+        3 => (any::<usize>(), 0..2u8, 0..3u8, 0..3u32, -1000..1000i16, any::<bool>(), 0..3u32).prop_map(
+            |(pick, tenant, map, character, x, pet, party)| Op::Reserve { pick, tenant, map, character, x, pet, party }
+        ),
+        1 => (any::<usize>(), 0..2u8, 0..3u32).prop_map(|(pick, tenant, character)| Op::Cancel { pick, tenant, character }),
+        2 => (any::<usize>(), 0..2u8, 0..3u8, 0..3u32).prop_map(
+            |(pick, tenant, map, character)| Op::PickUp { pick, tenant, map, character }
+        ),
+        2 => (0..30_000u64).prop_map(|ms| Op::Wait { ms }),
+    ]
+}
+
+fn by_drop(mut events: Vec<Event>) -> Vec<Event> {
+    events.sort_by_key(|e| e.drop_id);
+    events
+}
+
+/// Runs `ops` on `store` (whose first id is `first`) and on the model, comparing every answer,
+/// event, listing and count. A shared store keeps its drops at shutdown; the others expire them.
+pub fn behaves_as_the_model(
+    store: &dyn DropStore,
+    first: DropId,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let mut model = Model {
+        drops: Vec::new(),
+        next_id: first,
+    };
+    let mut ever: Vec<u32> = vec![DropId::FIRST.get()];
+    let mut now = Millis(1_000_000);
+    for (step, op) in ops.into_iter().enumerate() {
+        let transaction = step as u128;
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let out = &mut |e| got.push(e);
+        let pick = |pick: usize| ever[pick % ever.len()];
+        match op {
+            Op::Spawn {
+                tenant,
+                map,
+                meso,
+                drop_type,
+                owner,
+                x,
+            } => {
+                let origin = origin(tenant, map, transaction);
+                let spec = spec(meso, drop_type, owner, x);
+                let drop = store.spawn(&origin, spec, now, out).unwrap();
+                ever.push(drop.id.get());
+                model.spawn(&origin, spec, now, &mut want);
+            }
+            Op::Reserve {
+                pick: p,
+                tenant,
+                map,
+                character,
+                x,
+                pet,
+                party,
+            } => {
+                let origin = origin(tenant, map, transaction);
+                let request = ReserveRequest {
+                    drop_id: pick(p),
+                    character_id: character,
+                    position: Point { x, y: 0 },
+                    pet_slot: if pet { 0 } else { -1 },
+                    party_id: party,
+                };
+                prop_assert_eq!(
+                    store.reserve(&origin, &request, now, out),
+                    model.reserve(&origin, &request, now, &mut want)
+                );
+            }
+            Op::Cancel {
+                pick: p,
+                tenant,
+                character,
+            } => {
+                let origin = origin(tenant, 0, transaction);
+                let request = CharacterRequest {
+                    drop_id: pick(p),
+                    character_id: character,
+                };
+                prop_assert_eq!(
+                    store.cancel(&origin, &request, now, out),
+                    model.cancel(&origin, &request, now, &mut want)
+                );
+            }
+            Op::PickUp {
+                pick: p,
+                tenant,
+                map,
+                character,
+            } => {
+                let origin = origin(tenant, map, transaction);
+                let request = CharacterRequest {
+                    drop_id: pick(p),
+                    character_id: character,
+                };
+                prop_assert_eq!(
+                    store.pick_up(&origin, &request, now, out),
+                    model.pick_up(&origin, &request, now, &mut want)
+                );
+            }
+            Op::Wait { ms } => {
+                now = now.saturating_add(ms);
+                let expired = store.expire_due(now, out);
+                model.expire_due(now, &mut want);
+                prop_assert_eq!(expired, want.len());
+                // One sweep visits shards in turn: only the set of events is defined.
+                got = by_drop(got);
+                want = by_drop(want);
+            }
+        }
+        prop_assert_eq!(got, want);
+        let reserved = model
+            .drops
+            .iter()
+            .filter(|d| !RULES.is_available(d, now))
+            .count();
+        prop_assert_eq!(
+            store.counts(now),
+            DropCounts {
+                live: model.drops.len(),
+                reserved
+            }
+        );
+        for t in 0..2 {
+            for m in 0..3 {
+                prop_assert_eq!(
+                    store.list(&tenant(t), location(m), now),
+                    model.list(&tenant(t), location(m), now)
+                );
+            }
+        }
+        for drop in &model.drops {
+            prop_assert_eq!(
+                store.get(&drop.tenant, drop.id.get(), now),
+                Some(Model::view(drop, now))
+            );
+            prop_assert_eq!(store.get(&tenant(9), drop.id.get(), now), None);
+        }
+    }
+    let mut all = Vec::new();
+    let expired = store.expire_on_shutdown(&mut |e| all.push(e));
+    if store.shared() {
+        prop_assert_eq!(expired, 0);
+        prop_assert!(all.is_empty());
+    } else {
+        prop_assert_eq!(expired, model.drops.len());
+        prop_assert_eq!(store.counts(now), DropCounts::default());
+        let expired: HashSet<u32> = all.iter().map(|e| e.drop_id).collect();
+        let lying: HashSet<u32> = model.drops.iter().map(|d| d.id.get()).collect();
+        prop_assert_eq!(expired, lying);
+    }
+    Ok(())
+}
+
+/// Racers on every instance reserve one drop at once: exactly one wins, and every racer
+/// hears exactly one answer.
+pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<dyn DropStore>]) {
+    const RACERS: u32 = 16;
+    for _ in 0..50 {
+        let drop = instances[0]
+            .spawn(
+                &origin(0, 0, 1),
+                spec(false, 2, 0, 0),
+                Millis(0),
+                &mut |_| {},
+            )
+            .unwrap();
+        let start = Arc::new(Barrier::new(RACERS as usize));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|character_id| {
+                let store = instances[character_id as usize % instances.len()].clone();
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    let request = ReserveRequest {
+                        drop_id: drop.id.get(),
+                        character_id,
+                        position: Point::default(),
+                        pet_slot: -1,
+                        party_id: 0,
+                    };
+                    start.wait();
+                    let mut events = Vec::new();
+                    let outcome = store.reserve(&origin(0, 0, 2), &request, Millis(1), &mut |e| {
+                        events.push(e)
+                    });
+                    (outcome, events)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|racer| racer.join().unwrap())
+            .collect();
+        let winners = results
+            .iter()
+            .filter(|(outcome, _)| outcome.is_ok())
+            .count();
+        assert_eq!(winners, 1);
+        assert!(results.iter().all(|(_, events)| events.len() == 1));
+    }
+}
+
+/// Spawners on every instance at once all get different ids.
+pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<dyn DropStore>]) {
+    let spawners: Vec<_> = (0..4u8)
+        .map(|n| {
+            let store = instances[usize::from(n) % instances.len()].clone();
+            std::thread::spawn(move || {
+                (0..500)
+                    .map(|i| {
+                        store
+                            .spawn(
+                                &origin(n % 2, (i % 3) as u8 + n * 3, 0),
+                                spec(true, 2, 0, 0),
+                                Millis(0),
+                                &mut |_| {},
+                            )
+                            .unwrap()
+                            .id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<DropId> = spawners
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}

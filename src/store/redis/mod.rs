@@ -1,0 +1,536 @@
+//! The shared store: drops live in Redis, so several instances serve one consumer group and a
+//! crash loses nothing.
+//!
+//! Every transition is one optimistic transaction: WATCH what the decision reads, read it, let
+//! `drop::rules` decide in Rust (the same functions the in-memory store runs), then write the
+//! new state, the events (into the outbox) and the command's offset (into the applied record
+//! of its partition) in one MULTI/EXEC. When another instance changed a watched key meanwhile,
+//! EXEC does nothing and the step is decided again on fresh data: racing instances produce
+//! exactly one winner, and a command's effect, its events and the record that it was applied
+//! are never separated, whenever the process dies.
+
+mod keys;
+mod pool;
+mod record;
+#[cfg(test)]
+mod tests;
+
+use redis::{Connection, Pipeline, RedisResult, Script};
+
+pub use self::keys::{Keys, OUTBOX_SHARDS};
+use self::pool::Pool;
+use super::{failure, DropCounts, DropStore, EventOut, LogPosition, Origin};
+use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::event::{Event, EventKind};
+use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
+use crate::drop::rules::{Due, Refusal, Rules};
+use crate::kafka::outbox;
+
+/// Drops the sweep takes from the deadline index at a time.
+const SWEEP_BATCH: isize = 256;
+/// The member of an applied record whose score is the partition's floor.
+const FLOOR: &str = "floor";
+
+/// Hands out the next id after the last, wrapping from the last id of the range to the first,
+/// and skipping ids still in use (contract §5). One script: instances never hand out one id twice.
+const NEXT_ID: &str = r"
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+for _ = 1, 100000 do
+  local id = redis.call('INCR', KEYS[1])
+  if id < first or id > last then
+    id = first
+    redis.call('SET', KEYS[1], id)
+  end
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+end
+return redis.error_reply('no free drop id')
+";
+
+pub struct RedisStoreConfig<'a> {
+    pub url: &'a str,
+    pub key_prefix: &'a str,
+    pub rules: Rules,
+    /// Most drops on all maps (0 = no limit). Checked without a lock across instances: spawns
+    /// racing at the limit may pass it by as many as run at once.
+    pub max_live_drops: usize,
+}
+
+pub struct RedisStore {
+    rules: Rules,
+    keys: Keys,
+    pool: Pool,
+    next_id: Script,
+    max_live_drops: usize,
+}
+
+/// What a step decided after reading: the answer, and what must be written for it atomically.
+struct Decision<T> {
+    answer: T,
+    writes: Pipeline,
+    events: Vec<Event>,
+}
+
+impl<T> Decision<T> {
+    fn new(answer: T) -> Decision<T> {
+        Decision {
+            answer,
+            writes: redis::pipe(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects and checks that Redis answers.
+    pub fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, String> {
+        let pool = Pool::new(config.url)?;
+        pool.ping()?;
+        Ok(RedisStore {
+            rules: config.rules,
+            keys: Keys::new(config.key_prefix),
+            pool,
+            next_id: Script::new(NEXT_ID),
+            max_live_drops: config.max_live_drops,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Runs one step to completion. `decide` watches and reads what it needs, then says what to
+    /// write; the writes, the events and the command's offset go in one MULTI/EXEC. When a
+    /// watched key changed meanwhile, the step is decided again. A command met again (its
+    /// offset is in the applied record) is answered `AlreadyApplied` and changes nothing.
+    fn step<T>(
+        &self,
+        what: &str,
+        position: Option<&LogPosition>,
+        out: EventOut<'_>,
+        mut decide: impl FnMut(&mut Connection) -> RedisResult<Decision<T>>,
+    ) -> Result<T, Refusal> {
+        let decision = self.pool.run(what, |connection| loop {
+            let mut applied_writes = None;
+            if let Some(position) = position {
+                let key = self.keys.applied(&position.partition);
+                redis::cmd("WATCH").arg(&key).query::<()>(connection)?;
+                let (floor, seen): (Option<f64>, Option<f64>) = redis::pipe()
+                    .zscore(&key, FLOOR)
+                    .zscore(&key, position.offset)
+                    .query(connection)?;
+                let floor = floor.map_or(i64::MIN, |floor| floor as i64);
+                if position.offset < floor || seen.is_some() {
+                    redis::cmd("UNWATCH").query::<()>(connection)?;
+                    return Ok(None);
+                }
+                applied_writes = Some((key, floor.max(position.floor)));
+            }
+            let mut decision = decide(connection)?;
+            if applied_writes.is_none() && decision.events.is_empty() && decision.writes.is_empty()
+            {
+                redis::cmd("UNWATCH").query::<()>(connection)?;
+                return Ok(Some(decision));
+            }
+            let writes = &mut decision.writes;
+            if let (Some(position), Some((key, floor))) = (position, applied_writes) {
+                writes
+                    .zadd(&key, position.offset, position.offset)
+                    .ignore()
+                    .zadd(&key, FLOOR, floor)
+                    .ignore()
+                    .zrembyscore(&key, "-inf", format!("({floor}"))
+                    .ignore();
+            }
+            for event in &decision.events {
+                let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
+                writes.xadd(stream, "*", &outbox::entry(event)).ignore();
+            }
+            writes.atomic();
+            if writes.query::<Option<()>>(connection)?.is_some() {
+                return Ok(Some(decision));
+            }
+            // A watched key changed under us: decide again on what is there now.
+        });
+        let Some(decision) = decision else {
+            return Err(Refusal::AlreadyApplied);
+        };
+        for event in decision.events {
+            out(event);
+        }
+        Ok(decision.answer)
+    }
+
+    /// A drop by id, its map's key, watching the map: `None` when no such drop lies anywhere.
+    fn watch_drop(
+        &self,
+        connection: &mut Connection,
+        raw: u32,
+    ) -> RedisResult<Option<(Drop, String)>> {
+        let Some(id) = DropId::new(raw) else {
+            return Ok(None);
+        };
+        // A drop never moves: its map's key needs no watching, the map does.
+        let Some(map) = redis::cmd("HGET")
+            .arg(self.keys.ids())
+            .arg(id.get())
+            .query::<Option<String>>(connection)?
+        else {
+            return Ok(None);
+        };
+        redis::cmd("WATCH").arg(&map).query::<()>(connection)?;
+        let record: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(&map)
+            .arg(id.get())
+            .query(connection)?;
+        Ok(record
+            .and_then(|record| self.decode(&record))
+            .map(|drop| (drop, map)))
+    }
+
+    /// The tenant's drop `raw`, watched, or `None` when this tenant has no such drop.
+    fn watch_tenants_drop(
+        &self,
+        connection: &mut Connection,
+        tenant: &TenantRef,
+        raw: u32,
+    ) -> RedisResult<Option<(Drop, String)>> {
+        let found = self.watch_drop(connection, raw)?;
+        Ok(found.filter(|(drop, _)| drop.tenant == *tenant))
+    }
+
+    fn decode(&self, record: &[u8]) -> Option<Drop> {
+        record::decode(record)
+            .inspect_err(
+                |error| tracing::error!(%error, "unreadable drop record in Redis: ignored"),
+            )
+            .ok()
+    }
+
+    /// Writes a drop's record, and its entry in the reservations index.
+    fn put(&self, writes: &mut Pipeline, map: &str, drop: &Drop) {
+        let id = drop.id.get();
+        writes.hset(map, id, record::encode(drop)).ignore();
+        match drop.status {
+            Status::Available => writes.zrem(self.keys.reservations(), id).ignore(),
+            Status::Reserved(held) => writes
+                .zadd(self.keys.reservations(), id, held.reserved_at.0)
+                .ignore(),
+        };
+    }
+
+    /// Removes a drop from its map and from every index.
+    fn remove(&self, writes: &mut Pipeline, map: &str, id: DropId) {
+        let id = id.get();
+        writes
+            .hdel(map, id)
+            .ignore()
+            .hdel(self.keys.ids(), id)
+            .ignore()
+            .zrem(self.keys.deadlines(), id)
+            .ignore()
+            .zrem(self.keys.reservations(), id)
+            .ignore()
+            .decr(self.keys.live(), 1)
+            .ignore();
+    }
+
+    /// The drops of a map, as stored.
+    fn map_drops(&self, connection: &mut Connection, map: &str) -> RedisResult<Vec<Drop>> {
+        let records: Vec<(u32, Vec<u8>)> = redis::cmd("HGETALL").arg(map).query(connection)?;
+        Ok(records
+            .iter()
+            .filter_map(|(_, record)| self.decode(record))
+            .collect())
+    }
+
+    /// A copy of the drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
+    fn view(&self, mut drop: Drop, now: Millis) -> Drop {
+        if self.rules.is_available(&drop, now) {
+            drop.status = Status::Available;
+        }
+        drop
+    }
+
+    /// The sweep's step for one drop whose deadline came: expire it, look again later, or forget
+    /// the entry. Returns whether it expired.
+    fn sweep_one(&self, raw: u32, now: Millis, out: EventOut<'_>) -> bool {
+        let expired = self.step("expire", None, out, |connection| {
+            let mut decision = Decision::new(false);
+            let Some((drop, map)) = self.watch_drop(connection, raw)? else {
+                // Gone already (another instance expired it, or it was picked up).
+                decision.writes.zrem(self.keys.deadlines(), raw).ignore();
+                return Ok(decision);
+            };
+            match self.rules.due(&drop, now) {
+                Due::Expire => {
+                    self.remove(&mut decision.writes, &map, drop.id);
+                    decision.events.push(Event::expired(&drop));
+                    decision.answer = true;
+                }
+                Due::At(later) => {
+                    decision
+                        .writes
+                        .zadd(self.keys.deadlines(), raw, later.0)
+                        .ignore();
+                }
+                Due::Never => {
+                    decision.writes.zrem(self.keys.deadlines(), raw).ignore();
+                }
+            }
+            Ok(decision)
+        });
+        expired == Ok(true)
+    }
+}
+
+impl DropStore for RedisStore {
+    fn spawn(
+        &self,
+        origin: &Origin,
+        spec: DropSpec,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<Drop, Refusal> {
+        let map = self.keys.map(&origin.tenant, origin.location);
+        let ids = self.keys.ids();
+        let mut id = None;
+        let outcome = self.step("spawn", origin.position.as_ref(), out, |connection| {
+            if self.max_live_drops != 0 {
+                let live: Option<usize> =
+                    redis::cmd("GET").arg(self.keys.live()).query(connection)?;
+                if live.unwrap_or(0) >= self.max_live_drops {
+                    return Ok(Decision::new(Err(Refusal::StoreFull)));
+                }
+            }
+            // Allocated once: a step decided again keeps its id.
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    let raw: u32 = self
+                        .next_id
+                        .key(self.keys.last_id())
+                        .key(&ids)
+                        .arg(DropId::FIRST.get())
+                        .arg(DropId::LAST.get())
+                        .invoke(connection)?;
+                    *id.insert(DropId::new(raw).expect("the script keeps to the id range"))
+                }
+            };
+            redis::cmd("WATCH").arg(&map).query::<()>(connection)?;
+            let count: usize = redis::cmd("HLEN").arg(&map).query(connection)?;
+            let drop = Drop {
+                id,
+                tenant: origin.tenant.clone(),
+                location: origin.location,
+                spec,
+                dropped_at: now,
+                transaction_id: origin.correlation.transaction_id,
+                status: Status::Available,
+            };
+            let mut decision = Decision::new(Ok(drop.clone()));
+            if self.rules.map_is_full(count) {
+                let mut drops = self.map_drops(connection, &map)?;
+                let mut count = drops.len();
+                while self.rules.map_is_full(count) {
+                    // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
+                    let Some(oldest) = self.rules.oldest_available(&drops, now).map(|d| d.id)
+                    else {
+                        break;
+                    };
+                    let index = drops.iter().position(|d| d.id == oldest).expect("listed");
+                    let evicted = drops.swap_remove(index);
+                    self.remove(&mut decision.writes, &map, evicted.id);
+                    decision.events.push(Event::expired(&evicted));
+                    count -= 1;
+                }
+            }
+            self.put(&mut decision.writes, &map, &drop);
+            decision.writes.hset(&ids, id.get(), &map).ignore();
+            if let Some(at) = self.rules.expires_at(&drop) {
+                decision
+                    .writes
+                    .zadd(self.keys.deadlines(), id.get(), at.0)
+                    .ignore();
+            }
+            decision.writes.incr(self.keys.live(), 1).ignore();
+            decision
+                .events
+                .push(Event::created(&drop, origin.correlation.clone()));
+            Ok(decision)
+        });
+        outcome.and_then(|spawned| spawned)
+    }
+
+    fn reserve(
+        &self,
+        origin: &Origin,
+        request: &ReserveRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        let outcome = self.step("reserve", origin.position.as_ref(), out, |connection| {
+            let found = self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?;
+            let reserved = match found {
+                None => Err(Refusal::UnknownDrop),
+                Some((mut drop, map)) => self
+                    .rules
+                    .reserve(&mut drop, request, origin.location, now)
+                    .map(|_| (drop, map)),
+            };
+            Ok(match reserved {
+                Ok((drop, map)) => {
+                    let mut decision = Decision::new(Ok(()));
+                    self.put(&mut decision.writes, &map, &drop);
+                    let kind = EventKind::Reserved {
+                        character_id: request.character_id,
+                        contents: drop.spec.contents,
+                    };
+                    let event = Event::about(&drop, origin.correlation.clone(), kind);
+                    decision.events.push(event);
+                    decision
+                }
+                Err(refusal) => {
+                    let mut decision = Decision::new(Err(refusal));
+                    let event = failure(origin, request.drop_id, request.character_id);
+                    decision.events.push(event);
+                    decision
+                }
+            })
+        });
+        outcome.and_then(|reserved| reserved)
+    }
+
+    fn cancel(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        let outcome = self.step("cancel", origin.position.as_ref(), out, |connection| {
+            let Some((mut drop, map)) =
+                self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?
+            else {
+                return Ok(Decision::new(Err(Refusal::UnknownDrop)));
+            };
+            let before = drop.status;
+            let cancelled = self.rules.cancel(&mut drop, request, now);
+            let mut decision = Decision::new(cancelled);
+            if drop.status != before {
+                self.put(&mut decision.writes, &map, &drop);
+                // A sweep that met the drop held put its entry off; free again, it expires on time.
+                if let Some(at) = self.rules.expires_at(&drop) {
+                    decision
+                        .writes
+                        .zadd(self.keys.deadlines(), drop.id.get(), at.0)
+                        .ignore();
+                }
+            }
+            if cancelled.is_ok() {
+                let event = failure(origin, request.drop_id, request.character_id);
+                decision.events.push(event);
+            }
+            Ok(decision)
+        });
+        outcome.and_then(|cancelled| cancelled)
+    }
+
+    fn pick_up(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        let outcome = self.step("pick_up", origin.position.as_ref(), out, |connection| {
+            let Some((drop, map)) =
+                self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?
+            else {
+                return Ok(Decision::new(Err(Refusal::UnknownDrop)));
+            };
+            let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
+                Ok(pet_slot) => pet_slot,
+                Err(refusal) => return Ok(Decision::new(Err(refusal))),
+            };
+            let mut decision = Decision::new(Ok(()));
+            self.remove(&mut decision.writes, &map, drop.id);
+            let kind = EventKind::PickedUp {
+                character_id: request.character_id,
+                contents: drop.spec.contents,
+                pet_slot,
+            };
+            let event = Event::about(&drop, origin.correlation.clone(), kind);
+            decision.events.push(event);
+            Ok(decision)
+        });
+        outcome.and_then(|picked_up| picked_up)
+    }
+
+    fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+        let mut expired = 0;
+        loop {
+            let due: Vec<u32> = self.pool.run("sweep", |connection| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.deadlines())
+                    .arg("-inf")
+                    .arg(now.0)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(SWEEP_BATCH)
+                    .query(connection)
+            });
+            for &raw in &due {
+                expired += usize::from(self.sweep_one(raw, now, out));
+            }
+            if (due.len() as isize) < SWEEP_BATCH {
+                return expired;
+            }
+        }
+    }
+
+    /// The drops stay: other instances, and this one's next start, carry on with them.
+    fn expire_on_shutdown(&self, _out: EventOut<'_>) -> usize {
+        0
+    }
+
+    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+        let found = self.pool.run("get", |connection| {
+            let found = self.watch_tenants_drop(connection, tenant, id)?;
+            redis::cmd("UNWATCH").query::<()>(connection)?;
+            Ok(found)
+        });
+        found.map(|(drop, _)| self.view(drop, now))
+    }
+
+    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+        let map = self.keys.map(tenant, location);
+        let mut drops = self
+            .pool
+            .run("list", |connection| self.map_drops(connection, &map));
+        drops.retain(|drop| drop.tenant == *tenant);
+        drops.sort_by_key(|drop| drop.id);
+        drops.into_iter().map(|drop| self.view(drop, now)).collect()
+    }
+
+    /// Two counters, not a scan: a reservation is held while younger than the timeout.
+    fn counts(&self, now: Millis) -> DropCounts {
+        let held_since = match self.rules.reservation_timeout_ms {
+            0 => 0,
+            timeout => now.0.saturating_sub(timeout).saturating_add(1),
+        };
+        let (live, reserved): (Option<i64>, usize) = self.pool.run("counts", |connection| {
+            redis::pipe()
+                .get(self.keys.live())
+                .zcount(self.keys.reservations(), held_since, "+inf")
+                .query(connection)
+        });
+        DropCounts {
+            live: live.unwrap_or(0).max(0) as usize,
+            reserved,
+        }
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}

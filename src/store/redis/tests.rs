@@ -1,0 +1,314 @@
+//! The Redis store on the real Redis (`ATLAS_TEST_REDIS_URL`, else 127.0.0.1:6379), each test
+//! under a key prefix of its own: what every store must do (`contract_tests`), across several
+//! instances sharing one Redis, and what only a shared store does (recognising redelivered
+//! commands, keeping drops across restarts, expiring each drop once whoever sweeps).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+use crate::drop::command::CharacterRequest;
+use crate::drop::model::Point;
+use crate::store::contract_tests::{self, op, origin, spec, RULES};
+
+fn redis_url() -> String {
+    std::env::var("ATLAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Instances of one store (one key prefix); its keys are deleted when it goes.
+struct Shared {
+    prefix: String,
+    instances: Vec<Arc<RedisStore>>,
+}
+
+impl Shared {
+    fn new(instances: usize, rules: Rules, max_live_drops: usize) -> Shared {
+        let prefix = format!("atlas-drops-test:{}", Uuid::new_v4());
+        let instances = (0..instances)
+            .map(|_| Arc::new(Shared::connect(&prefix, rules, max_live_drops)))
+            .collect();
+        Shared { prefix, instances }
+    }
+
+    fn connect(prefix: &str, rules: Rules, max_live_drops: usize) -> RedisStore {
+        RedisStore::connect(RedisStoreConfig {
+            url: &redis_url(),
+            key_prefix: prefix,
+            rules,
+            max_live_drops,
+        })
+        .expect("Redis answers")
+    }
+
+    fn dyn_instances(&self) -> Vec<Arc<dyn DropStore>> {
+        (self.instances.iter())
+            .map(|store| store.clone() as Arc<dyn DropStore>)
+            .collect()
+    }
+
+    fn redis(&self) -> Connection {
+        redis::Client::open(redis_url())
+            .and_then(|client| client.get_connection())
+            .expect("Redis answers")
+    }
+
+    /// The next spawn gets `id`.
+    fn next_id_is(&self, id: u32) {
+        let _: () = redis::cmd("SET")
+            .arg(self.instances[0].keys().last_id())
+            .arg(id - 1)
+            .query(&mut self.redis())
+            .unwrap();
+    }
+
+    /// Events waiting in the outbox.
+    fn outbox_len(&self) -> usize {
+        let mut redis = self.redis();
+        (0..OUTBOX_SHARDS)
+            .map(|shard| {
+                redis::cmd("XLEN")
+                    .arg(self.instances[0].keys().outbox(shard))
+                    .query::<usize>(&mut redis)
+                    .unwrap()
+            })
+            .sum()
+    }
+}
+
+impl std::ops::Drop for Shared {
+    fn drop(&mut self) {
+        let mut redis = self.redis();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut redis)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut redis);
+        }
+    }
+}
+
+fn at(partition: &str, offset: i64, floor: i64) -> Option<LogPosition> {
+    Some(LogPosition {
+        partition: partition.into(),
+        offset,
+        floor,
+    })
+}
+
+proptest! {
+    // Each case makes some hundred Redis round trips an operation.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn the_store_behaves_as_the_model(near_wrap in any::<bool>(), ops in prop::collection::vec(op(), 1..60)) {
+        let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
+        let shared = Shared::new(1, RULES, 0);
+        shared.next_id_is(first.get());
+        contract_tests::behaves_as_the_model(&*shared.instances[0], first, ops)?;
+    }
+}
+
+#[test]
+fn of_many_reservations_racing_on_three_instances_exactly_one_wins() {
+    let shared = Shared::new(3, Rules::default(), 0);
+    contract_tests::of_many_concurrent_reservations_exactly_one_wins(&shared.dyn_instances());
+    // 50 drops: each one CREATED, one RESERVED and 15 RESERVATION_FAILUREs, all in the outbox.
+    assert_eq!(shared.outbox_len(), 50 * 17);
+}
+
+#[test]
+fn spawns_on_three_instances_get_unique_ids() {
+    let shared = Shared::new(3, RULES, 0);
+    contract_tests::concurrent_spawns_get_unique_ids(&shared.dyn_instances());
+}
+
+#[test]
+fn a_redelivered_command_is_recognised_and_changes_nothing() {
+    let shared = Shared::new(
+        2,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        0,
+    );
+    let (a, b) = (&shared.instances[0], &shared.instances[1]);
+    let mut events = Vec::new();
+    let mut spawn_at = |store: &RedisStore, offset, floor| {
+        let origin = Origin {
+            position: at("group/commands/0", offset, floor),
+            ..origin(0, 0, offset as u128)
+        };
+        store.spawn(&origin, spec(true, 2, 0, 0), Millis(0), &mut |e| {
+            events.push(e)
+        })
+    };
+    let drop = spawn_at(a, 5, 0).unwrap();
+    // The same record again, on the other instance (after a rebalance, or a crash before commit).
+    assert_eq!(spawn_at(b, 5, 0), Err(Refusal::AlreadyApplied));
+    // Offsets may be applied out of order (an equip spawn waits for its equipment)...
+    spawn_at(b, 7, 3).unwrap();
+    spawn_at(a, 6, 3).unwrap();
+    // ...and below the floor a reader named, every offset counts as applied.
+    assert_eq!(spawn_at(a, 2, 0), Err(Refusal::AlreadyApplied));
+    assert_eq!(spawn_at(a, 7, 0), Err(Refusal::AlreadyApplied));
+    // Another partition's offsets are its own.
+    let elsewhere = Origin {
+        position: at("group/commands/1", 5, 0),
+        ..origin(0, 0, 9)
+    };
+    assert!(a
+        .spawn(&elsewhere, spec(true, 2, 0, 0), Millis(0), &mut |_| {})
+        .is_ok());
+    assert_eq!(events.len(), 3, "one CREATED a spawn applied: {events:?}");
+    assert_eq!(a.counts(Millis(0)).live, 4);
+    assert_eq!(shared.outbox_len(), 4);
+
+    // A refusal is recorded as well: its RESERVATION_FAILURE is not sent twice.
+    let far = ReserveRequest {
+        drop_id: drop.id.get(),
+        character_id: 1,
+        position: Point { x: 5_000, y: 0 },
+        pet_slot: -1,
+        party_id: 0,
+    };
+    let origin_at = |offset| Origin {
+        position: at("group/commands/2", offset, 0),
+        ..origin(0, 0, 10)
+    };
+    let mut failures = Vec::new();
+    assert_eq!(
+        a.reserve(&origin_at(1), &far, Millis(1), &mut |e| failures.push(e)),
+        Err(Refusal::OutOfRange)
+    );
+    assert_eq!(
+        b.reserve(&origin_at(1), &far, Millis(1), &mut |e| failures.push(e)),
+        Err(Refusal::AlreadyApplied)
+    );
+    assert_eq!(failures.len(), 1);
+    assert_eq!(shared.outbox_len(), 5);
+}
+
+#[test]
+fn each_drop_expires_once_whichever_instances_sweep() {
+    let shared = Shared::new(
+        3,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        0,
+    );
+    let drops = 300;
+    for n in 0..drops {
+        let origin = origin((n % 2) as u8, (n % 5) as u8, n as u128);
+        shared.instances[n % 3]
+            .spawn(&origin, spec(true, 2, 0, 0), Millis(0), &mut |_| {})
+            .unwrap();
+    }
+    let later = Millis(RULES.expire_ms);
+    let sweepers: Vec<_> = (shared.instances.iter().cloned())
+        .map(|store| {
+            std::thread::spawn(move || {
+                let mut expired = Vec::new();
+                let count = store.expire_due(later, &mut |e| expired.push(e.drop_id));
+                assert_eq!(count, expired.len());
+                expired
+            })
+        })
+        .collect();
+    let expired: Vec<u32> = sweepers
+        .into_iter()
+        .flat_map(|sweeper| sweeper.join().unwrap())
+        .collect();
+    assert_eq!(expired.len(), drops, "one EXPIRED a drop, in all");
+    assert_eq!(expired.iter().collect::<HashSet<_>>().len(), drops);
+    assert_eq!(shared.instances[0].counts(later).live, 0);
+    assert_eq!(shared.outbox_len(), 2 * drops, "CREATED and EXPIRED");
+}
+
+#[test]
+fn drops_outlive_the_instance_that_made_them() {
+    let mut shared = Shared::new(1, RULES, 0);
+    let made = shared.instances[0]
+        .spawn(
+            &origin(0, 0, 1),
+            spec(true, 2, 0, 0),
+            Millis(0),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(shared.instances[0].expire_on_shutdown(&mut |_| {}), 0);
+    shared.instances.clear();
+    let restarted = Shared::connect(&shared.prefix, RULES, 0);
+    assert_eq!(
+        restarted.get(&made.tenant, made.id.get(), Millis(1)),
+        Some(made.clone())
+    );
+    let pick = CharacterRequest {
+        drop_id: made.id.get(),
+        character_id: 1,
+    };
+    assert!(restarted
+        .pick_up(&origin(0, 0, 2), &pick, Millis(1), &mut |_| {})
+        .is_ok());
+    assert_eq!(restarted.get(&made.tenant, made.id.get(), Millis(1)), None);
+}
+
+#[test]
+fn ids_wrap_and_skip_those_still_in_use() {
+    let shared = Shared::new(
+        1,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        0,
+    );
+    let store = &shared.instances[0];
+    let spawn = || {
+        store
+            .spawn(
+                &origin(0, 0, 0),
+                spec(true, 2, 0, 0),
+                Millis(0),
+                &mut |_| {},
+            )
+            .unwrap()
+            .id
+            .get()
+    };
+    shared.next_id_is(DropId::LAST.get());
+    assert_eq!(spawn(), 2_000_000_000);
+    assert_eq!(spawn(), 1_000_000_001);
+    // Round again: the last id and the first are taken, so they are skipped.
+    shared.next_id_is(DropId::LAST.get());
+    assert_eq!(spawn(), 1_000_000_002);
+}
+
+#[test]
+fn spawns_past_the_most_drops_are_refused() {
+    let shared = Shared::new(
+        2,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        2,
+    );
+    let spawn = |store: &RedisStore| {
+        store.spawn(
+            &origin(0, 0, 0),
+            spec(true, 2, 0, 0),
+            Millis(0),
+            &mut |_| {},
+        )
+    };
+    spawn(&shared.instances[0]).unwrap();
+    spawn(&shared.instances[1]).unwrap();
+    assert_eq!(spawn(&shared.instances[0]), Err(Refusal::StoreFull));
+}
