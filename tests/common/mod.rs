@@ -162,6 +162,8 @@ pub struct Names {
     pub events: String,
     pub dead_letters: String,
     pub group: String,
+    /// Key prefix of the shared store (`STORE=redis`) in Redis.
+    pub redis_prefix: String,
 }
 
 impl Names {
@@ -172,8 +174,38 @@ impl Names {
             events: format!("drop-events-{id}"),
             dead_letters: format!("drop-dead-letters-{id}"),
             group: format!("drops-{id}"),
+            redis_prefix: format!("atlas-drops-test:{id}"),
         }
     }
+
+    /// The environment of an instance on the shared store.
+    pub fn shared_store(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("STORE", "redis".to_owned()),
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", self.redis_prefix.clone()),
+        ]
+    }
+
+    /// Deletes the shared store's keys of this test.
+    pub fn clean_redis(&self) {
+        let Ok(mut redis) = redis::Client::open(redis_url()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.redis_prefix))
+            .query(&mut redis)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut redis);
+        }
+    }
+}
+
+/// The Redis of the tests: `ATLAS_TEST_REDIS_URL`, else the local one.
+pub fn redis_url() -> String {
+    std::env::var("ATLAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// How the service ended, and what it logged.
@@ -228,6 +260,22 @@ impl Service {
             log,
             http: format!("http://127.0.0.1:{rest_port}"),
         }
+    }
+
+    /// Starts an instance on the shared store (Redis) with the given extra environment.
+    pub fn start_shared(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
+        let shared = names.shared_store();
+        let mut all: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(env);
+        Service::start(broker, names, &all)
+    }
+
+    /// SIGKILL: the process dies at whatever it was doing. Returns its log.
+    pub fn kill(mut self) -> String {
+        let mut process = self.process.take().expect("running");
+        process.kill().expect("SIGKILL");
+        process.wait().expect("reaped");
+        self.logs()
     }
 
     /// SIGTERM, then waits for the exit (at most `limit`).
