@@ -24,9 +24,9 @@ impl Trigger {
 }
 
 impl Shutdown {
-    /// Whether shutdown began.
+    /// Whether shutdown began (or the trigger is gone, so it never can be told).
     pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() || self.0.has_changed().is_err()
     }
 
     /// Resolves once shutdown began (at once if it already has, or if the trigger is gone).

@@ -82,12 +82,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     // A shared store's events wait in its outbox until the relay sends them.
     let (relay_trigger, relay_stop) = shutdown::channel();
     let relaying = (settings.store == StoreKind::Redis).then(|| {
+        let instance = Uuid::new_v4().to_string();
         Relay {
             redis_url: settings.redis_url.clone(),
             keys: Keys::new(&settings.redis_key_prefix),
             producer: producer.clone(),
             topic: settings.event_topic_drop_status.clone(),
-            instance: Uuid::new_v4().to_string(),
+            reader: client::reader(&settings, &instance),
+            instance,
         }
         .start(relay_stop)
     });

@@ -50,6 +50,21 @@ pub fn producer(settings: &Settings) -> ClientConfig {
     )
 }
 
+/// Reads the event topic outside any group, for the outbox relay to see what a relay that died
+/// had sent already.
+pub fn reader(settings: &Settings, instance: &str) -> ClientConfig {
+    let mut config = base(
+        settings,
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "false"),
+            ("fetch.wait.max.ms", "50"),
+        ],
+    );
+    config.set("group.id", format!("atlas-drops-outbox-{instance}"));
+    config
+}
+
 /// Offsets are stored by hand, only once a command's events are acknowledged (at-least-once),
 /// and committed in the background and at shutdown.
 pub fn consumer(settings: &Settings) -> ClientConfig {

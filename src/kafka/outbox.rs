@@ -6,15 +6,20 @@
 //!
 //! One instance relays a stream at a time: it holds the stream's lease, renewed every second
 //! and expiring `LEASE` after its holder dies, when another instance takes the stream over
-//! from its first entry. An event the broker acknowledged just before its relay died, and which
-//! was not yet deleted, is sent again: the wire may see an event twice (identical), never lose it.
+//! from its first entry. A relay killed between handing entries to the broker and deleting them
+//! leaves entries that may be on the topic already; before sending, it wrote down the last of
+//! them and, per partition, the last offset the broker acknowledged for the stream. The relay
+//! taking over reads the topic from there and deletes the entries it finds, so that an event
+//! reaches the topic once, not twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
-use redis::{Commands, Connection, RedisResult, Script};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use redis::{Connection, RedisResult, Script};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -37,6 +42,12 @@ const READ_WAIT_MS: usize = 20;
 const BATCH: usize = 512;
 /// Pause after a failure of Redis or of a delivery.
 const PAUSE: Duration = Duration::from_millis(200);
+/// Reading the topic for what a dead relay sent ends once nothing came for this long...
+const READ_QUIET: Duration = Duration::from_millis(500);
+/// ...or, at the latest, after this long.
+const READ_LIMIT: Duration = Duration::from_secs(30);
+/// The field of `Keys::outbox_sent` naming the last entry handed to the broker.
+const THROUGH: &str = "through";
 
 /// Takes the stream for `ARGV[1]` if free, or renews it if held: 1 when held now, else 0.
 const CLAIM: &str = r"
@@ -112,6 +123,12 @@ fn decode_record(mut bytes: &[u8]) -> Option<OutboxRecord> {
     })
 }
 
+/// A record's key and value bytes.
+type KeyAndValue = (Vec<u8>, Vec<u8>);
+
+/// Outbox entries as Redis gives them: (id, [(field, value)]).
+type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
 /// What the relay needs to run.
 pub struct Relay {
     pub redis_url: String,
@@ -120,6 +137,8 @@ pub struct Relay {
     pub topic: String,
     /// Names this instance in the leases.
     pub instance: String,
+    /// Reads the event topic when a stream is taken over (`client::reader`).
+    pub reader: ClientConfig,
 }
 
 impl Relay {
@@ -195,12 +214,128 @@ impl Relay {
                 .arg(LEASE.as_millis() as u64)
                 .invoke(connection)?;
             if holds == 1 {
-                held.entry(shard).or_insert_with(|| "0-0".to_owned());
+                if let std::collections::btree_map::Entry::Vacant(entry) = held.entry(shard) {
+                    self.recover(connection, shard)?;
+                    entry.insert("0-0".to_owned());
+                    tracing::info!(shard, "outbox relay: relaying a stream");
+                }
             } else if held.remove(&shard).is_some() {
                 tracing::warn!(shard, "outbox relay: lease lost to another instance");
             }
         }
         Ok(())
+    }
+
+    /// Deletes the entries a previous relay of the stream handed to the broker and the broker
+    /// took: they are on the topic already. The others stay, to be sent.
+    fn recover(&self, connection: &mut Connection, shard: u32) -> RedisResult<()> {
+        let sent: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.outbox_sent(shard))
+            .query(connection)?;
+        let Some(through) = sent.get(THROUGH) else {
+            return Ok(());
+        };
+        let stream = self.keys.outbox(shard);
+        let maybe_sent: Entries = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg(through)
+            .query(connection)?;
+        if maybe_sent.is_empty() {
+            return Ok(());
+        }
+        let acknowledged: HashMap<i32, i64> = sent
+            .iter()
+            .filter_map(|(field, offset)| {
+                Some((field.strip_prefix('p')?.parse().ok()?, offset.parse().ok()?))
+            })
+            .collect();
+        let mut on_topic = match self.records_after(&acknowledged) {
+            Ok(records) => records,
+            Err(error) => {
+                let error = redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "reading the event topic",
+                    error,
+                ));
+                return Err(error);
+            }
+        };
+        let delivered: Vec<&str> = maybe_sent
+            .iter()
+            .filter(|(_, fields)| {
+                let record = fields
+                    .iter()
+                    .find(|(name, _)| name == FIELD)
+                    .and_then(|(_, bytes)| decode_record(bytes));
+                record.is_some_and(|record| {
+                    // Each copy found accounts for one entry: identical events stay distinct.
+                    let copies = on_topic.entry((record.key, record.value)).or_default();
+                    let found = *copies > 0;
+                    *copies = copies.saturating_sub(1);
+                    found
+                })
+            })
+            .map(|(id, _)| id.as_str())
+            .collect();
+        tracing::info!(
+            shard,
+            maybe_sent = maybe_sent.len(),
+            already_on_topic = delivered.len(),
+            "outbox relay: took over a stream a relay left while sending"
+        );
+        if !delivered.is_empty() {
+            redis::cmd("XDEL")
+                .arg(&stream)
+                .arg(&delivered)
+                .query::<()>(connection)?;
+        }
+        Ok(())
+    }
+
+    /// The records of the event topic after the given offsets (from the start of a partition
+    /// not named), as (key, value) with how many times each occurs.
+    fn records_after(
+        &self,
+        acknowledged: &HashMap<i32, i64>,
+    ) -> Result<HashMap<KeyAndValue, usize>, String> {
+        let reader: BaseConsumer = self.reader.create().map_err(|error| error.to_string())?;
+        let metadata = reader
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map_err(|error| error.to_string())?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map_or(0, |topic| topic.partitions().len()) as i32;
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let from = match acknowledged.get(&partition) {
+                Some(offset) => Offset::Offset(offset + 1),
+                None => Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(&self.topic, partition, from)
+                .map_err(|error| error.to_string())?;
+        }
+        reader
+            .assign(&assignment)
+            .map_err(|error| error.to_string())?;
+        let mut records: HashMap<KeyAndValue, usize> = HashMap::new();
+        let started = Instant::now();
+        let mut last_seen = Instant::now();
+        while last_seen.elapsed() < READ_QUIET && started.elapsed() < READ_LIMIT {
+            match reader.poll(Duration::from_millis(50)) {
+                Some(Ok(message)) => {
+                    last_seen = Instant::now();
+                    let key = message.key().unwrap_or_default().to_vec();
+                    let value = message.payload().unwrap_or_default().to_vec();
+                    *records.entry((key, value)).or_default() += 1;
+                }
+                Some(Err(error)) => tracing::warn!(%error, "outbox relay: reading the event topic"),
+                None => {}
+            }
+        }
+        Ok(records)
     }
 
     /// Sends the next entries of the held streams, in order; deletes those acknowledged.
@@ -223,13 +358,21 @@ impl Relay {
         for last in held.values() {
             read.arg(last);
         }
-        type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
         let streams: Option<Vec<(String, Entries)>> = read.query(connection)?;
         let mut relayed = 0;
         for (stream, entries) in streams.unwrap_or_default() {
             let shard = (0..OUTBOX_SHARDS)
                 .find(|&shard| self.keys.outbox(shard) == stream)
                 .expect("XREAD answers for the streams asked");
+            // Written down before sending: a relay taking over after a crash must know what
+            // may be on the topic already.
+            if let Some((last, _)) = entries.last() {
+                redis::cmd("HSET")
+                    .arg(self.keys.outbox_sent(shard))
+                    .arg(THROUGH)
+                    .arg(last)
+                    .query::<()>(connection)?;
+            }
             let mut sent: Vec<(String, Option<DeliveryFuture>)> = Vec::with_capacity(entries.len());
             for (id, fields) in entries {
                 let record = fields
@@ -258,19 +401,36 @@ impl Relay {
                 sent.push((id, delivery));
             }
             let mut done = Vec::with_capacity(sent.len());
+            let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
             for (id, delivery) in sent {
                 if let Some(delivery) = delivery {
-                    if let Err(error) = runtime.block_on(acknowledged(delivery)) {
-                        tracing::error!(%error, stream, id, "outbox relay: event not delivered; retried");
-                        std::thread::sleep(PAUSE);
-                        break;
+                    match runtime.block_on(acknowledged(delivery)) {
+                        Ok((partition, offset)) => {
+                            let highest = offsets.entry(partition).or_insert(offset);
+                            *highest = offset.max(*highest);
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, stream, id, "outbox relay: event not delivered; retried");
+                            std::thread::sleep(PAUSE);
+                            break;
+                        }
                     }
                 }
                 done.push(id);
             }
             if let Some(last) = done.last() {
                 held.insert(shard, last.clone());
-                let _: usize = connection.xdel(&stream, &done)?;
+                let mut finish = redis::pipe();
+                finish.atomic().cmd("XDEL").arg(&stream).arg(&done).ignore();
+                for (partition, offset) in offsets {
+                    finish
+                        .cmd("HSET")
+                        .arg(self.keys.outbox_sent(shard))
+                        .arg(format!("p{partition}"))
+                        .arg(offset)
+                        .ignore();
+                }
+                finish.query::<()>(connection)?;
                 relayed += done.len();
             }
         }

@@ -69,14 +69,15 @@ impl Delivery {
             .0
             .await
             .map_err(|_| "the publisher stopped before sending the event".to_owned())??;
-        acknowledged(future).await
+        acknowledged(future).await.map(|_| ())
     }
 }
 
-/// Resolves once the broker acknowledged a record librdkafka took, or with why it never will.
-pub async fn acknowledged(future: DeliveryFuture) -> Result<(), String> {
+/// Resolves once the broker acknowledged a record librdkafka took, with where it put it
+/// (partition, offset), or with why it never will.
+pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), String> {
     match future.await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
         Ok(Err((error, _))) => Err(error.to_string()),
         Err(_) => Err("the producer closed before the broker answered".to_owned()),
     }

@@ -75,4 +75,12 @@ impl Keys {
     pub fn outbox_relay(&self, shard: u32) -> String {
         format!("{}:outbox:{shard}:relay", self.prefix)
     }
+
+    /// Hash: what the relay of an outbox stream handed to the broker: `through` the last entry
+    /// id sent, and for each partition of the event topic (`p<n>`) the highest offset the
+    /// broker acknowledged. A relay taking the stream over learns from it what may be on the
+    /// topic already.
+    pub fn outbox_sent(&self, shard: u32) -> String {
+        format!("{}:outbox:{shard}:sent", self.prefix)
+    }
 }
