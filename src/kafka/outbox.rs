@@ -28,7 +28,7 @@ use super::message::headers::event_headers;
 use super::producer::{acknowledged, enqueue_blocking, EventProducer};
 use crate::drop::event::Event;
 use crate::shutdown::Shutdown;
-use crate::store::redis::{Keys, OUTBOX_SHARDS};
+use crate::store::redis::{self as redis_store, Keys, OUTBOX_SHARDS};
 
 /// The one field of an outbox entry: the Kafka record (see `encode_record`).
 const FIELD: &str = "r";
@@ -150,9 +150,9 @@ impl Relay {
     }
 
     fn run(self, stop: &Shutdown, runtime: &Handle) {
-        let client = match redis::Client::open(self.redis_url.as_str()) {
+        let client = match redis_store::client(&self.redis_url) {
             Ok(client) => client,
-            Err(error) => return tracing::error!(%error, "outbox relay: REDIS_URL"),
+            Err(error) => return tracing::error!(%error, "outbox relay"),
         };
         let claim = Script::new(CLAIM);
         let mut connection: Option<Connection> = None;

@@ -18,6 +18,7 @@ mod tests;
 use redis::{Connection, Pipeline, RedisResult, Script};
 
 pub use self::keys::{Keys, OUTBOX_SHARDS};
+pub use self::pool::client;
 use self::pool::Pool;
 use super::{failure, DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
@@ -113,8 +114,10 @@ impl RedisStore {
             let mut applied_writes = None;
             if let Some(position) = position {
                 let key = self.keys.applied(&position.partition);
-                redis::cmd("WATCH").arg(&key).query::<()>(connection)?;
                 let (floor, seen): (Option<f64>, Option<f64>) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&key)
+                    .ignore()
                     .zscore(&key, FLOOR)
                     .zscore(&key, position.offset)
                     .query(connection)?;
@@ -177,10 +180,11 @@ impl RedisStore {
         else {
             return Ok(None);
         };
-        redis::cmd("WATCH").arg(&map).query::<()>(connection)?;
-        let record: Option<Vec<u8>> = redis::cmd("HGET")
+        let (record,): (Option<Vec<u8>>,) = redis::pipe()
+            .cmd("WATCH")
             .arg(&map)
-            .arg(id.get())
+            .ignore()
+            .hget(&map, id.get())
             .query(connection)?;
         Ok(record
             .and_then(|record| self.decode(&record))
@@ -316,8 +320,12 @@ impl DropStore for RedisStore {
                     *id.insert(DropId::new(raw).expect("the script keeps to the id range"))
                 }
             };
-            redis::cmd("WATCH").arg(&map).query::<()>(connection)?;
-            let count: usize = redis::cmd("HLEN").arg(&map).query(connection)?;
+            let (count,): (usize,) = redis::pipe()
+                .cmd("WATCH")
+                .arg(&map)
+                .ignore()
+                .hlen(&map)
+                .query(connection)?;
             let drop = Drop {
                 id,
                 tenant: origin.tenant.clone(),
