@@ -1,10 +1,12 @@
 //! Wires the service together and takes it apart again.
 //!
 //! Start: bind the REST port, create missing topics, connect the producer and the consumer,
-//! then run the partition tasks, the expiry sweep and the REST server until SIGTERM or SIGINT.
+//! open the store (and, for the shared store, start its outbox relay), then run the partition
+//! tasks, the expiry sweep and the REST server until SIGTERM or SIGINT.
 //! Stop, within `SHUTDOWN_TIMEOUT_MS`: stop fetching and let each partition finish what it
-//! fetched; expire every drop (the in-memory store forgets them, so clients must too); wait
-//! until the broker acknowledged every event; commit; leave the group; stop serving HTTP.
+//! fetched; let the relay send what the outbox holds and give its streams up; expire every drop
+//! of the in-memory store (it forgets them, so clients must too; the shared store keeps them);
+//! wait until the broker acknowledged every event; commit; leave the group; stop serving HTTP.
 
 use std::sync::Arc;
 use std::time::Duration;
