@@ -15,7 +15,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use redis::{Connection, Pipeline, RedisResult, Script};
+use redis::{Connection, FromRedisValue, Pipeline, RedisResult, Script, Value};
 
 pub use self::keys::{Keys, OUTBOX_SHARDS};
 pub use self::pool::client;
@@ -81,6 +81,11 @@ impl<T> Decision<T> {
     }
 }
 
+/// The next reply of a pipeline, read as `T` (a missing reply reads as nil).
+fn from_reply<T: FromRedisValue>(reply: Option<Value>) -> RedisResult<T> {
+    Ok(T::from_redis_value(reply.unwrap_or(Value::Nil))?)
+}
+
 impl RedisStore {
     /// Connects and checks that Redis answers.
     pub fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, String> {
@@ -99,28 +104,45 @@ impl RedisStore {
         &self.keys
     }
 
-    /// Runs one step to completion. `decide` watches and reads what it needs, then says what to
-    /// write; the writes, the events and the command's offset go in one MULTI/EXEC. When a
-    /// watched key changed meanwhile, the step is decided again. A command met again (its
-    /// offset is in the applied record) is answered `AlreadyApplied` and changes nothing.
+    /// Runs one step to completion. The first round trip checks the command's offset against
+    /// the applied record (watching it) and finds the map of the drop `about`, if any; `decide`
+    /// then watches and reads what it needs (given that map's key) and says what to write; the
+    /// writes, the events and the command's offset go in one MULTI/EXEC. When a watched key
+    /// changed meanwhile, the step is decided again. A command met again (its offset is in the
+    /// applied record) is answered `AlreadyApplied` and changes nothing.
     fn step<T>(
         &self,
         what: &str,
         position: Option<&LogPosition>,
+        about: Option<u32>,
         out: EventOut<'_>,
-        mut decide: impl FnMut(&mut Connection) -> RedisResult<Decision<T>>,
+        mut decide: impl FnMut(&mut Connection, Option<&str>) -> RedisResult<Decision<T>>,
     ) -> Result<T, Refusal> {
+        let applied = position.map(|position| self.keys.applied(&position.partition));
+        let about = about.and_then(DropId::new);
         let decision = self.pool.run(what, |connection| loop {
-            let mut applied_writes = None;
-            if let Some(position) = position {
-                let key = self.keys.applied(&position.partition);
-                let (floor, seen): (Option<f64>, Option<f64>) = redis::pipe()
+            let mut first = redis::pipe();
+            if let (Some(position), Some(key)) = (position, &applied) {
+                first
                     .cmd("WATCH")
-                    .arg(&key)
+                    .arg(key)
                     .ignore()
-                    .zscore(&key, FLOOR)
-                    .zscore(&key, position.offset)
-                    .query(connection)?;
+                    .zscore(key, FLOOR)
+                    .zscore(key, position.offset);
+            }
+            if let Some(id) = about {
+                // A drop never moves: its map's key needs no watching, the map does.
+                first.hget(self.keys.ids(), id.get());
+            }
+            let mut replies = match first.is_empty() {
+                true => Vec::new(),
+                false => first.query::<Vec<Value>>(connection)?,
+            }
+            .into_iter();
+            let mut applied_writes = None;
+            if let (Some(position), Some(key)) = (position, &applied) {
+                let floor: Option<f64> = from_reply(replies.next())?;
+                let seen: Option<f64> = from_reply(replies.next())?;
                 let floor = floor.map_or(i64::MIN, |floor| floor as i64);
                 if position.offset < floor || seen.is_some() {
                     redis::cmd("UNWATCH").query::<()>(connection)?;
@@ -128,7 +150,8 @@ impl RedisStore {
                 }
                 applied_writes = Some((key, floor.max(position.floor)));
             }
-            let mut decision = decide(connection)?;
+            let map: Option<String> = from_reply(replies.next())?;
+            let mut decision = decide(connection, map.as_deref())?;
             if applied_writes.is_none() && decision.events.is_empty() && decision.writes.is_empty()
             {
                 redis::cmd("UNWATCH").query::<()>(connection)?;
@@ -137,11 +160,11 @@ impl RedisStore {
             let writes = &mut decision.writes;
             if let (Some(position), Some((key, floor))) = (position, applied_writes) {
                 writes
-                    .zadd(&key, position.offset, position.offset)
+                    .zadd(key, position.offset, position.offset)
                     .ignore()
-                    .zadd(&key, FLOOR, floor)
+                    .zadd(key, FLOOR, floor)
                     .ignore()
-                    .zrembyscore(&key, "-inf", format!("({floor}"))
+                    .zrembyscore(key, "-inf", format!("({floor}"))
                     .ignore();
             }
             for event in &decision.events {
@@ -163,42 +186,37 @@ impl RedisStore {
         Ok(decision.answer)
     }
 
-    /// A drop by id, its map's key, watching the map: `None` when no such drop lies anywhere.
+    /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
+    /// not there (or `map` is `None`: the id is unknown).
     fn watch_drop(
         &self,
         connection: &mut Connection,
+        map: Option<&str>,
         raw: u32,
     ) -> RedisResult<Option<(Drop, String)>> {
-        let Some(id) = DropId::new(raw) else {
-            return Ok(None);
-        };
-        // A drop never moves: its map's key needs no watching, the map does.
-        let Some(map) = redis::cmd("HGET")
-            .arg(self.keys.ids())
-            .arg(id.get())
-            .query::<Option<String>>(connection)?
-        else {
+        let Some(map) = map else {
             return Ok(None);
         };
         let (record,): (Option<Vec<u8>>,) = redis::pipe()
             .cmd("WATCH")
-            .arg(&map)
+            .arg(map)
             .ignore()
-            .hget(&map, id.get())
+            .hget(map, raw)
             .query(connection)?;
         Ok(record
             .and_then(|record| self.decode(&record))
-            .map(|drop| (drop, map)))
+            .map(|drop| (drop, map.to_owned())))
     }
 
-    /// The tenant's drop `raw`, watched, or `None` when this tenant has no such drop.
+    /// The tenant's drop `raw` on `map`, watched, or `None` when this tenant has no such drop.
     fn watch_tenants_drop(
         &self,
         connection: &mut Connection,
+        map: Option<&str>,
         tenant: &TenantRef,
         raw: u32,
     ) -> RedisResult<Option<(Drop, String)>> {
-        let found = self.watch_drop(connection, raw)?;
+        let found = self.watch_drop(connection, map, raw)?;
         Ok(found.filter(|(drop, _)| drop.tenant == *tenant))
     }
 
@@ -258,9 +276,9 @@ impl RedisStore {
     /// The sweep's step for one drop whose deadline came: expire it, look again later, or forget
     /// the entry. Returns whether it expired.
     fn sweep_one(&self, raw: u32, now: Millis, out: EventOut<'_>) -> bool {
-        let expired = self.step("expire", None, out, |connection| {
+        let expired = self.step("expire", None, Some(raw), out, |connection, map| {
             let mut decision = Decision::new(false);
-            let Some((drop, map)) = self.watch_drop(connection, raw)? else {
+            let Some((drop, map)) = self.watch_drop(connection, map, raw)? else {
                 // Gone already (another instance expired it, or it was picked up).
                 decision.writes.zrem(self.keys.deadlines(), raw).ignore();
                 return Ok(decision);
@@ -298,74 +316,80 @@ impl DropStore for RedisStore {
         let map = self.keys.map(&origin.tenant, origin.location);
         let ids = self.keys.ids();
         let mut id = None;
-        let outcome = self.step("spawn", origin.position.as_ref(), out, |connection| {
-            if self.max_live_drops != 0 {
-                let live: Option<usize> =
-                    redis::cmd("GET").arg(self.keys.live()).query(connection)?;
-                if live.unwrap_or(0) >= self.max_live_drops {
-                    return Ok(Decision::new(Err(Refusal::StoreFull)));
+        let outcome = self.step(
+            "spawn",
+            origin.position.as_ref(),
+            None,
+            out,
+            |connection, _| {
+                if self.max_live_drops != 0 {
+                    let live: Option<usize> =
+                        redis::cmd("GET").arg(self.keys.live()).query(connection)?;
+                    if live.unwrap_or(0) >= self.max_live_drops {
+                        return Ok(Decision::new(Err(Refusal::StoreFull)));
+                    }
                 }
-            }
-            // Allocated once: a step decided again keeps its id.
-            let id = match id {
-                Some(id) => id,
-                None => {
-                    let raw: u32 = self
-                        .next_id
-                        .key(self.keys.last_id())
-                        .key(&ids)
-                        .arg(DropId::FIRST.get())
-                        .arg(DropId::LAST.get())
-                        .invoke(connection)?;
-                    *id.insert(DropId::new(raw).expect("the script keeps to the id range"))
+                // Allocated once: a step decided again keeps its id.
+                let id = match id {
+                    Some(id) => id,
+                    None => {
+                        let raw: u32 = self
+                            .next_id
+                            .key(self.keys.last_id())
+                            .key(&ids)
+                            .arg(DropId::FIRST.get())
+                            .arg(DropId::LAST.get())
+                            .invoke(connection)?;
+                        *id.insert(DropId::new(raw).expect("the script keeps to the id range"))
+                    }
+                };
+                let (count,): (usize,) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&map)
+                    .ignore()
+                    .hlen(&map)
+                    .query(connection)?;
+                let drop = Drop {
+                    id,
+                    tenant: origin.tenant.clone(),
+                    location: origin.location,
+                    spec,
+                    dropped_at: now,
+                    transaction_id: origin.correlation.transaction_id,
+                    status: Status::Available,
+                };
+                let mut decision = Decision::new(Ok(drop.clone()));
+                if self.rules.map_is_full(count) {
+                    let mut drops = self.map_drops(connection, &map)?;
+                    let mut count = drops.len();
+                    while self.rules.map_is_full(count) {
+                        // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
+                        let Some(oldest) = self.rules.oldest_available(&drops, now).map(|d| d.id)
+                        else {
+                            break;
+                        };
+                        let index = drops.iter().position(|d| d.id == oldest).expect("listed");
+                        let evicted = drops.swap_remove(index);
+                        self.remove(&mut decision.writes, &map, evicted.id);
+                        decision.events.push(Event::expired(&evicted));
+                        count -= 1;
+                    }
                 }
-            };
-            let (count,): (usize,) = redis::pipe()
-                .cmd("WATCH")
-                .arg(&map)
-                .ignore()
-                .hlen(&map)
-                .query(connection)?;
-            let drop = Drop {
-                id,
-                tenant: origin.tenant.clone(),
-                location: origin.location,
-                spec,
-                dropped_at: now,
-                transaction_id: origin.correlation.transaction_id,
-                status: Status::Available,
-            };
-            let mut decision = Decision::new(Ok(drop.clone()));
-            if self.rules.map_is_full(count) {
-                let mut drops = self.map_drops(connection, &map)?;
-                let mut count = drops.len();
-                while self.rules.map_is_full(count) {
-                    // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
-                    let Some(oldest) = self.rules.oldest_available(&drops, now).map(|d| d.id)
-                    else {
-                        break;
-                    };
-                    let index = drops.iter().position(|d| d.id == oldest).expect("listed");
-                    let evicted = drops.swap_remove(index);
-                    self.remove(&mut decision.writes, &map, evicted.id);
-                    decision.events.push(Event::expired(&evicted));
-                    count -= 1;
+                self.put(&mut decision.writes, &map, &drop);
+                decision.writes.hset(&ids, id.get(), &map).ignore();
+                if let Some(at) = self.rules.expires_at(&drop) {
+                    decision
+                        .writes
+                        .zadd(self.keys.deadlines(), id.get(), at.0)
+                        .ignore();
                 }
-            }
-            self.put(&mut decision.writes, &map, &drop);
-            decision.writes.hset(&ids, id.get(), &map).ignore();
-            if let Some(at) = self.rules.expires_at(&drop) {
+                decision.writes.incr(self.keys.live(), 1).ignore();
                 decision
-                    .writes
-                    .zadd(self.keys.deadlines(), id.get(), at.0)
-                    .ignore();
-            }
-            decision.writes.incr(self.keys.live(), 1).ignore();
-            decision
-                .events
-                .push(Event::created(&drop, origin.correlation.clone()));
-            Ok(decision)
-        });
+                    .events
+                    .push(Event::created(&drop, origin.correlation.clone()));
+                Ok(decision)
+            },
+        );
         outcome.and_then(|spawned| spawned)
     }
 
@@ -376,35 +400,43 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let outcome = self.step("reserve", origin.position.as_ref(), out, |connection| {
-            let found = self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?;
-            let reserved = match found {
-                None => Err(Refusal::UnknownDrop),
-                Some((mut drop, map)) => self
-                    .rules
-                    .reserve(&mut drop, request, origin.location, now)
-                    .map(|_| (drop, map)),
-            };
-            Ok(match reserved {
-                Ok((drop, map)) => {
-                    let mut decision = Decision::new(Ok(()));
-                    self.put(&mut decision.writes, &map, &drop);
-                    let kind = EventKind::Reserved {
-                        character_id: request.character_id,
-                        contents: drop.spec.contents,
-                    };
-                    let event = Event::about(&drop, origin.correlation.clone(), kind);
-                    decision.events.push(event);
-                    decision
-                }
-                Err(refusal) => {
-                    let mut decision = Decision::new(Err(refusal));
-                    let event = failure(origin, request.drop_id, request.character_id);
-                    decision.events.push(event);
-                    decision
-                }
-            })
-        });
+        let about = Some(request.drop_id);
+        let outcome = self.step(
+            "reserve",
+            origin.position.as_ref(),
+            about,
+            out,
+            |connection, map| {
+                let found =
+                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?;
+                let reserved = match found {
+                    None => Err(Refusal::UnknownDrop),
+                    Some((mut drop, map)) => self
+                        .rules
+                        .reserve(&mut drop, request, origin.location, now)
+                        .map(|_| (drop, map)),
+                };
+                Ok(match reserved {
+                    Ok((drop, map)) => {
+                        let mut decision = Decision::new(Ok(()));
+                        self.put(&mut decision.writes, &map, &drop);
+                        let kind = EventKind::Reserved {
+                            character_id: request.character_id,
+                            contents: drop.spec.contents,
+                        };
+                        let event = Event::about(&drop, origin.correlation.clone(), kind);
+                        decision.events.push(event);
+                        decision
+                    }
+                    Err(refusal) => {
+                        let mut decision = Decision::new(Err(refusal));
+                        let event = failure(origin, request.drop_id, request.character_id);
+                        decision.events.push(event);
+                        decision
+                    }
+                })
+            },
+        );
         outcome.and_then(|reserved| reserved)
     }
 
@@ -415,31 +447,38 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let outcome = self.step("cancel", origin.position.as_ref(), out, |connection| {
-            let Some((mut drop, map)) =
-                self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?
-            else {
-                return Ok(Decision::new(Err(Refusal::UnknownDrop)));
-            };
-            let before = drop.status;
-            let cancelled = self.rules.cancel(&mut drop, request, now);
-            let mut decision = Decision::new(cancelled);
-            if drop.status != before {
-                self.put(&mut decision.writes, &map, &drop);
-                // A sweep that met the drop held put its entry off; free again, it expires on time.
-                if let Some(at) = self.rules.expires_at(&drop) {
-                    decision
-                        .writes
-                        .zadd(self.keys.deadlines(), drop.id.get(), at.0)
-                        .ignore();
+        let about = Some(request.drop_id);
+        let outcome = self.step(
+            "cancel",
+            origin.position.as_ref(),
+            about,
+            out,
+            |connection, map| {
+                let Some((mut drop, map)) =
+                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?
+                else {
+                    return Ok(Decision::new(Err(Refusal::UnknownDrop)));
+                };
+                let before = drop.status;
+                let cancelled = self.rules.cancel(&mut drop, request, now);
+                let mut decision = Decision::new(cancelled);
+                if drop.status != before {
+                    self.put(&mut decision.writes, &map, &drop);
+                    // A sweep that met the drop held put its entry off; free again, it expires on time.
+                    if let Some(at) = self.rules.expires_at(&drop) {
+                        decision
+                            .writes
+                            .zadd(self.keys.deadlines(), drop.id.get(), at.0)
+                            .ignore();
+                    }
                 }
-            }
-            if cancelled.is_ok() {
-                let event = failure(origin, request.drop_id, request.character_id);
-                decision.events.push(event);
-            }
-            Ok(decision)
-        });
+                if cancelled.is_ok() {
+                    let event = failure(origin, request.drop_id, request.character_id);
+                    decision.events.push(event);
+                }
+                Ok(decision)
+            },
+        );
         outcome.and_then(|cancelled| cancelled)
     }
 
@@ -450,27 +489,34 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let outcome = self.step("pick_up", origin.position.as_ref(), out, |connection| {
-            let Some((drop, map)) =
-                self.watch_tenants_drop(connection, &origin.tenant, request.drop_id)?
-            else {
-                return Ok(Decision::new(Err(Refusal::UnknownDrop)));
-            };
-            let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
-                Ok(pet_slot) => pet_slot,
-                Err(refusal) => return Ok(Decision::new(Err(refusal))),
-            };
-            let mut decision = Decision::new(Ok(()));
-            self.remove(&mut decision.writes, &map, drop.id);
-            let kind = EventKind::PickedUp {
-                character_id: request.character_id,
-                contents: drop.spec.contents,
-                pet_slot,
-            };
-            let event = Event::about(&drop, origin.correlation.clone(), kind);
-            decision.events.push(event);
-            Ok(decision)
-        });
+        let about = Some(request.drop_id);
+        let outcome = self.step(
+            "pick_up",
+            origin.position.as_ref(),
+            about,
+            out,
+            |connection, map| {
+                let Some((drop, map)) =
+                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?
+                else {
+                    return Ok(Decision::new(Err(Refusal::UnknownDrop)));
+                };
+                let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
+                    Ok(pet_slot) => pet_slot,
+                    Err(refusal) => return Ok(Decision::new(Err(refusal))),
+                };
+                let mut decision = Decision::new(Ok(()));
+                self.remove(&mut decision.writes, &map, drop.id);
+                let kind = EventKind::PickedUp {
+                    character_id: request.character_id,
+                    contents: drop.spec.contents,
+                    pet_slot,
+                };
+                let event = Event::about(&drop, origin.correlation.clone(), kind);
+                decision.events.push(event);
+                Ok(decision)
+            },
+        );
         outcome.and_then(|picked_up| picked_up)
     }
 
@@ -503,7 +549,11 @@ impl DropStore for RedisStore {
 
     fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         let found = self.pool.run("get", |connection| {
-            let found = self.watch_tenants_drop(connection, tenant, id)?;
+            let map: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.ids())
+                .arg(id)
+                .query(connection)?;
+            let found = self.watch_tenants_drop(connection, map.as_deref(), tenant, id)?;
             redis::cmd("UNWATCH").query::<()>(connection)?;
             Ok(found)
         });
