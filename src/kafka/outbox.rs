@@ -12,9 +12,10 @@
 //! taking over reads the topic from there and deletes the entries it finds, so that an event
 //! reaches the topic once, not twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -25,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
-use super::producer::{acknowledged, enqueue_blocking, EventProducer};
+use super::producer::{broker_answer, enqueue_blocking, EventProducer};
 use crate::drop::event::Event;
 use crate::shutdown::Shutdown;
 use crate::store::redis::{self as redis_store, Keys, OUTBOX_SHARDS};
@@ -40,6 +41,8 @@ const CLAIM_EVERY: Duration = Duration::from_secs(1);
 const READ_WAIT_MS: usize = 20;
 /// Entries read at a time from each stream.
 const BATCH: usize = 512;
+/// How long a round with nothing new waits for the broker's oldest answer.
+const ANSWER_WAIT: Duration = Duration::from_millis(5);
 /// Pause after a failure of Redis or of a delivery.
 const PAUSE: Duration = Duration::from_millis(200);
 /// Reading the topic for what a dead relay sent ends once nothing came for this long...
@@ -156,12 +159,11 @@ impl Relay {
         };
         let claim = Script::new(CLAIM);
         let mut connection: Option<Connection> = None;
-        // Stream shard → the last entry id relayed.
-        let mut held: BTreeMap<u32, String> = BTreeMap::new();
+        let mut held: BTreeMap<u32, Stream> = BTreeMap::new();
         let mut claimed_at: Option<Instant> = None;
         loop {
             let stopping = stop.is_triggered();
-            let round = (|| -> RedisResult<usize> {
+            let round = (|| -> RedisResult<bool> {
                 let connection = match &mut connection {
                     Some(connection) => connection,
                     None => connection.insert(client.get_connection()?),
@@ -172,15 +174,19 @@ impl Relay {
                 }
                 if held.is_empty() {
                     std::thread::sleep(CLAIM_EVERY / 4);
-                    return Ok(0);
+                    return Ok(false);
                 }
-                self.relay_batch(connection, runtime, &mut held)
+                self.relay_round(connection, runtime, &mut held)
             })();
             match round {
-                Ok(0) if stopping => break,
+                Ok(false) if stopping => break,
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "outbox relay: Redis call failed");
+                    tracing::warn!(%error, "outbox relay: failed; its streams are taken up afresh");
+                    // What was in flight may or may not be on the topic: taking the streams up
+                    // again (as after a takeover) sends what is not.
+                    held.clear();
+                    claimed_at = None;
                     connection = None;
                     std::thread::sleep(PAUSE);
                 }
@@ -205,7 +211,7 @@ impl Relay {
         &self,
         connection: &mut Connection,
         claim: &Script,
-        held: &mut BTreeMap<u32, String>,
+        held: &mut BTreeMap<u32, Stream>,
     ) -> RedisResult<()> {
         for shard in 0..OUTBOX_SHARDS {
             let holds: i64 = claim
@@ -216,7 +222,7 @@ impl Relay {
             if holds == 1 {
                 if let std::collections::btree_map::Entry::Vacant(entry) = held.entry(shard) {
                     self.recover(connection, shard)?;
-                    entry.insert("0-0".to_owned());
+                    entry.insert(Stream::default());
                     tracing::info!(shard, "outbox relay: relaying a stream");
                 }
             } else if held.remove(&shard).is_some() {
@@ -250,17 +256,9 @@ impl Relay {
                 Some((field.strip_prefix('p')?.parse().ok()?, offset.parse().ok()?))
             })
             .collect();
-        let mut on_topic = match self.records_after(&acknowledged) {
-            Ok(records) => records,
-            Err(error) => {
-                let error = redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "reading the event topic",
-                    error,
-                ));
-                return Err(error);
-            }
-        };
+        let mut on_topic = self
+            .records_after(&acknowledged)
+            .map_err(|error| relay_error("reading the event topic", error))?;
         let delivered: Vec<&str> = maybe_sent
             .iter()
             .filter(|(_, fields)| {
@@ -338,104 +336,169 @@ impl Relay {
         Ok(records)
     }
 
-    /// Sends the next entries of the held streams, in order; deletes those acknowledged.
-    /// Returns how many were relayed.
-    fn relay_batch(
+    /// One round of the relay: hands the entries that came since the last round to the
+    /// producer (without waiting for the broker, so entries flow while earlier ones are in
+    /// flight), then deletes those the broker acknowledged, oldest first. Returns whether
+    /// anything was read or is still in flight.
+    fn relay_round(
         &self,
         connection: &mut Connection,
         runtime: &Handle,
-        held: &mut BTreeMap<u32, String>,
-    ) -> RedisResult<usize> {
+        held: &mut BTreeMap<u32, Stream>,
+    ) -> RedisResult<bool> {
+        let idle = held.values().all(|stream| stream.in_flight.is_empty());
         let mut read = redis::cmd("XREAD");
-        read.arg("COUNT")
-            .arg(BATCH)
-            .arg("BLOCK")
-            .arg(READ_WAIT_MS)
-            .arg("STREAMS");
+        read.arg("COUNT").arg(BATCH);
+        if idle {
+            read.arg("BLOCK").arg(READ_WAIT_MS);
+        }
+        read.arg("STREAMS");
         for &shard in held.keys() {
             read.arg(self.keys.outbox(shard));
         }
-        for last in held.values() {
-            read.arg(last);
+        for stream in held.values() {
+            read.arg(&stream.read_from);
         }
-        let streams: Option<Vec<(String, Entries)>> = read.query(connection)?;
-        let mut relayed = 0;
-        for (stream, entries) in streams.unwrap_or_default() {
-            let shard = (0..OUTBOX_SHARDS)
-                .find(|&shard| self.keys.outbox(shard) == stream)
-                .expect("XREAD answers for the streams asked");
+        let read: Vec<(String, Entries)> = read.query::<Option<_>>(connection)?.unwrap_or_default();
+        let streams: Vec<(u32, Entries)> = read
+            .into_iter()
+            .map(|(name, entries)| {
+                let shard = (0..OUTBOX_SHARDS)
+                    .find(|&shard| self.keys.outbox(shard) == name)
+                    .expect("XREAD answers for the streams asked");
+                (shard, entries)
+            })
+            .collect();
+        if !streams.is_empty() {
             // Written down before sending: a relay taking over after a crash must know what
             // may be on the topic already.
-            if let Some((last, _)) = entries.last() {
-                redis::cmd("HSET")
-                    .arg(self.keys.outbox_sent(shard))
-                    .arg(THROUGH)
-                    .arg(last)
-                    .query::<()>(connection)?;
+            let mut through = redis::pipe();
+            for (shard, entries) in &streams {
+                let (last, _) = entries.last().expect("XREAD answers no empty stream");
+                through
+                    .hset(self.keys.outbox_sent(*shard), THROUGH, last)
+                    .ignore();
             }
-            let mut sent: Vec<(String, Option<DeliveryFuture>)> = Vec::with_capacity(entries.len());
+            through.query::<()>(connection)?;
+        }
+        let read_any = !streams.is_empty();
+        for (shard, entries) in streams {
+            let stream = held.get_mut(&shard).expect("read from held streams only");
             for (id, fields) in entries {
                 let record = fields
                     .iter()
                     .find(|(name, _)| name == FIELD)
                     .and_then(|(_, bytes)| decode_record(bytes));
-                let delivery = match record {
+                let sent = match record {
                     Some(record) => {
                         let record = FutureRecord::to(&self.topic)
                             .key(&record.key[..])
                             .payload(&record.value[..])
                             .headers(record.headers);
-                        match enqueue_blocking(&self.producer, record) {
-                            Ok(delivery) => Some(delivery),
-                            Err(error) => {
-                                tracing::error!(%error, stream, id, "outbox relay: event not queued");
-                                break;
-                            }
-                        }
+                        let queued = enqueue_blocking(&self.producer, record)
+                            .map_err(|error| relay_error("event not queued", error))?;
+                        Sent::Waiting(queued)
                     }
                     None => {
-                        tracing::error!(stream, id, "outbox relay: unreadable entry dropped");
-                        None
+                        tracing::error!(shard, id, "outbox relay: unreadable entry dropped");
+                        Sent::Unreadable
                     }
                 };
-                sent.push((id, delivery));
-            }
-            let mut done = Vec::with_capacity(sent.len());
-            let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-            for (id, delivery) in sent {
-                if let Some(delivery) = delivery {
-                    match runtime.block_on(acknowledged(delivery)) {
-                        Ok((partition, offset)) => {
-                            let highest = offsets.entry(partition).or_insert(offset);
-                            *highest = offset.max(*highest);
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, stream, id, "outbox relay: event not delivered; retried");
-                            std::thread::sleep(PAUSE);
-                            break;
-                        }
-                    }
-                }
-                done.push(id);
-            }
-            if let Some(last) = done.last() {
-                held.insert(shard, last.clone());
-                let mut finish = redis::pipe();
-                finish.atomic().cmd("XDEL").arg(&stream).arg(&done).ignore();
-                for (partition, offset) in offsets {
-                    finish
-                        .cmd("HSET")
-                        .arg(self.keys.outbox_sent(shard))
-                        .arg(format!("p{partition}"))
-                        .arg(offset)
-                        .ignore();
-                }
-                finish.query::<()>(connection)?;
-                relayed += done.len();
+                stream.read_from.clone_from(&id);
+                stream.in_flight.push_back((id, sent));
             }
         }
-        Ok(relayed)
+        if !read_any {
+            // Nothing new: wait a little for the oldest answer rather than ask Redis again.
+            let oldest = held
+                .values_mut()
+                .find_map(|stream| stream.in_flight.front_mut());
+            if let Some((_, sent)) = oldest {
+                if let Sent::Waiting(delivery) = sent {
+                    let waited = runtime.block_on(tokio::time::timeout(ANSWER_WAIT, delivery));
+                    // The answer is taken now: keep it for the deletion below.
+                    if let Ok(answer) = waited {
+                        *sent = Sent::Answered(broker_answer(answer));
+                    }
+                }
+            }
+        }
+        let mut finish = redis::pipe();
+        finish.atomic();
+        for (&shard, stream) in held.iter_mut() {
+            let mut acknowledged = Vec::new();
+            let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+            while let Some((_, sent)) = stream.in_flight.front_mut() {
+                let answer = match sent {
+                    Sent::Waiting(delivery) => match delivery.now_or_never() {
+                        Some(answer) => Some(broker_answer(answer)),
+                        None => break,
+                    },
+                    Sent::Answered(answer) => Some(answer.clone()),
+                    Sent::Unreadable => None,
+                };
+                if let Some(answer) = answer {
+                    let (partition, offset) =
+                        answer.map_err(|error| relay_error("event not delivered", error))?;
+                    let highest = offsets.entry(partition).or_insert(offset);
+                    *highest = offset.max(*highest);
+                }
+                let (id, _) = stream.in_flight.pop_front().expect("front exists");
+                acknowledged.push(id);
+            }
+            if acknowledged.is_empty() {
+                continue;
+            }
+            finish
+                .cmd("XDEL")
+                .arg(self.keys.outbox(shard))
+                .arg(&acknowledged)
+                .ignore();
+            for (partition, offset) in offsets {
+                let field = format!("p{partition}");
+                finish
+                    .hset(self.keys.outbox_sent(shard), field, offset)
+                    .ignore();
+            }
+        }
+        if !finish.is_empty() {
+            finish.query::<()>(connection)?;
+        }
+        Ok(read_any || held.values().any(|stream| !stream.in_flight.is_empty()))
     }
+}
+
+/// A held outbox stream.
+struct Stream {
+    /// The last entry handed to the producer: the next read starts after it.
+    read_from: String,
+    /// Entries handed to the producer, oldest first, with the broker's answer.
+    in_flight: VecDeque<(String, Sent)>,
+}
+
+/// An outbox entry the relay took.
+enum Sent {
+    /// Handed to the producer; the broker's answer is to come.
+    Waiting(DeliveryFuture),
+    /// The broker answered: (partition, offset), or why the record is not there.
+    Answered(Result<(i32, i64), String>),
+    /// Not a record we wrote: logged, and deleted in its turn.
+    Unreadable,
+}
+
+impl Default for Stream {
+    /// Taken up from its first entry.
+    fn default() -> Stream {
+        Stream {
+            read_from: "0-0".to_owned(),
+            in_flight: VecDeque::new(),
+        }
+    }
+}
+
+/// A relay failure that is not Redis's, as the error the relay's round returns.
+fn relay_error(what: &'static str, error: impl std::fmt::Display) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, what, error.to_string()))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -76,7 +77,12 @@ impl Delivery {
 /// Resolves once the broker acknowledged a record librdkafka took, with where it put it
 /// (partition, offset), or with why it never will.
 pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), String> {
-    match future.await {
+    broker_answer(future.await)
+}
+
+/// What a `DeliveryFuture` resolved to: (partition, offset), or why the record is not there.
+pub fn broker_answer<E>(answer: Result<OwnedDeliveryResult, E>) -> Result<(i32, i64), String> {
+    match answer {
         Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
         Ok(Err((error, _))) => Err(error.to_string()),
         Err(_) => Err("the producer closed before the broker answered".to_owned()),
