@@ -174,6 +174,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     metrics.expired(ExpiryCause::Shutdown, expired);
     let undelivered = deliveries.len();
     match timeout_at(deadline, all_acknowledged(deliveries)).await {
+        Ok(Ok(())) if store.shared() => tracing::info!("the drops stay in the shared store"),
         Ok(Ok(())) => tracing::info!(expired, "every drop expired"),
         Ok(Err(error)) => {
             tracing::error!(%error, expired, "EXPIRED events were not all delivered");
