@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             producer,
             event_topic,
             shutdown: listener_of_shutdown,
+            store: store.clone(),
         }),
     };
     let serving = tokio::spawn(rest::serve(listener, state, async move {

@@ -376,3 +376,50 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
     relaying.await.expect("the relay stops");
     names.clean_redis();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_redis_is_unreachable_commands_wait_and_none_is_lost() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let redis = redis_url();
+    let upstream = redis.trim_start_matches("redis://").trim_end_matches('/');
+    let proxy = Proxy::start(upstream.to_owned()).await;
+    let via_proxy = format!("redis://127.0.0.1:{}", proxy.port);
+    let service = Service::start_shared(&broker, &names, &[("REDIS_URL", &via_proxy)]);
+    service.ready().await;
+    let first = peer.spawn_drop(&spawn_item(100_000_000, 2_000_000)).await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, body) = http_get(&format!("{}/readyz", service.http), &[]).await;
+        if status == 503 {
+            assert!(body.contains("Redis"), "{body}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for map in 0..5 {
+        peer.send(&spawn_item(100_000_001 + map, 2_000_000)).await;
+    }
+    peer.send(&pick_up(100_000_000, first.drop_id(), 7)).await;
+    peer.expect_quiet(Duration::from_secs(2)).await;
+
+    proxy.restore();
+    let events = peer.next_events(6, Duration::from_secs(30)).await;
+    peer.expect_quiet(Duration::from_secs(2)).await;
+    let created: HashSet<u64> = events
+        .iter()
+        .filter(|event| event.kind() == "CREATED")
+        .map(|event| event.drop_id())
+        .collect();
+    assert_eq!(created.len(), 5, "{events:#?}");
+    assert!(events
+        .iter()
+        .any(|event| event.kind() == "PICKED_UP" && event.drop_id() == first.drop_id()));
+    service.ready().await;
+    assert!(service.logs().contains("Redis call failed"));
+    names.clean_redis();
+}

@@ -16,18 +16,19 @@ use crate::kafka::consumer::CommandConsumer;
 use crate::kafka::producer::EventProducer;
 use crate::metrics::Gauges;
 use crate::shutdown::Shutdown;
+use crate::store::DropStore;
 
 /// How long the readiness probe waits for the broker's answer.
 const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ready means: the consumer holds partitions, and the producer reaches the broker.
-/// Ready means: not shutting down, the consumer holds partitions, and the producer reaches
-/// the broker.
+/// Ready means: not shutting down, the consumer holds partitions, the producer reaches the
+/// broker, and the store answers (a shared store's Redis).
 pub struct Readiness {
     pub consumer: Arc<CommandConsumer>,
     pub producer: EventProducer,
     pub event_topic: String,
     pub shutdown: Shutdown,
+    pub store: Arc<dyn DropStore>,
 }
 
 impl Readiness {
@@ -43,13 +44,14 @@ impl Readiness {
         if assigned == 0 {
             return Err("consumer holds no partition of the command topic".to_owned());
         }
-        // A metadata request is a round trip to the broker; librdkafka blocks, so off the runtime.
+        // A metadata request is a round trip to the broker, and librdkafka blocks; so does a
+        // shared store's ping: off the runtime.
         tokio::task::spawn_blocking(move || {
             self.producer
                 .client()
                 .fetch_metadata(Some(&self.event_topic), BROKER_PROBE_TIMEOUT)
-                .map(|_| ())
-                .map_err(|error| format!("producer cannot reach the broker: {error}"))
+                .map_err(|error| format!("producer cannot reach the broker: {error}"))?;
+            self.store.check()
         })
         .await
         .map_err(|error| format!("probe failed: {error}"))?

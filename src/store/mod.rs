@@ -108,6 +108,11 @@ pub trait DropStore: Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
+
+    /// Whether the store answers now (for readiness): the in-memory store always does.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Runs a store call from async code: a shared store's calls wait on the network, so the

@@ -88,15 +88,15 @@ impl Broker {
     }
 }
 
-/// A TCP proxy of our own between the clients and the broker. `cut` closes every connection
-/// and refuses new ones until `restore`.
+/// A TCP proxy of our own between the clients and a server (the broker, Redis). `cut` closes
+/// every connection and refuses new ones until `restore`.
 pub struct Proxy {
     pub port: u16,
     cut: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Proxy {
+    pub async fn start(upstream: String) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("proxy port");

@@ -591,4 +591,9 @@ impl DropStore for RedisStore {
     fn shared(&self) -> bool {
         true
     }
+
+    /// One PING, not retried: readiness must answer, not wait for Redis.
+    fn check(&self) -> Result<(), String> {
+        self.pool.ping()
+    }
 }
