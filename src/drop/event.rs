@@ -70,6 +70,29 @@ impl Event {
     }
 
     /// `EXPIRED` carries the drop's own transaction id, from its spawn, and no trace context.
+    pub fn reserved(drop: &Drop, correlation: Correlation, character_id: u32) -> Event {
+        let contents = drop.spec.contents;
+        let kind = EventKind::Reserved {
+            character_id,
+            contents,
+        };
+        Event::about(drop, correlation, kind)
+    }
+
+    pub fn picked_up(
+        drop: &Drop,
+        correlation: Correlation,
+        character_id: u32,
+        pet_slot: i8,
+    ) -> Event {
+        let kind = EventKind::PickedUp {
+            character_id,
+            contents: drop.spec.contents,
+            pet_slot,
+        };
+        Event::about(drop, correlation, kind)
+    }
+
     pub fn expired(drop: &Drop) -> Event {
         let correlation = Correlation {
             transaction_id: drop.transaction_id,

@@ -164,6 +164,14 @@ impl Rules {
         !matches!(self.holding(drop, now), Holding::Held(_))
     }
 
+    /// The drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
+    pub fn as_seen(&self, mut drop: Drop, now: Millis) -> Drop {
+        if self.is_available(&drop, now) {
+            drop.status = Status::Available;
+        }
+        drop
+    }
+
     /// Reserves `drop` for the requester, or says why not. The drop is changed only on success.
     /// A character whose reservation lapsed was credited already: they may pick the drop up,
     /// but not reserve it a second time (one reservation, one `RESERVED`).

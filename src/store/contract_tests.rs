@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{failure, DropCounts, DropStore, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::{Event, EventKind};
+use crate::drop::event::Event;
 use crate::drop::model::{
     Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Status,
     Tenant, TenantRef,
@@ -138,11 +138,8 @@ impl Model {
                 .reserve(&mut self.drops[index], request, origin.location, now)
                 .map(|_| {
                     let drop = &self.drops[index];
-                    let kind = EventKind::Reserved {
-                        character_id: request.character_id,
-                        contents: drop.spec.contents,
-                    };
-                    out.push(Event::about(drop, origin.correlation.clone(), kind));
+                    let correlation = origin.correlation.clone();
+                    out.push(Event::reserved(drop, correlation, request.character_id));
                 }),
         };
         if outcome.is_err() {
@@ -178,12 +175,13 @@ impl Model {
             .ok_or(Refusal::UnknownDrop)?;
         let pet_slot = RULES.pick_up(&self.drops[index], request, origin.location, now)?;
         let drop = self.drops.remove(index);
-        let kind = EventKind::PickedUp {
-            character_id: request.character_id,
-            contents: drop.spec.contents,
+        let correlation = origin.correlation.clone();
+        out.push(Event::picked_up(
+            &drop,
+            correlation,
+            request.character_id,
             pet_slot,
-        };
-        out.push(Event::about(&drop, origin.correlation.clone(), kind));
+        ));
         Ok(())
     }
 
@@ -197,20 +195,12 @@ impl Model {
     }
 
     /// What a reader sees: a lapsed reservation reads AVAILABLE.
-    fn view(drop: &Drop, now: Millis) -> Drop {
-        let mut copy = drop.clone();
-        if RULES.is_available(drop, now) {
-            copy.status = Status::Available;
-        }
-        copy
-    }
-
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let mut drops: Vec<Drop> = self
             .drops
             .iter()
             .filter(|d| d.tenant == *tenant && d.location == location)
-            .map(|d| Model::view(d, now))
+            .map(|d| RULES.as_seen(d.clone(), now))
             .collect();
         drops.sort_by_key(|d| d.id);
         drops
@@ -393,7 +383,7 @@ pub fn behaves_as_the_model(
         for drop in &model.drops {
             prop_assert_eq!(
                 store.get(&drop.tenant, drop.id.get(), now),
-                Some(Model::view(drop, now))
+                Some(RULES.as_seen(drop.clone(), now))
             );
             prop_assert_eq!(store.get(&tenant(9), drop.id.get(), now), None);
         }

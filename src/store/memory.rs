@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 
 use super::{failure, DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::{Event, EventKind};
+use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
 use crate::drop::rules::{Due, Refusal, Rules};
 
@@ -149,15 +149,6 @@ impl MemoryStore {
         self.live.fetch_sub(1, Ordering::Relaxed);
         Some(drop)
     }
-
-    /// A copy of the drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
-    fn view(&self, drop: &Drop, now: Millis) -> Drop {
-        let mut copy = drop.clone();
-        if self.rules.is_available(drop, now) {
-            copy.status = Status::Available;
-        }
-        copy
-    }
 }
 
 impl DropStore for MemoryStore {
@@ -235,11 +226,8 @@ impl DropStore for MemoryStore {
             // Emitted while the shard is locked, so no later change of this drop can overtake it.
             match self.rules.reserve(drop, request, origin.location, now) {
                 Ok(_) => {
-                    let kind = EventKind::Reserved {
-                        character_id: request.character_id,
-                        contents: drop.spec.contents,
-                    };
-                    out(Event::about(drop, origin.correlation.clone(), kind));
+                    let correlation = origin.correlation.clone();
+                    out(Event::reserved(drop, correlation, request.character_id));
                     Ok(())
                 }
                 Err(refusal) => {
@@ -292,12 +280,13 @@ impl DropStore for MemoryStore {
             let drop = &shard.drops[&id].drop;
             let pet_slot = self.rules.pick_up(drop, request, origin.location, now)?;
             let drop = self.remove(shard, id).expect("found under this lock");
-            let kind = EventKind::PickedUp {
-                character_id: request.character_id,
-                contents: drop.spec.contents,
+            let correlation = origin.correlation.clone();
+            out(Event::picked_up(
+                &drop,
+                correlation,
+                request.character_id,
                 pet_slot,
-            };
-            out(Event::about(&drop, origin.correlation.clone(), kind));
+            ));
             Ok(())
         })
     }
@@ -356,14 +345,14 @@ impl DropStore for MemoryStore {
 
     fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         let (shard, id) = self.find(tenant, id)?;
-        Some(self.view(&shard.drops[&id].drop, now))
+        Some(self.rules.as_seen(shard.drops[&id].drop.clone(), now))
     }
 
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let shard = lock(&self.shards[self.shard_of(tenant, location)]);
         let key = (tenant.clone(), location);
         let ids = shard.maps.get(&key).into_iter().flatten();
-        ids.map(|id| self.view(&shard.drops[id].drop, now))
+        ids.map(|id| self.rules.as_seen(shard.drops[id].drop.clone(), now))
             .collect()
     }
 

@@ -22,7 +22,7 @@ pub use self::pool::client;
 use self::pool::Pool;
 use super::{failure, DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::{Event, EventKind};
+use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
 use crate::drop::rules::{Due, Refusal, Rules};
 use crate::kafka::outbox;
@@ -265,14 +265,6 @@ impl RedisStore {
             .collect())
     }
 
-    /// A copy of the drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
-    fn view(&self, mut drop: Drop, now: Millis) -> Drop {
-        if self.rules.is_available(&drop, now) {
-            drop.status = Status::Available;
-        }
-        drop
-    }
-
     /// The sweep's step for one drop whose deadline came: expire it, look again later, or forget
     /// the entry. Returns whether it expired.
     fn sweep_one(&self, raw: u32, now: Millis, out: EventOut<'_>) -> bool {
@@ -420,11 +412,8 @@ impl DropStore for RedisStore {
                     Ok((drop, map)) => {
                         let mut decision = Decision::new(Ok(()));
                         self.put(&mut decision.writes, &map, &drop);
-                        let kind = EventKind::Reserved {
-                            character_id: request.character_id,
-                            contents: drop.spec.contents,
-                        };
-                        let event = Event::about(&drop, origin.correlation.clone(), kind);
+                        let correlation = origin.correlation.clone();
+                        let event = Event::reserved(&drop, correlation, request.character_id);
                         decision.events.push(event);
                         decision
                     }
@@ -507,12 +496,8 @@ impl DropStore for RedisStore {
                 };
                 let mut decision = Decision::new(Ok(()));
                 self.remove(&mut decision.writes, &map, drop.id);
-                let kind = EventKind::PickedUp {
-                    character_id: request.character_id,
-                    contents: drop.spec.contents,
-                    pet_slot,
-                };
-                let event = Event::about(&drop, origin.correlation.clone(), kind);
+                let correlation = origin.correlation.clone();
+                let event = Event::picked_up(&drop, correlation, request.character_id, pet_slot);
                 decision.events.push(event);
                 Ok(decision)
             },
@@ -557,7 +542,7 @@ impl DropStore for RedisStore {
             redis::cmd("UNWATCH").query::<()>(connection)?;
             Ok(found)
         });
-        found.map(|(drop, _)| self.view(drop, now))
+        found.map(|(drop, _)| self.rules.as_seen(drop, now))
     }
 
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
@@ -567,7 +552,10 @@ impl DropStore for RedisStore {
             .run("list", |connection| self.map_drops(connection, &map));
         drops.retain(|drop| drop.tenant == *tenant);
         drops.sort_by_key(|drop| drop.id);
-        drops.into_iter().map(|drop| self.view(drop, now)).collect()
+        drops
+            .into_iter()
+            .map(|drop| self.rules.as_seen(drop, now))
+            .collect()
     }
 
     /// Two counters, not a scan: a reservation is held while younger than the timeout.
