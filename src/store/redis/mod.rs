@@ -100,7 +100,8 @@ impl RedisStore {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
+    #[cfg(test)]
+    fn keys(&self) -> &Keys {
         &self.keys
     }
 
@@ -184,6 +185,24 @@ impl RedisStore {
             out(event);
         }
         Ok(decision.answer)
+    }
+
+    /// A command's step on the tenant's drop `raw`: `decide` gets it, watched, with its map's
+    /// key, or `None` when the tenant has no such drop.
+    fn step_on_drop<T>(
+        &self,
+        what: &str,
+        origin: &Origin,
+        raw: u32,
+        out: EventOut<'_>,
+        mut decide: impl FnMut(Option<(Drop, String)>) -> Decision<Result<T, Refusal>>,
+    ) -> Result<T, Refusal> {
+        let position = origin.position.as_ref();
+        let outcome = self.step(what, position, Some(raw), out, |connection, map| {
+            let found = self.watch_tenants_drop(connection, map, &origin.tenant, raw)?;
+            Ok(decide(found))
+        });
+        outcome.and_then(|answer| answer)
     }
 
     /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
@@ -392,41 +411,31 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let about = Some(request.drop_id);
-        let outcome = self.step(
-            "reserve",
-            origin.position.as_ref(),
-            about,
-            out,
-            |connection, map| {
-                let found =
-                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?;
-                let reserved = match found {
-                    None => Err(Refusal::UnknownDrop),
-                    Some((mut drop, map)) => self
-                        .rules
-                        .reserve(&mut drop, request, origin.location, now)
-                        .map(|_| (drop, map)),
-                };
-                Ok(match reserved {
-                    Ok((drop, map)) => {
-                        let mut decision = Decision::new(Ok(()));
-                        self.put(&mut decision.writes, &map, &drop);
-                        let correlation = origin.correlation.clone();
-                        let event = Event::reserved(&drop, correlation, request.character_id);
-                        decision.events.push(event);
-                        decision
-                    }
-                    Err(refusal) => {
-                        let mut decision = Decision::new(Err(refusal));
-                        let event = failure(origin, request.drop_id, request.character_id);
-                        decision.events.push(event);
-                        decision
-                    }
-                })
-            },
-        );
-        outcome.and_then(|reserved| reserved)
+        self.step_on_drop("reserve", origin, request.drop_id, out, |found| {
+            let reserved = match found {
+                None => Err(Refusal::UnknownDrop),
+                Some((mut drop, map)) => self
+                    .rules
+                    .reserve(&mut drop, request, origin.location, now)
+                    .map(|_| (drop, map)),
+            };
+            match reserved {
+                Ok((drop, map)) => {
+                    let mut decision = Decision::new(Ok(()));
+                    self.put(&mut decision.writes, &map, &drop);
+                    let correlation = origin.correlation.clone();
+                    let event = Event::reserved(&drop, correlation, request.character_id);
+                    decision.events.push(event);
+                    decision
+                }
+                Err(refusal) => {
+                    let mut decision = Decision::new(Err(refusal));
+                    let event = failure(origin, request.drop_id, request.character_id);
+                    decision.events.push(event);
+                    decision
+                }
+            }
+        })
     }
 
     fn cancel(
@@ -436,39 +445,30 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let about = Some(request.drop_id);
-        let outcome = self.step(
-            "cancel",
-            origin.position.as_ref(),
-            about,
-            out,
-            |connection, map| {
-                let Some((mut drop, map)) =
-                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?
-                else {
-                    return Ok(Decision::new(Err(Refusal::UnknownDrop)));
-                };
-                let before = drop.status;
-                let cancelled = self.rules.cancel(&mut drop, request, now);
-                let mut decision = Decision::new(cancelled);
-                if drop.status != before {
-                    self.put(&mut decision.writes, &map, &drop);
-                    // A sweep that met the drop held put its entry off; free again, it expires on time.
-                    if let Some(at) = self.rules.expires_at(&drop) {
-                        decision
-                            .writes
-                            .zadd(self.keys.deadlines(), drop.id.get(), at.0)
-                            .ignore();
-                    }
+        self.step_on_drop("cancel", origin, request.drop_id, out, |found| {
+            let Some((mut drop, map)) = found else {
+                return Decision::new(Err(Refusal::UnknownDrop));
+            };
+            let before = drop.status;
+            let cancelled = self.rules.cancel(&mut drop, request, now);
+            let mut decision = Decision::new(cancelled);
+            if drop.status != before {
+                self.put(&mut decision.writes, &map, &drop);
+                // A sweep that met the drop held put its entry off; free again, it expires on time.
+                if let Some(at) = self.rules.expires_at(&drop) {
+                    let deadlines = self.keys.deadlines();
+                    decision
+                        .writes
+                        .zadd(deadlines, drop.id.get(), at.0)
+                        .ignore();
                 }
-                if cancelled.is_ok() {
-                    let event = failure(origin, request.drop_id, request.character_id);
-                    decision.events.push(event);
-                }
-                Ok(decision)
-            },
-        );
-        outcome.and_then(|cancelled| cancelled)
+            }
+            if cancelled.is_ok() {
+                let event = failure(origin, request.drop_id, request.character_id);
+                decision.events.push(event);
+            }
+            decision
+        })
     }
 
     fn pick_up(
@@ -478,31 +478,21 @@ impl DropStore for RedisStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let about = Some(request.drop_id);
-        let outcome = self.step(
-            "pick_up",
-            origin.position.as_ref(),
-            about,
-            out,
-            |connection, map| {
-                let Some((drop, map)) =
-                    self.watch_tenants_drop(connection, map, &origin.tenant, request.drop_id)?
-                else {
-                    return Ok(Decision::new(Err(Refusal::UnknownDrop)));
-                };
-                let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
-                    Ok(pet_slot) => pet_slot,
-                    Err(refusal) => return Ok(Decision::new(Err(refusal))),
-                };
-                let mut decision = Decision::new(Ok(()));
-                self.remove(&mut decision.writes, &map, drop.id);
-                let correlation = origin.correlation.clone();
-                let event = Event::picked_up(&drop, correlation, request.character_id, pet_slot);
-                decision.events.push(event);
-                Ok(decision)
-            },
-        );
-        outcome.and_then(|picked_up| picked_up)
+        self.step_on_drop("pick_up", origin, request.drop_id, out, |found| {
+            let Some((drop, map)) = found else {
+                return Decision::new(Err(Refusal::UnknownDrop));
+            };
+            let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
+                Ok(pet_slot) => pet_slot,
+                Err(refusal) => return Decision::new(Err(refusal)),
+            };
+            let mut decision = Decision::new(Ok(()));
+            self.remove(&mut decision.writes, &map, drop.id);
+            let correlation = origin.correlation.clone();
+            let event = Event::picked_up(&drop, correlation, request.character_id, pet_slot);
+            decision.events.push(event);
+            decision
+        })
     }
 
     fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
