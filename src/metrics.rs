@@ -124,6 +124,8 @@ pub struct Metrics {
 pub struct Gauges {
     pub live_drops: usize,
     pub reserved_drops: usize,
+    /// Events in the shared store's outbox, not yet acknowledged by the broker.
+    pub outbox_events: usize,
 }
 
 impl Metrics {
@@ -231,6 +233,13 @@ impl Metrics {
         let _ = writeln!(text, "atlas_drops_reserved_drops {}", gauges.reserved_drops);
         header(
             &mut text,
+            "atlas_drops_outbox_events",
+            "gauge",
+            "Events in the shared store's outbox, not yet acknowledged by the broker (0 in memory).",
+        );
+        let _ = writeln!(text, "atlas_drops_outbox_events {}", gauges.outbox_events);
+        header(
+            &mut text,
             "atlas_drops_dead_lettered_total",
             "counter",
             "Rejected commands copied to the dead-letter topic.",
@@ -300,6 +309,7 @@ mod tests {
         let text = metrics.render(&Gauges {
             live_drops: 5,
             reserved_drops: 1,
+            outbox_events: 3,
         });
         for line in [
             "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
@@ -310,6 +320,7 @@ mod tests {
             "atlas_drops_expiries_total{cause=\"map_limit\"} 2",
             "atlas_drops_live_drops 5",
             "atlas_drops_reserved_drops 1",
+            "atlas_drops_outbox_events 3",
             "atlas_drops_command_latency_seconds_bucket{le=\"0.002\"} 0",
             "atlas_drops_command_latency_seconds_bucket{le=\"0.005\"} 1",
             "atlas_drops_command_latency_seconds_count 1",

@@ -61,6 +61,17 @@ async fn racing_reservations_on_three_instances_have_one_winner() {
         .filter(|service| service.logs().contains("REQUEST_RESERVATION"))
         .count();
     assert!(deciding >= 2, "the racers reached {deciding} instance(s)");
+    // Every instance answers for the drop, whichever reserved it.
+    for service in &services {
+        let (status, _, body) = http_get(
+            &format!("{}/api/drops/{drop_id}", service.http),
+            &peer.tenant.http_headers(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(body["data"]["attributes"]["status"], "RESERVED", "{body}");
+    }
     names.clean_redis();
 }
 
@@ -213,10 +224,10 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
     let (status, _, metrics) = http_get(&format!("{}/metrics", services[0].http), &[]).await;
     assert_eq!(status, 200);
     assert!(metrics.contains("atlas_drops_live_drops 0\n"), "{metrics}");
-    assert!(
-        metrics.contains("atlas_drops_reserved_drops 0\n"),
-        "{metrics}"
-    );
+    for gauge in ["reserved_drops", "outbox_events"] {
+        let line = format!("atlas_drops_{gauge} 0\n");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
     let mut redis = redis::Client::open(redis_url())
         .and_then(|client| client.get_connection())
         .expect("Redis");

@@ -82,6 +82,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let gauges = Gauges {
         live_drops: counts.live,
         reserved_drops: counts.reserved,
+        outbox_events: counts.outbox,
     };
     let text = state.metrics.render(&gauges);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -100,7 +100,8 @@ pub trait DropStore: Send + Sync + 'static {
     /// A map's drops, sorted by id, as they are at `now`.
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop>;
 
-    /// How many drops lie on all maps of all tenants, and how many of them are reserved at `now`.
+    /// How many drops lie on all maps of all tenants, how many of them are reserved at `now`,
+    /// and how many events wait in the outbox.
     fn counts(&self, now: Millis) -> DropCounts;
 
     /// Whether the drops live outside this process, shared with other instances: calls then wait
@@ -140,4 +141,6 @@ fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
 pub struct DropCounts {
     pub live: usize,
     pub reserved: usize,
+    /// Events written to a shared store's outbox and not yet acknowledged by the broker.
+    pub outbox: usize,
 }

@@ -548,21 +548,32 @@ impl DropStore for RedisStore {
             .collect()
     }
 
-    /// Two counters, not a scan: a reservation is held while younger than the timeout.
+    /// Counters, not a scan: a reservation is held while younger than the timeout.
     fn counts(&self, now: Millis) -> DropCounts {
         let held_since = match self.rules.reservation_timeout_ms {
             0 => 0,
             timeout => now.0.saturating_sub(timeout).saturating_add(1),
         };
-        let (live, reserved): (Option<i64>, usize) = self.pool.run("counts", |connection| {
-            redis::pipe()
+        let (live, reserved, outbox) = self.pool.run("counts", |connection| {
+            let mut counts = redis::pipe();
+            counts
                 .get(self.keys.live())
-                .zcount(self.keys.reservations(), held_since, "+inf")
-                .query(connection)
+                .zcount(self.keys.reservations(), held_since, "+inf");
+            for shard in 0..OUTBOX_SHARDS {
+                counts.xlen(self.keys.outbox(shard));
+            }
+            let mut replies = counts.query::<Vec<Value>>(connection)?.into_iter();
+            let live: Option<i64> = from_reply(replies.next())?;
+            let reserved: usize = from_reply(replies.next())?;
+            let outbox = replies
+                .map(|reply| from_reply::<usize>(Some(reply)))
+                .sum::<RedisResult<usize>>()?;
+            Ok((live, reserved, outbox))
         });
         DropCounts {
             live: live.unwrap_or(0).max(0) as usize,
             reserved,
+            outbox,
         }
     }
 
