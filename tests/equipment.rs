@@ -221,3 +221,49 @@ async fn a_failing_equipment_service_is_retried_then_the_spawn_rejected_without_
     );
     peer.expect_quiet(Duration::from_millis(500)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_equip_spawn_on_the_shared_store_asks_for_no_second_equipment() {
+    let (url, stub) = stub().await;
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    // No commit before the kill: the restarted instance gets the spawn again.
+    let env = [
+        ("EQUIPABLES_SERVICE_URL", url.as_str()),
+        ("KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS", "600000"),
+    ];
+    let first = Service::start_shared(&broker, &names, &env);
+    first.ready().await;
+    let created = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await;
+    drop(first.kill());
+
+    let second = Service::start_shared(&broker, &names, &env);
+    second.ready().await;
+    let started = std::time::Instant::now();
+    while !second
+        .logs()
+        .contains("redelivered command skipped: already applied")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            second.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        requests(&stub, "POST").len(),
+        1,
+        "one equipment for one drop"
+    );
+    peer.expect_quiet(Duration::from_millis(500)).await;
+    let (status, _, body) = http_get(
+        &format!("{}/api/drops/{}", second.http, created.drop_id()),
+        &peer.tenant.http_headers(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"equipmentId\":5001"), "{body}");
+    names.clean_redis();
+}

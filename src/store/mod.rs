@@ -110,6 +110,12 @@ pub trait DropStore: Send + Sync + 'static {
         false
     }
 
+    /// Whether the command at `position` took effect already (a store that records applied
+    /// commands knows; the others answer no).
+    fn was_applied(&self, _position: &LogPosition) -> bool {
+        false
+    }
+
     /// Whether the store answers now (for readiness): the in-memory store always does.
     fn check(&self) -> Result<(), String> {
         Ok(())

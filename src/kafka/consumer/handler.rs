@@ -84,6 +84,10 @@ impl Handler {
             }
             _ => None,
         };
+        // A redelivered equip spawn is recognised before it asks for a second equipment (that
+        // nobody would use): `apply` then answers it as already applied.
+        let store = &*self.store;
+        let equip = equip.filter(|_| !store::blocking(store, || store.was_applied(&position)));
         let Some((equipment, item_id)) = equip else {
             return Handled::Now(self.apply(command_type, command, position));
         };

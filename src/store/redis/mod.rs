@@ -81,6 +81,12 @@ impl<T> Decision<T> {
     }
 }
 
+/// An applied record's floor, from its score (no record yet: every offset is above it).
+fn read_floor(reply: Option<Value>) -> RedisResult<i64> {
+    let floor: Option<f64> = from_reply(reply)?;
+    Ok(floor.map_or(i64::MIN, |floor| floor as i64))
+}
+
 /// The next reply of a pipeline, read as `T` (a missing reply reads as nil).
 fn from_reply<T: FromRedisValue>(reply: Option<Value>) -> RedisResult<T> {
     Ok(T::from_redis_value(reply.unwrap_or(Value::Nil))?)
@@ -142,9 +148,8 @@ impl RedisStore {
             .into_iter();
             let mut applied_writes = None;
             if let (Some(position), Some(key)) = (position, &applied) {
-                let floor: Option<f64> = from_reply(replies.next())?;
+                let floor = read_floor(replies.next())?;
                 let seen: Option<f64> = from_reply(replies.next())?;
-                let floor = floor.map_or(i64::MIN, |floor| floor as i64);
                 if position.offset < floor || seen.is_some() {
                     redis::cmd("UNWATCH").query::<()>(connection)?;
                     return Ok(None);
@@ -579,6 +584,20 @@ impl DropStore for RedisStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn was_applied(&self, position: &LogPosition) -> bool {
+        let key = self.keys.applied(&position.partition);
+        self.pool.run("was_applied", |connection| {
+            let mut replies = redis::pipe()
+                .zscore(&key, FLOOR)
+                .zscore(&key, position.offset)
+                .query::<Vec<Value>>(connection)?
+                .into_iter();
+            let floor = read_floor(replies.next())?;
+            let seen: Option<f64> = from_reply(replies.next())?;
+            Ok(position.offset < floor || seen.is_some())
+        })
     }
 
     /// One PING, not retried: readiness must answer, not wait for Redis.

@@ -148,6 +148,9 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
         })
     };
     let drop = spawn_at(a, 5, 0).unwrap();
+    let position = |offset, floor| at("group/commands/0", offset, floor).unwrap();
+    assert!(b.was_applied(&position(5, 0)));
+    assert!(!b.was_applied(&position(6, 0)));
     // The same record again, on the other instance (after a rebalance, or a crash before commit).
     assert_eq!(spawn_at(b, 5, 0), Err(Refusal::AlreadyApplied));
     // Offsets may be applied out of order (an equip spawn waits for its equipment)...
@@ -155,6 +158,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     spawn_at(a, 6, 3).unwrap();
     // ...and below the floor a reader named, every offset counts as applied.
     assert_eq!(spawn_at(a, 2, 0), Err(Refusal::AlreadyApplied));
+    assert!(a.was_applied(&position(1, 0)), "below the floor");
     assert_eq!(spawn_at(a, 7, 0), Err(Refusal::AlreadyApplied));
     // Another partition's offsets are its own.
     let elsewhere = Origin {
