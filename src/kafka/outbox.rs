@@ -41,6 +41,9 @@ const CLAIM_EVERY: Duration = Duration::from_secs(1);
 const READ_WAIT_MS: usize = 20;
 /// Entries read at a time from each stream.
 const BATCH: usize = 512;
+/// How long a failed relay waits, at most, for the events in flight to land before taking its
+/// streams up again.
+const LAND_WAIT: Duration = Duration::from_secs(5);
 /// How long a round with nothing new waits for the broker's oldest answer.
 const ANSWER_WAIT: Duration = Duration::from_millis(5);
 /// Pause after a failure of Redis or of a delivery.
@@ -183,8 +186,14 @@ impl Relay {
                 Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay: failed; its streams are taken up afresh");
-                    // What was in flight may or may not be on the topic: taking the streams up
-                    // again (as after a takeover) sends what is not.
+                    // What was in flight may or may not be on the topic: let it land, then take
+                    // the streams up again (as after a takeover), which sends what is not there.
+                    let deadline = tokio::time::Instant::now() + LAND_WAIT;
+                    for (_, sent) in held.values_mut().flat_map(|stream| &mut stream.in_flight) {
+                        if let Sent::Waiting(delivery) = sent {
+                            let _ = runtime.block_on(tokio::time::timeout_at(deadline, delivery));
+                        }
+                    }
                     held.clear();
                     claimed_at = None;
                     connection = None;
