@@ -316,3 +316,53 @@ fn spawns_past_the_most_drops_are_refused() {
     spawn(&shared.instances[1]).unwrap();
     assert_eq!(spawn(&shared.instances[0]), Err(Refusal::StoreFull));
 }
+
+#[test]
+fn a_map_keeps_its_cap_with_spawns_racing_on_three_instances() {
+    const LIMIT: usize = 10;
+    const SPAWNS: usize = 40;
+    let shared = Shared::new(
+        3,
+        Rules {
+            map_drop_limit: LIMIT,
+            ..RULES
+        },
+        0,
+    );
+    let spawners: Vec<_> = (shared.instances.iter().cloned())
+        .map(|store| {
+            std::thread::spawn(move || {
+                let mut events = Vec::new();
+                for n in 0..SPAWNS {
+                    let origin = origin(0, 0, n as u128);
+                    let at = Millis(n as u64);
+                    store
+                        .spawn(&origin, spec(true, 2, 0, 0), at, &mut |e| events.push(e))
+                        .unwrap();
+                }
+                events
+            })
+        })
+        .collect();
+    let events: Vec<Event> = spawners
+        .into_iter()
+        .flat_map(|spawner| spawner.join().unwrap())
+        .collect();
+    let count = |kind: &str| events.iter().filter(|e| e.kind.name() == kind).count();
+    let spawned = 3 * SPAWNS;
+    assert_eq!(count("CREATED"), spawned);
+    assert_eq!(
+        count("EXPIRED"),
+        spawned - LIMIT,
+        "each drop over the cap evicted once"
+    );
+    let expired: HashSet<u32> = (events.iter())
+        .filter(|e| e.kind.name() == "EXPIRED")
+        .map(|e| e.drop_id)
+        .collect();
+    assert_eq!(expired.len(), spawned - LIMIT);
+    let lying =
+        shared.instances[0].list(&origin(0, 0, 0).tenant, origin(0, 0, 0).location, Millis(0));
+    assert_eq!(lying.len(), LIMIT);
+    assert_eq!(shared.instances[0].counts(Millis(0)).live, LIMIT);
+}
