@@ -2,8 +2,11 @@
 //! each applying its commands in offset order.
 //!
 //! At-least-once: a command's offset is stored for commit only after the broker acknowledged
-//! every event it caused, and only in offset order. Applying is not held up by acknowledgements:
-//! up to `MAX_IN_FLIGHT` commands of a partition may be waiting for theirs.
+//! every event it caused (with the shared store: once its transaction, outbox included,
+//! succeeded), and only in offset order. Applying is not held up by acknowledgements: up to
+//! `MAX_IN_FLIGHT` commands of a partition may be waiting for theirs. Each command carries its
+//! position (offset, and the floor below which all is acknowledged) for a store that records
+//! what it applied.
 
 pub mod handler;
 
