@@ -141,11 +141,12 @@ impl RedisStore {
                 // A drop never moves: its map's key needs no watching, the map does.
                 first.hget(self.keys.ids(), id.get());
             }
-            let mut replies = match first.is_empty() {
-                true => Vec::new(),
-                false => first.query::<Vec<Value>>(connection)?,
-            }
-            .into_iter();
+            let replies = if first.is_empty() {
+                Vec::new()
+            } else {
+                first.query::<Vec<Value>>(connection)?
+            };
+            let mut replies = replies.into_iter();
             let mut applied_writes = None;
             if let (Some(position), Some(key)) = (position, &applied) {
                 let floor = read_floor(replies.next())?;
