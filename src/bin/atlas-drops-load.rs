@@ -381,6 +381,16 @@ async fn load(options: &Options) {
         load.lifecycles.len() - load.tally.completed,
         elapsed,
     );
+    // Which lifecycles stopped where, so that a missing answer can be traced.
+    let stuck = load.lifecycles.iter().enumerate();
+    let stuck = stuck.filter(|(_, lifecycle)| lifecycle.step < STEPS.len());
+    for (index, lifecycle) in stuck.take(5) {
+        let (_, _, awaited) = STEPS[lifecycle.step];
+        println!(
+            "incomplete: lifecycle {index} map {} drop {} awaiting {awaited}",
+            lifecycle.map, lifecycle.drop_id
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -13,7 +13,7 @@
 //! reaches the topic once, not twice.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -48,10 +48,13 @@ const LAND_WAIT: Duration = Duration::from_secs(5);
 const ANSWER_WAIT: Duration = Duration::from_millis(5);
 /// Pause after a failure of Redis or of a delivery.
 const PAUSE: Duration = Duration::from_millis(200);
-/// Reading the topic for what a dead relay sent ends once nothing came for this long...
-const READ_QUIET: Duration = Duration::from_millis(500);
-/// ...or, at the latest, after this long.
-const READ_LIMIT: Duration = Duration::from_secs(30);
+/// How long asking the broker for the event topic's partitions may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A partition that shows no record for this long has been read through.
+const READ_QUIET: Duration = Duration::from_millis(300);
+/// Reading the topic for what a dead relay sent stops after this long at the latest: well
+/// inside `LEASE`, as the leases held are renewed only between two streams' recoveries.
+const READ_LIMIT: Duration = Duration::from_millis(1500);
 /// The field of `Keys::outbox_sent` naming the last entry handed to the broker.
 const THROUGH: &str = "through";
 
@@ -214,31 +217,53 @@ impl Relay {
         }
     }
 
-    /// Renews the leases held and takes the free ones; a stream newly taken is read from its
-    /// first entry, which may hold what a dead relay left.
+    /// Renews the leases held, then takes the free ones. A stream newly taken is read from its
+    /// first entry, which may hold what a dead relay left (see `recover`); the leases held are
+    /// renewed again after each such recovery, so none lapses while the topic is read.
     fn claim(
         &self,
         connection: &mut Connection,
         claim: &Script,
         held: &mut BTreeMap<u32, Stream>,
     ) -> RedisResult<()> {
+        self.renew(connection, claim, held)?;
         for shard in 0..OUTBOX_SHARDS {
-            let holds: i64 = claim
-                .key(self.keys.outbox_relay(shard))
-                .arg(&self.instance)
-                .arg(LEASE.as_millis() as u64)
-                .invoke(connection)?;
-            if holds == 1 {
-                if let std::collections::btree_map::Entry::Vacant(entry) = held.entry(shard) {
-                    self.recover(connection, shard)?;
-                    entry.insert(Stream::default());
-                    tracing::info!(shard, "outbox relay: relaying a stream");
-                }
-            } else if held.remove(&shard).is_some() {
+            if held.contains_key(&shard) || !self.take(connection, claim, shard)? {
+                continue;
+            }
+            self.recover(connection, shard)?;
+            held.insert(shard, Stream::default());
+            tracing::info!(shard, "outbox relay: relaying a stream");
+            self.renew(connection, claim, held)?;
+        }
+        Ok(())
+    }
+
+    /// Renews the lease of every stream held; forgets those another instance holds now.
+    fn renew(
+        &self,
+        connection: &mut Connection,
+        claim: &Script,
+        held: &mut BTreeMap<u32, Stream>,
+    ) -> RedisResult<()> {
+        let shards: Vec<u32> = held.keys().copied().collect();
+        for shard in shards {
+            if !self.take(connection, claim, shard)? {
+                held.remove(&shard);
                 tracing::warn!(shard, "outbox relay: lease lost to another instance");
             }
         }
         Ok(())
+    }
+
+    /// Takes or renews a stream's lease: whether this relay holds it now.
+    fn take(&self, connection: &mut Connection, claim: &Script, shard: u32) -> RedisResult<bool> {
+        let holds: i64 = claim
+            .key(self.keys.outbox_relay(shard))
+            .arg(&self.instance)
+            .arg(LEASE.as_millis() as u64)
+            .invoke(connection)?;
+        Ok(holds == 1)
     }
 
     /// Deletes the entries a previous relay of the stream handed to the broker and the broker
@@ -265,19 +290,25 @@ impl Relay {
                 Some((field.strip_prefix('p')?.parse().ok()?, offset.parse().ok()?))
             })
             .collect();
+        let record_of = |fields: &Vec<(String, Vec<u8>)>| {
+            let (_, bytes) = fields.iter().find(|(name, _)| name == FIELD)?;
+            decode_record(bytes).map(|record| (record.key, record.value))
+        };
+        let mut wanted: HashMap<KeyAndValue, usize> = HashMap::new();
+        for (_, fields) in &maybe_sent {
+            if let Some(record) = record_of(fields) {
+                *wanted.entry(record).or_default() += 1;
+            }
+        }
         let mut on_topic = self
-            .records_after(&acknowledged)
+            .find_on_topic(&acknowledged, wanted)
             .map_err(|error| relay_error("reading the event topic", error))?;
         let delivered: Vec<&str> = maybe_sent
             .iter()
             .filter(|(_, fields)| {
-                let record = fields
-                    .iter()
-                    .find(|(name, _)| name == FIELD)
-                    .and_then(|(_, bytes)| decode_record(bytes));
-                record.is_some_and(|record| {
+                record_of(fields).is_some_and(|record| {
                     // Each copy found accounts for one entry: identical events stay distinct.
-                    let copies = on_topic.entry((record.key, record.value)).or_default();
+                    let copies = on_topic.entry(record).or_default();
                     let found = *copies > 0;
                     *copies = copies.saturating_sub(1);
                     found
@@ -300,15 +331,25 @@ impl Relay {
         Ok(())
     }
 
-    /// The records of the event topic after the given offsets (from the start of a partition
-    /// not named), as (key, value) with how many times each occurs.
-    fn records_after(
+    /// Which of the `wanted` records (key and value, with how many copies) the event topic holds
+    /// after the given offsets (from the start of a partition not named). Stops early once
+    /// everything wanted was found; what is not found is sent again.
+    ///
+    /// Where a partition ends is told by time, not by its high watermark (which Tansu reports
+    /// late): every record a dead relay sent was created before this reading began, so a
+    /// partition is read through once it shows a record created since, or nothing for
+    /// `READ_QUIET`.
+    fn find_on_topic(
         &self,
         acknowledged: &HashMap<i32, i64>,
+        mut wanted: HashMap<KeyAndValue, usize>,
     ) -> Result<HashMap<KeyAndValue, usize>, String> {
+        let began = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
         let reader: BaseConsumer = self.reader.create().map_err(|error| error.to_string())?;
         let metadata = reader
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .fetch_metadata(Some(&self.topic), READ_TIMEOUT)
             .map_err(|error| error.to_string())?;
         let partitions = metadata
             .topics()
@@ -316,10 +357,9 @@ impl Relay {
             .map_or(0, |topic| topic.partitions().len()) as i32;
         let mut assignment = TopicPartitionList::new();
         for partition in 0..partitions {
-            let from = match acknowledged.get(&partition) {
-                Some(offset) => Offset::Offset(offset + 1),
-                None => Offset::Beginning,
-            };
+            let from = acknowledged
+                .get(&partition)
+                .map_or(Offset::Beginning, |offset| Offset::Offset(offset + 1));
             assignment
                 .add_partition_offset(&self.topic, partition, from)
                 .map_err(|error| error.to_string())?;
@@ -327,22 +367,47 @@ impl Relay {
         reader
             .assign(&assignment)
             .map_err(|error| error.to_string())?;
-        let mut records: HashMap<KeyAndValue, usize> = HashMap::new();
+        // Partition → when it last showed a record, while it is still being read through.
+        let mut reading: HashMap<i32, Instant> = (0..partitions)
+            .map(|partition| (partition, Instant::now()))
+            .collect();
+        let mut found: HashMap<KeyAndValue, usize> = HashMap::new();
         let started = Instant::now();
-        let mut last_seen = Instant::now();
-        while last_seen.elapsed() < READ_QUIET && started.elapsed() < READ_LIMIT {
-            match reader.poll(Duration::from_millis(50)) {
-                Some(Ok(message)) => {
-                    last_seen = Instant::now();
-                    let key = message.key().unwrap_or_default().to_vec();
-                    let value = message.payload().unwrap_or_default().to_vec();
-                    *records.entry((key, value)).or_default() += 1;
+        while !reading.is_empty() && wanted.values().any(|&copies| copies > 0) {
+            if started.elapsed() > READ_LIMIT {
+                tracing::warn!("outbox relay: the event topic was not read through in time; what was not found is sent again");
+                break;
+            }
+            reading.retain(|_, last| last.elapsed() < READ_QUIET);
+            let message = match reader.poll(Duration::from_millis(20)) {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "outbox relay: reading the event topic");
+                    continue;
                 }
-                Some(Err(error)) => tracing::warn!(%error, "outbox relay: reading the event topic"),
-                None => {}
+                None => continue,
+            };
+            if message
+                .timestamp()
+                .to_millis()
+                .is_some_and(|at| at >= began)
+            {
+                reading.remove(&message.partition());
+                continue;
+            }
+            if let Some(last) = reading.get_mut(&message.partition()) {
+                *last = Instant::now();
+            }
+            let record = (
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().unwrap_or_default().to_vec(),
+            );
+            if let Some(copies) = wanted.get_mut(&record).filter(|copies| **copies > 0) {
+                *copies -= 1;
+                *found.entry(record).or_default() += 1;
             }
         }
-        Ok(records)
+        Ok(found)
     }
 
     /// One round of the relay: hands the entries that came since the last round to the
