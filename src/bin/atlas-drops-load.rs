@@ -316,6 +316,9 @@ async fn load(options: &Options) {
             ("group.id", "atlas-drops-load"),
             ("enable.auto.commit", "false"),
             ("fetch.wait.max.ms", "10"),
+            // Tansu reports high watermarks late: a fetch past one is "out of range", and the
+            // default reset (latest) would then skip events. Earliest reads them again instead.
+            ("auto.offset.reset", "earliest"),
         ])
         .create()
         .expect("consumer");

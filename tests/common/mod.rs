@@ -481,6 +481,8 @@ fn reader(bootstrap: &str) -> StreamConsumer {
         .set("group.id", format!("peer-{}", Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
+        // A fetch past Tansu's late high watermark is "out of range": read again, never skip.
+        .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer")
 }
