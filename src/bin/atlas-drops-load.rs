@@ -316,8 +316,8 @@ async fn load(options: &Options) {
             ("group.id", "atlas-drops-load"),
             ("enable.auto.commit", "false"),
             ("fetch.wait.max.ms", "10"),
-            // Tansu reports high watermarks late: a fetch past one is "out of range", and the
-            // default reset (latest) would then skip events. Earliest reads them again instead.
+            // Should a fetch be "out of range", the default reset (latest) would skip events;
+            // earliest reads them again instead (they count as duplicates, not as missing).
             ("auto.offset.reset", "earliest"),
         ])
         .create()

@@ -59,8 +59,8 @@ pub fn reader(settings: &Settings, instance: &str) -> ClientConfig {
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "false"),
             ("fetch.wait.max.ms", "50"),
-            // An offset past a broker's late high watermark reads as "out of range": reading
-            // from the start then finds more, never less (latest would find nothing).
+            // Should an offset read as "out of range", reading from the start finds more, never
+            // less (latest would find nothing).
             ("auto.offset.reset", "earliest"),
         ],
     );

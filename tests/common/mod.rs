@@ -481,7 +481,7 @@ fn reader(bootstrap: &str) -> StreamConsumer {
         .set("group.id", format!("peer-{}", Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
-        // A fetch past Tansu's late high watermark is "out of range": read again, never skip.
+        // Should a fetch be "out of range": read again, never skip (the default is latest).
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer")
