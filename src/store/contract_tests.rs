@@ -14,8 +14,8 @@ use super::{failure, DropCounts, DropStore, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{
-    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Status,
-    Tenant, TenantRef,
+    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Tenant,
+    TenantRef,
 };
 use crate::drop::rules::{Refusal, Rules};
 
@@ -112,15 +112,7 @@ impl Model {
             id = id.successor();
         }
         self.next_id = id.successor();
-        let drop = Drop {
-            id,
-            tenant: origin.tenant.clone(),
-            location: origin.location,
-            spec,
-            dropped_at: now,
-            transaction_id: origin.correlation.transaction_id,
-            status: Status::Available,
-        };
+        let drop = origin.spawned(id, spec, now);
         out.push(Event::created(&drop, origin.correlation.clone()));
         self.drops.push(drop);
     }

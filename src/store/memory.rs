@@ -188,13 +188,8 @@ impl DropStore for MemoryStore {
             out(Event::expired(&evicted));
         }
         let drop = Drop {
-            id,
             tenant,
-            location: origin.location,
-            spec,
-            dropped_at: now,
-            transaction_id: origin.correlation.transaction_id,
-            status: Status::Available,
+            ..origin.spawned(id, spec, now)
         };
         let due = self.rules.expires_at(&drop);
         if let Some(at) = due {

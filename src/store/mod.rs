@@ -21,7 +21,9 @@ pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::{Event, EventKind};
-use crate::drop::model::{Correlation, Drop, DropSpec, Location, Millis, TenantRef};
+use crate::drop::model::{
+    Correlation, Drop, DropId, DropSpec, Location, Millis, Status, TenantRef,
+};
 use crate::drop::rules::Refusal;
 
 /// Receives the events of a state change, in order, while the change is being made.
@@ -35,6 +37,22 @@ pub struct Origin {
     pub location: Location,
     pub correlation: Correlation,
     pub position: Option<LogPosition>,
+}
+
+impl Origin {
+    /// The drop this origin's spawn makes as `id`: AVAILABLE, dropped `now`, carrying the
+    /// spawn's transaction id (its `EXPIRED` echoes it).
+    pub fn spawned(&self, id: DropId, spec: DropSpec, now: Millis) -> Drop {
+        Drop {
+            id,
+            tenant: self.tenant.clone(),
+            location: self.location,
+            spec,
+            dropped_at: now,
+            transaction_id: self.correlation.transaction_id,
+            status: Status::Available,
+        }
+    }
 }
 
 /// A command's place in its partition of the command topic.

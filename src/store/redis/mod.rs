@@ -205,7 +205,8 @@ impl RedisStore {
     ) -> Result<T, Refusal> {
         let position = origin.position.as_ref();
         let outcome = self.step(what, position, Some(raw), out, |connection, map| {
-            let found = self.watch_tenants_drop(connection, map, &origin.tenant, raw)?;
+            let found = self.watch_drop(connection, map, raw)?;
+            let found = found.filter(|(drop, _)| drop.tenant == origin.tenant);
             Ok(decide(found))
         });
         outcome.and_then(|answer| answer)
@@ -231,18 +232,6 @@ impl RedisStore {
         Ok(record
             .and_then(|record| self.decode(&record))
             .map(|drop| (drop, map.to_owned())))
-    }
-
-    /// The tenant's drop `raw` on `map`, watched, or `None` when this tenant has no such drop.
-    fn watch_tenants_drop(
-        &self,
-        connection: &mut Connection,
-        map: Option<&str>,
-        tenant: &TenantRef,
-        raw: u32,
-    ) -> RedisResult<Option<(Drop, String)>> {
-        let found = self.watch_drop(connection, map, raw)?;
-        Ok(found.filter(|(drop, _)| drop.tenant == *tenant))
     }
 
     fn decode(&self, record: &[u8]) -> Option<Drop> {
@@ -366,15 +355,7 @@ impl DropStore for RedisStore {
                     .ignore()
                     .hlen(&map)
                     .query(connection)?;
-                let drop = Drop {
-                    id,
-                    tenant: origin.tenant.clone(),
-                    location: origin.location,
-                    spec,
-                    dropped_at: now,
-                    transaction_id: origin.correlation.transaction_id,
-                    status: Status::Available,
-                };
+                let drop = origin.spawned(id, spec, now);
                 let mut decision = Decision::new(Ok(drop.clone()));
                 if self.rules.map_is_full(count) {
                     let mut drops = self.map_drops(connection, &map)?;
@@ -529,16 +510,23 @@ impl DropStore for RedisStore {
     }
 
     fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
-        let found = self.pool.run("get", |connection| {
+        // A read: nothing to watch.
+        let record = self.pool.run("get", |connection| {
             let map: Option<String> = redis::cmd("HGET")
                 .arg(self.keys.ids())
                 .arg(id)
                 .query(connection)?;
-            let found = self.watch_tenants_drop(connection, map.as_deref(), tenant, id)?;
-            redis::cmd("UNWATCH").query::<()>(connection)?;
-            Ok(found)
+            let Some(map) = map else {
+                return Ok(None);
+            };
+            redis::cmd("HGET")
+                .arg(map)
+                .arg(id)
+                .query::<Option<Vec<u8>>>(connection)
         });
-        found.map(|(drop, _)| self.rules.as_seen(drop, now))
+        let drop = record.and_then(|record| self.decode(&record));
+        let drop = drop.filter(|drop| drop.tenant == *tenant);
+        drop.map(|drop| self.rules.as_seen(drop, now))
     }
 
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
