@@ -74,6 +74,17 @@ pub fn spec(meso: bool, drop_type: u8, owner_id: u32, x: i16) -> DropSpec {
     }
 }
 
+/// Spawns a meso drop on tenant 0's map 0 at time 0: its id.
+pub fn spawned_id(store: &dyn DropStore) -> u32 {
+    let spawned = store.spawn(
+        &origin(0, 0, 0),
+        spec(true, 2, 0, 0),
+        Millis(0),
+        &mut |_| {},
+    );
+    spawned.expect("spawned").id.get()
+}
+
 /// The same transitions over a list, scanned every time.
 struct Model {
     drops: Vec<Drop>,

@@ -39,18 +39,7 @@ fn ids_skip_those_still_in_use_after_wrapping() {
         ..RULES
     };
     let store = MemoryStore::starting_at(unlimited, near_end);
-    let spawn = |store: &MemoryStore| {
-        store
-            .spawn(
-                &origin(0, 0, 0),
-                spec(true, 2, 0, 0),
-                Millis(0),
-                &mut |_| {},
-            )
-            .unwrap()
-            .id
-            .get()
-    };
+    let spawn = |store: &MemoryStore| contract_tests::spawned_id(store);
     assert_eq!(spawn(&store), 1_999_999_999);
     assert_eq!(spawn(&store), 2_000_000_000);
     assert_eq!(spawn(&store), 1_000_000_001);

@@ -274,18 +274,7 @@ fn ids_wrap_and_skip_those_still_in_use() {
         0,
     );
     let store = &shared.instances[0];
-    let spawn = || {
-        store
-            .spawn(
-                &origin(0, 0, 0),
-                spec(true, 2, 0, 0),
-                Millis(0),
-                &mut |_| {},
-            )
-            .unwrap()
-            .id
-            .get()
-    };
+    let spawn = || contract_tests::spawned_id(&**store);
     shared.next_id_is(DropId::LAST.get());
     assert_eq!(spawn(), 2_000_000_000);
     assert_eq!(spawn(), 1_000_000_001);
