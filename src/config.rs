@@ -202,6 +202,17 @@ impl Settings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
+
+    /// The largest record we may produce: librdkafka's `message.max.bytes` (default 1 000 000,
+    /// as the broker's), less room for the record's framing.
+    pub fn max_record_bytes(&self) -> usize {
+        const FRAMING: usize = 512;
+        let limit = (self.kafka_properties.iter().rev())
+            .find(|(key, _)| key == "message.max.bytes")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(1_000_000usize);
+        limit.saturating_sub(FRAMING)
+    }
 }
 
 #[cfg(test)]

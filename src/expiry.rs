@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use crate::clock;
-use crate::kafka::producer::{all_acknowledged, Publisher};
+use crate::kafka::producer::{all_landed, Publisher};
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::DropStore;
@@ -38,7 +38,7 @@ pub async fn run(
         if expired > 0 {
             tracing::debug!(expired, "drops expired");
             tokio::spawn(async move {
-                if let Err(error) = all_acknowledged(deliveries).await {
+                if let Err(error) = all_landed(deliveries).await {
                     tracing::error!(%error, "an EXPIRED event was not delivered");
                 }
             });

@@ -3,7 +3,7 @@
 //! Every counter on the command path is a plain atomic in a fixed array, indexed by enums known
 //! at compile time: counting costs no lock and no allocation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -93,6 +93,27 @@ fn event_index(kind: &EventKind) -> usize {
     }
 }
 
+/// A record we produce, as metrics and logs name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// An event, by its index in `EVENT_TYPES`.
+    Event(usize),
+    DeadLetter,
+}
+
+impl RecordKind {
+    pub fn event(kind: &EventKind) -> RecordKind {
+        RecordKind::Event(event_index(kind))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Event(index) => EVENT_TYPES[index],
+            RecordKind::DeadLetter => "dead_letter",
+        }
+    }
+}
+
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -113,6 +134,14 @@ pub struct Metrics {
     events: [AtomicU64; EVENT_TYPES.len()],
     expiries: [AtomicU64; ExpiryCause::ALL.len()],
     dead_lettered: AtomicU64,
+    /// Records the broker refuses for good (or that could not fit it), passed over.
+    undeliverable: AtomicU64,
+    /// Idempotent producers that broke for good and were replaced.
+    producers_replaced: AtomicU64,
+    /// Partitions whose log started again (offsets reused), their applied record reset.
+    log_restarts: AtomicU64,
+    /// Partitions that cannot commit (an event of theirs was not delivered), by name.
+    stalled: Mutex<BTreeSet<String>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -142,8 +171,40 @@ impl Metrics {
         self.expiries[cause as usize].fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    pub fn dead_lettered(&self) {
-        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    /// A record the broker acknowledged.
+    pub fn published(&self, kind: RecordKind) {
+        match kind {
+            RecordKind::Event(index) => self.events[index].fetch_add(1, Ordering::Relaxed),
+            RecordKind::DeadLetter => self.dead_lettered.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub fn undeliverable(&self) {
+        self.undeliverable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn producer_replaced(&self) {
+        self.producers_replaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn log_restarted(&self) {
+        self.log_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks a partition as unable to commit (`true`) or committing again (`false`).
+    pub fn stalled(&self, partition: &str, stalled: bool) {
+        let mut set = self.stalled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if stalled {
+            set.insert(partition.to_owned());
+        } else {
+            set.remove(partition);
+        }
+    }
+
+    /// The partitions that cannot commit now.
+    pub fn stalled_partitions(&self) -> Vec<String> {
+        let set = self.stalled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.iter().cloned().collect()
     }
 
     /// From a command's arrival to the broker's acknowledgement of its last event.
@@ -249,6 +310,41 @@ impl Metrics {
             "atlas_drops_dead_lettered_total {}",
             load(&self.dead_lettered)
         );
+
+        for (name, help, counter) in [
+            (
+                "atlas_drops_undeliverable_total",
+                "Records (events, dead letters) the broker refuses for good, or too large for it: logged and passed.",
+                &self.undeliverable,
+            ),
+            (
+                "atlas_drops_producer_replacements_total",
+                "Producers that broke for good (librdkafka's fatal error) and were replaced by a fresh one.",
+                &self.producers_replaced,
+            ),
+            (
+                "atlas_drops_log_restarts_total",
+                "Times a command partition's log was found to have started again: its applied record was reset.",
+                &self.log_restarts,
+            ),
+        ] {
+            header(&mut text, name, "counter", help);
+            let _ = writeln!(text, "{name} {}", load(counter));
+        }
+        header(
+            &mut text,
+            "atlas_drops_stalled_partitions",
+            "gauge",
+            "Command partitions that cannot commit: an event they caused was not delivered (1 each).",
+        );
+        let stalled = self.stalled_partitions();
+        let _ = writeln!(text, "atlas_drops_stalled_partitions {}", stalled.len());
+        for partition in stalled {
+            let _ = writeln!(
+                text,
+                "atlas_drops_stalled_partition{{partition=\"{partition}\"}} 1"
+            );
+        }
 
         let name = "atlas_drops_command_latency_seconds";
         header(

@@ -24,7 +24,7 @@ use crate::expiry;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
 use crate::kafka::context::KafkaContext;
 use crate::kafka::outbox::Relay;
-use crate::kafka::producer::{all_acknowledged, EventProducer, Publisher, Topics};
+use crate::kafka::producer::{all_landed, FatalSignal, Producers, Publisher, Topics};
 use crate::kafka::{client, topics};
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
@@ -43,8 +43,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .await
         .map_err(|error| format!("REST port {}: {error}", settings.rest_port))?;
     let metrics = Arc::new(Metrics::default());
+    let consumer_broke = Arc::new(FatalSignal::default());
     let context = KafkaContext {
         metrics: metrics.clone(),
+        fatal: Some(consumer_broke.clone()),
     };
     let mut topics = vec![
         settings.command_topic_drop.as_str(),
@@ -58,9 +60,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         settings.topic_replication_factor,
     )
     .await?;
-    let producer: EventProducer = client::producer(&settings)
-        .create_with_context(context.clone())
-        .map_err(|error| format!("producer: {error}"))?;
+    let producers = Producers::new(client::producer(&settings), metrics.clone())?;
     let consumer: Arc<CommandConsumer> = Arc::new(
         client::consumer(&settings)
             .create_with_context(context)
@@ -88,7 +88,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         Relay {
             redis_url: settings.redis_url.clone(),
             keys: Keys::new(&settings.redis_key_prefix),
-            producer: producer.clone(),
+            producers: producers.clone(),
+            metrics: metrics.clone(),
             topic: settings.event_topic_drop_status.clone(),
             reader: client::reader(&settings, &instance),
             instance,
@@ -104,7 +105,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         EquipmentService::new(url, Duration::from_millis(settings.equipment_timeout_ms))
     });
     let (janitor, cleaning) = equipment.clone().map(Janitor::start).unzip();
-    let (publisher, _feeder) = Publisher::start(producer.clone(), topics, metrics.clone(), janitor);
+    let (publisher, _feeder) =
+        Publisher::start(producers.clone(), topics, metrics.clone(), janitor);
     let (trigger, listener_of_shutdown) = shutdown::channel();
     let handler = Arc::new(Handler {
         store: store.clone(),
@@ -116,10 +118,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         },
         equipment,
         group: settings.kafka_consumer_group.clone(),
+        max_record_bytes: settings.max_record_bytes(),
     });
     let consuming = tokio::spawn(consumer::run(
         consumer.clone(),
         handler,
+        consumer_broke.clone(),
         listener_of_shutdown.clone(),
     ));
     let expiring = tokio::spawn(expiry::run(
@@ -134,7 +138,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         metrics: metrics.clone(),
         readiness: Arc::new(Readiness {
             consumer: consumer.clone(),
-            producer,
+            producers,
+            metrics: metrics.clone(),
             event_topic,
             shutdown: listener_of_shutdown,
             store: store.clone(),
@@ -151,13 +156,33 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         "atlas-drops started"
     );
 
-    shutdown::signal().await;
+    // The consumer stops by itself only when it broke for good.
+    let mut consuming = consuming;
+    let consumer_outcome = tokio::select! {
+        _ = shutdown::signal() => None,
+        outcome = &mut consuming => Some(outcome),
+    };
     trigger.pull();
     let deadline = Instant::now() + settings.shutdown_timeout();
     let mut complete = true;
-    if timeout_at(deadline, consuming).await.is_err() {
-        tracing::error!("partitions did not finish their commands before the shutdown deadline");
-        complete = false;
+    let consumed = match consumer_outcome {
+        Some(outcome) => Ok(outcome),
+        None => timeout_at(deadline, consuming).await,
+    };
+    match consumed {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(reason))) => {
+            tracing::error!(%reason, "stopping: the consumer broke");
+            complete = false;
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the consumer task failed");
+            complete = false;
+        }
+        Err(_) => {
+            tracing::error!("partitions did not finish their commands before the shutdown deadline");
+            complete = false;
+        }
     }
     let _ = timeout_at(deadline, expiring).await;
 
@@ -174,9 +199,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let expired = store.expire_on_shutdown(&mut |event| deliveries.push(publisher.publish(event)));
     metrics.expired(ExpiryCause::Shutdown, expired);
     let undelivered = deliveries.len();
-    match timeout_at(deadline, all_acknowledged(deliveries)).await {
-        Ok(Ok(())) if store.shared() => tracing::info!("the drops stay in the shared store"),
-        Ok(Ok(())) => tracing::info!(expired, "every drop expired"),
+    match timeout_at(deadline, all_landed(deliveries)).await {
+        Ok(Ok(_)) if store.shared() => tracing::info!("the drops stay in the shared store"),
+        Ok(Ok(_)) => tracing::info!(expired, "every drop expired"),
         Ok(Err(error)) => {
             tracing::error!(%error, expired, "EXPIRED events were not all delivered");
             complete = false;
@@ -215,6 +240,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             tracing::error!("final commit and leaving the group did not finish in time");
             complete = false;
         }
+    }
+    let stalled = metrics.stalled_partitions();
+    if !stalled.is_empty() {
+        tracing::error!(
+            ?stalled,
+            "partitions could not commit: an event they caused was not delivered; they are read again from their last commit"
+        );
+        complete = false;
     }
     http_trigger.pull();
     let _ = serving.await;

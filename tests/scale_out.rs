@@ -298,7 +298,7 @@ fn outbox_record(mut bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Headers) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
     use atlas_drops::kafka::{
-        client, context::KafkaContext, outbox::Relay, producer::EventProducer,
+        client, context::KafkaContext, outbox::Relay, producer::{EventProducer, Producers},
     };
     use atlas_drops::store::redis::{Keys, OUTBOX_SHARDS};
     use rdkafka::message::{Header, OwnedHeaders};
@@ -407,7 +407,12 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
     let relaying = Relay {
         redis_url: redis_url(),
         keys: keys.clone(),
-        producer,
+        producers: Producers::new(
+            client::layered(&broker.bootstrap, &[("linger.ms", "0")], &[]),
+            Default::default(),
+        )
+        .expect("producer"),
+        metrics: Default::default(),
         topic: names.events.clone(),
         instance: "taking over".to_owned(),
         reader: client::layered(&broker.bootstrap, &[("group.id", "outbox-reader")], &[]),

@@ -6,15 +6,19 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::statistics::Statistics;
 
+use super::producer::FatalSignal;
 use crate::metrics::Metrics;
 
-/// Shared by the consumer, the producer and the admin client. Callbacks only log and count:
+/// One per client (consumer, producer, admin). Callbacks only log, count and raise a signal:
 /// they run on librdkafka's threads and must return quickly.
 #[derive(Clone, Default)]
 pub struct KafkaContext {
     pub metrics: Arc<Metrics>,
+    /// Raised when librdkafka reports the client broken for good (its fatal error state).
+    pub fatal: Option<Arc<FatalSignal>>,
 }
 
 impl ClientContext for KafkaContext {
@@ -54,7 +58,14 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, "{reason}");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(target: "librdkafka", %error, "fatal: {reason}");
+            if let Some(fatal) = &self.fatal {
+                fatal.raise();
+            }
+        } else {
+            tracing::warn!(target: "librdkafka", %error, "{reason}");
+        }
     }
 }
 

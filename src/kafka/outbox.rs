@@ -13,6 +13,7 @@
 //! reaches the topic once, not twice.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
@@ -26,8 +27,9 @@ use tokio::task::JoinHandle;
 
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
-use super::producer::{broker_answer, enqueue_blocking, EventProducer};
+use super::producer::{broker_answer, enqueue_blocking, DeliveryError, Producers};
 use crate::drop::event::Event;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::redis::{self as redis_store, Keys, OUTBOX_SHARDS};
 
@@ -142,7 +144,10 @@ type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
 pub struct Relay {
     pub redis_url: String,
     pub keys: Keys,
-    pub producer: EventProducer,
+    /// The producer to send with, replaced when it breaks for good (the streams are then taken
+    /// up afresh, as after any failed round: what the broker holds already is not sent again).
+    pub producers: Arc<Producers>,
+    pub metrics: Arc<Metrics>,
     pub topic: String,
     /// Names this instance in the leases.
     pub instance: String,
@@ -456,6 +461,7 @@ impl Relay {
             through.query::<()>(connection)?;
         }
         let read_any = !streams.is_empty();
+        let sending = self.producers.current();
         for (shard, entries) in streams {
             let stream = held.get_mut(&shard).expect("read from held streams only");
             for (id, fields) in entries {
@@ -469,9 +475,15 @@ impl Relay {
                             .key(&record.key[..])
                             .payload(&record.value[..])
                             .headers(record.headers);
-                        let queued = enqueue_blocking(&self.producer, record)
-                            .map_err(|error| relay_error("event not queued", error))?;
-                        Sent::Waiting(queued)
+                        match enqueue_blocking(&sending.producer, record) {
+                            Ok(queued) => Sent::Waiting(queued),
+                            Err(error) => match DeliveryError::of(&error) {
+                                DeliveryError::Undeliverable(reason) => {
+                                    Sent::Answered(Err(DeliveryError::Undeliverable(reason)))
+                                }
+                                error => return Err(self.failed(sending.generation, error)),
+                            },
+                        }
                     }
                     None => {
                         tracing::error!(shard, id, "outbox relay: unreadable entry dropped");
@@ -511,11 +523,19 @@ impl Relay {
                     Sent::Answered(answer) => Some(answer.clone()),
                     Sent::Unreadable => None,
                 };
-                if let Some(answer) = answer {
-                    let (partition, offset) =
-                        answer.map_err(|error| relay_error("event not delivered", error))?;
-                    let highest = offsets.entry(partition).or_insert(offset);
-                    *highest = offset.max(*highest);
+                let (id, _) = stream.in_flight.front().expect("front exists");
+                match answer {
+                    Some(Ok((partition, offset))) => {
+                        let highest = offsets.entry(partition).or_insert(offset);
+                        *highest = offset.max(*highest);
+                    }
+                    Some(Err(DeliveryError::Undeliverable(reason))) => {
+                        // Sending it again would be refused again: it must not hold up the stream.
+                        tracing::error!(shard, id, %reason, "outbox relay: the broker refuses this event for good; deleted unsent");
+                        self.metrics.undeliverable();
+                    }
+                    Some(Err(error)) => return Err(self.failed(sending.generation, error)),
+                    None => {}
                 }
                 let (id, _) = stream.in_flight.pop_front().expect("front exists");
                 acknowledged.push(id);
@@ -555,7 +575,7 @@ enum Sent {
     /// Handed to the producer; the broker's answer is to come.
     Waiting(DeliveryFuture),
     /// The broker answered: (partition, offset), or why the record is not there.
-    Answered(Result<(i32, i64), String>),
+    Answered(Result<(i32, i64), DeliveryError>),
     /// Not a record we wrote: logged, and deleted in its turn.
     Unreadable,
 }
@@ -567,6 +587,16 @@ impl Default for Stream {
             read_from: "0-0".to_owned(),
             in_flight: VecDeque::new(),
         }
+    }
+}
+
+impl Relay {
+    /// The round's error for a delivery that failed; a broken producer is replaced first.
+    fn failed(&self, generation: u64, error: DeliveryError) -> redis::RedisError {
+        if matches!(error, DeliveryError::Fatal(_)) {
+            self.producers.replace(generation);
+        }
+        relay_error("event not delivered", error)
     }
 }
 

@@ -1,21 +1,32 @@
-//! The one long-lived, idempotent producer of `EVENT_TOPIC_DROP_STATUS` (and of the dead-letter
-//! topic), behind an ordered queue.
+//! The producer of `EVENT_TOPIC_DROP_STATUS` (and of the dead-letter topic), behind an ordered
+//! queue, and the `Producers` that replace it when it breaks for good.
 //!
 //! Stores call `publish` while they hold a drop's lock, so it must never block and must keep
-//! call order: it pushes onto an unbounded channel, and a single task hands the events to
+//! call order: it pushes onto an unbounded channel, and a single task hands the records to
 //! librdkafka in that order. librdkafka keeps per-partition order (idempotence keeps it across
 //! retries), and every event of a drop has the same key and so the same partition: the topic
 //! shows a drop's events in the order of its state changes. A full librdkafka queue only makes
 //! the task wait; it never reorders nor drops an event.
+//!
+//! The task keeps every record until the broker acknowledged it. An idempotent producer can hit
+//! a fatal error (a broker that lost its state answers `OutOfOrderSequenceNumber` or
+//! `UnknownProducerId`), after which it sends nothing ever again: the task then takes a fresh
+//! producer and sends every record the old one did not get acknowledged, in the order they
+//! came, before any newer one. A record the broker refuses for good (too large, invalid) is
+//! *undeliverable*: logged, counted and passed, so that it never stops a partition.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use tokio::sync::{mpsc, oneshot};
+use rdkafka::ClientConfig;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::context::KafkaContext;
@@ -23,7 +34,7 @@ use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
 use crate::drop::event::{Event, EventKind};
 use crate::equipment::Janitor;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RecordKind};
 
 pub type EventProducer = FutureProducer<KafkaContext>;
 
@@ -35,14 +46,208 @@ pub struct DeadLetter {
     pub headers: OwnedHeaders,
 }
 
-enum Record {
-    Event(Event),
-    DeadLetter(DeadLetter),
+impl DeadLetter {
+    /// Bytes the letter takes in a record batch, near enough to compare with the broker's limit.
+    pub fn size(&self) -> usize {
+        use rdkafka::message::Headers;
+        let headers: usize = (self.headers.iter())
+            .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len) + 8)
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
+    }
 }
 
+/// Why the broker does not hold a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// Refused for good: sending it again would be refused again.
+    Undeliverable(String),
+    /// The producer broke for good (librdkafka's fatal error state): a fresh one must send it.
+    Fatal(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl DeliveryError {
+    pub fn of(error: &KafkaError) -> DeliveryError {
+        let reason = error.to_string();
+        match error.rdkafka_error_code() {
+            Some(code) if is_permanent(code) => DeliveryError::Undeliverable(reason),
+            Some(RDKafkaErrorCode::Fatal) => DeliveryError::Fatal(reason),
+            _ => DeliveryError::Failed(reason),
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::Undeliverable(reason) => write!(f, "undeliverable: {reason}"),
+            DeliveryError::Fatal(reason) => write!(f, "the producer broke: {reason}"),
+            DeliveryError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Errors that say the record itself is wrong for the broker, not the broker or the network.
+fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::BadMessage
+    )
+}
+
+/// What became of a record the broker answered for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Landed {
+    /// The broker holds it.
+    Acknowledged,
+    /// The broker refused it for good; it was logged and counted, and nothing waits for it.
+    Undeliverable(String),
+}
+
+/// Set by a client's error callback when librdkafka reports a fatal error.
+#[derive(Default)]
+pub struct FatalSignal {
+    raised: AtomicBool,
+    notify: Notify,
+}
+
+impl FatalSignal {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the signal is raised (at once if it was).
+    pub async fn raised(&self) {
+        while !self.is_raised() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// The current producer, and how to build its successor. Each producer has a generation, so
+/// that two users that both saw it break replace it once.
+pub struct Producers {
+    config: ClientConfig,
+    metrics: Arc<Metrics>,
+    current: Mutex<Current>,
+}
+
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    producer: EventProducer,
+    fatal: Arc<FatalSignal>,
+}
+
+/// A producer as handed out: use `producer`; name `generation` when it broke.
+#[derive(Clone)]
+pub struct Lease {
+    pub generation: u64,
+    pub producer: EventProducer,
+    pub fatal: Arc<FatalSignal>,
+}
+
+impl Producers {
+    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Arc<Producers>, String> {
+        let current = Producers::build(&config, &metrics, 0)?;
+        Ok(Arc::new(Producers {
+            config,
+            metrics,
+            current: Mutex::new(current),
+        }))
+    }
+
+    fn build(config: &ClientConfig, metrics: &Arc<Metrics>, generation: u64) -> Result<Current, String> {
+        let fatal = Arc::new(FatalSignal::default());
+        let context = KafkaContext {
+            metrics: metrics.clone(),
+            fatal: Some(fatal.clone()),
+        };
+        let producer = config
+            .create_with_context(context)
+            .map_err(|error| format!("producer: {error}"))?;
+        Ok(Current {
+            generation,
+            producer,
+            fatal,
+        })
+    }
+
+    pub fn current(&self) -> Lease {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        Lease {
+            generation: current.generation,
+            producer: current.producer.clone(),
+            fatal: current.fatal.clone(),
+        }
+    }
+
+    /// Why the current producer is broken, if it is (it is replaced as soon as a user notices).
+    pub fn broken(&self) -> Option<String> {
+        let lease = self.current();
+        use rdkafka::producer::Producer;
+        (lease.producer.client().fatal_error())
+            .map(|(code, reason)| format!("{code}: {reason}"))
+            .or_else(|| lease.fatal.is_raised().then(|| "fatal error".to_owned()))
+    }
+
+    /// Replaces the producer of `generation` with a fresh one (unless that was done already) and
+    /// returns the current one. The broken producer is closed off the caller's thread: closing
+    /// waits on librdkafka.
+    pub fn replace(&self, generation: u64) -> Lease {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.generation == generation {
+            use rdkafka::producer::Producer;
+            let reason = current.producer.client().fatal_error();
+            match Producers::build(&self.config, &self.metrics, generation + 1) {
+                Ok(fresh) => {
+                    tracing::error!(?reason, generation, "the producer broke for good: replaced by a fresh one, which sends what it left unacknowledged");
+                    self.metrics.producer_replaced();
+                    let broken = std::mem::replace(&mut *current, fresh);
+                    std::thread::spawn(move || drop(broken));
+                }
+                Err(error) => tracing::error!(%error, "the producer broke and no fresh one could be made; trying again at the next record"),
+            }
+        }
+        Lease {
+            generation: current.generation,
+            producer: current.producer.clone(),
+            fatal: current.fatal.clone(),
+        }
+    }
+}
+
+/// A record on its way to a topic, owned until the broker acknowledged it.
 struct Outgoing {
-    record: Record,
-    sent: oneshot::Sender<Result<DeliveryFuture, String>>,
+    topic: Destination,
+    /// What it is, for metrics and logs.
+    kind: RecordKind,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: OwnedHeaders,
+    drop_id: u32,
+}
+
+/// A record and who waits for the broker's answer.
+type Queued = (Outgoing, oneshot::Sender<Result<Landed, String>>);
+
+#[derive(Clone, Copy)]
+enum Destination {
+    Events,
+    DeadLetters,
 }
 
 /// Where records go.
@@ -54,61 +259,73 @@ pub struct Topics {
 /// A handle that publishes events (and dead letters); cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
-    queue: mpsc::UnboundedSender<Outgoing>,
+    queue: mpsc::UnboundedSender<Queued>,
     dead_letters: bool,
     janitor: Option<Janitor>,
     metrics: Arc<Metrics>,
 }
 
-/// The broker's answer for one event, to be awaited before committing what caused it.
-pub struct Delivery(oneshot::Receiver<Result<DeliveryFuture, String>>);
+/// The broker's answer for one record, to be awaited before committing what caused it.
+pub struct Delivery(oneshot::Receiver<Result<Landed, String>>);
 
 impl Delivery {
-    /// Resolves once the broker acknowledged the event, or with why it never will.
-    pub async fn acknowledged(self) -> Result<(), String> {
-        let future = self
-            .0
+    /// Resolves once the broker took the record (or refused it for good), or with why it
+    /// never will.
+    pub async fn landed(self) -> Result<Landed, String> {
+        self.0
             .await
-            .map_err(|_| "the publisher stopped before sending the event".to_owned())??;
-        acknowledged(future).await.map(|_| ())
+            .map_err(|_| "the publisher stopped before the broker answered".to_owned())?
     }
 }
 
 /// Resolves once the broker acknowledged a record librdkafka took, with where it put it
-/// (partition, offset), or with why it never will.
-pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), String> {
+/// (partition, offset), or with why it is not there.
+pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), DeliveryError> {
     broker_answer(future.await)
 }
 
 /// What a `DeliveryFuture` resolved to: (partition, offset), or why the record is not there.
-pub fn broker_answer<E>(answer: Result<OwnedDeliveryResult, E>) -> Result<(i32, i64), String> {
+pub fn broker_answer<E>(
+    answer: Result<OwnedDeliveryResult, E>,
+) -> Result<(i32, i64), DeliveryError> {
     match answer {
         Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
-        Ok(Err((error, _))) => Err(error.to_string()),
-        Err(_) => Err("the producer closed before the broker answered".to_owned()),
+        Ok(Err((error, _))) => Err(DeliveryError::of(&error)),
+        Err(_) => Err(DeliveryError::Failed(
+            "the producer closed before the broker answered".to_owned(),
+        )),
     }
 }
 
-/// Awaits every delivery; the first failure, if any, is the answer.
-pub async fn all_acknowledged(deliveries: Vec<Delivery>) -> Result<(), String> {
+/// Awaits every delivery: the records refused for good (logged and counted already), or the
+/// first failure.
+pub async fn all_landed(deliveries: Vec<Delivery>) -> Result<Vec<String>, String> {
+    let mut undeliverable = Vec::new();
     for delivery in deliveries {
-        delivery.acknowledged().await?;
+        if let Landed::Undeliverable(reason) = delivery.landed().await? {
+            undeliverable.push(reason);
+        }
     }
-    Ok(())
+    Ok(undeliverable)
 }
 
 impl Publisher {
-    /// Starts the task feeding `producer`. It ends when every `Publisher` clone is dropped and
-    /// the queue is drained.
+    /// Starts the task feeding the producers. It ends when every `Publisher` clone is dropped
+    /// and every record is answered.
     pub fn start(
-        producer: EventProducer,
+        producers: Arc<Producers>,
         topics: Topics,
         metrics: Arc<Metrics>,
         janitor: Option<Janitor>,
     ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
         let dead_letters = topics.dead_letters.is_some();
-        let task = tokio::spawn(feed(producer, topics, metrics.clone(), pending));
+        let feeder = Feeder {
+            producers,
+            topics,
+            metrics: metrics.clone(),
+        };
+        let task = tokio::spawn(feeder.run(pending));
         let publisher = Publisher {
             queue,
             dead_letters,
@@ -122,7 +339,16 @@ impl Publisher {
     /// here, whatever expired the drop: its equipment, if any, is handed to the janitor.
     pub fn publish(&self, event: Event) -> Delivery {
         self.clean_up(&event);
-        self.queue(Record::Event(event))
+        let value = encode_value(&event);
+        let headers = event_headers(&event.tenant, &event.correlation);
+        self.queue(Outgoing {
+            topic: Destination::Events,
+            kind: RecordKind::event(&event.kind),
+            key: Some(encode_key(event.drop_id).to_vec()),
+            value: Some(value),
+            headers,
+            drop_id: event.drop_id,
+        })
     }
 
     /// Takes note of an event a shared store wrote to its outbox (`kafka::outbox` sends it):
@@ -152,14 +378,22 @@ impl Publisher {
 
     /// Queues a rejected command for the dead-letter topic, or `None` when there is none.
     pub fn dead_letter(&self, letter: DeadLetter) -> Option<Delivery> {
-        self.dead_letters
-            .then(|| self.queue(Record::DeadLetter(letter)))
+        self.dead_letters.then(|| {
+            self.queue(Outgoing {
+                topic: Destination::DeadLetters,
+                kind: RecordKind::DeadLetter,
+                key: letter.key,
+                value: letter.value,
+                headers: letter.headers,
+                drop_id: 0,
+            })
+        })
     }
 
-    fn queue(&self, record: Record) -> Delivery {
-        let (sent, delivery) = oneshot::channel();
-        // If the task is gone, `sent` is dropped with the message and the delivery says so.
-        let _ = self.queue.send(Outgoing { record, sent });
+    fn queue(&self, outgoing: Outgoing) -> Delivery {
+        let (answer, delivery) = oneshot::channel();
+        // If the task is gone, `answer` is dropped with the record and the delivery says so.
+        let _ = self.queue.send((outgoing, answer));
         Delivery(delivery)
     }
 }
@@ -182,52 +416,147 @@ impl EventSink<'_> {
     }
 }
 
-async fn feed(
-    producer: EventProducer,
+/// The task between the queue and librdkafka.
+struct Feeder {
+    producers: Arc<Producers>,
     topics: Topics,
     metrics: Arc<Metrics>,
-    mut pending: mpsc::UnboundedReceiver<Outgoing>,
-) {
-    while let Some(Outgoing { record, sent }) = pending.recv().await {
-        let queued = match record {
-            Record::Event(event) => {
-                let key = encode_key(event.drop_id);
-                let value = encode_value(&event);
-                let record = FutureRecord::to(&topics.events)
-                    .key(&key[..])
-                    .payload(&value[..])
-                    .headers(event_headers(&event.tenant, &event.correlation));
-                let queued = enqueue(&producer, record).await;
-                match &queued {
-                    Ok(_) => metrics.event(&event.kind),
-                    Err(error) => {
-                        tracing::error!(%error, drop_id = event.drop_id, "event could not be queued")
+}
+
+/// A record's place in the queue: records are sent again in this order after a producer broke.
+type Sequence = u64;
+
+/// How long to wait before replacing a producer that broke again at once.
+const REPLACE_PAUSE: Duration = Duration::from_millis(100);
+
+impl Feeder {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Queued>) {
+        // Every record sent and not yet answered, by its place in the queue.
+        let mut unanswered: BTreeMap<Sequence, Queued> = BTreeMap::new();
+        let mut answers = FuturesUnordered::new();
+        let mut next: Sequence = 0;
+        let mut lease = self.producers.current();
+        let mut open = true;
+        loop {
+            let fatal = lease.fatal.clone();
+            let broke = tokio::select! {
+                outgoing = queue.recv(), if open => match outgoing {
+                    Some(outgoing) => {
+                        let sequence = next;
+                        next += 1;
+                        unanswered.insert(sequence, outgoing);
+                        self.send(&lease, sequence, &mut unanswered, &mut answers).await
+                    }
+                    None => {
+                        open = false;
+                        false
+                    }
+                },
+                Some((generation, sequence, answer)) = answers.next(), if !answers.is_empty() => {
+                    // An answer of a replaced producer: its record was sent again since.
+                    generation == lease.generation
+                        && self.answered(sequence, answer, &mut unanswered)
+                }
+                _ = fatal.raised() => true,
+                else => break,
+            };
+            let mut broke = broke;
+            while broke {
+                // Every record the broken producer left unanswered goes out again, in queue
+                // order, before any newer one; answers still due from it are not waited for.
+                lease = self.producers.replace(lease.generation);
+                answers = FuturesUnordered::new();
+                let waiting: Vec<Sequence> = unanswered.keys().copied().collect();
+                tracing::warn!(records = waiting.len(), "sending again what the broken producer left unanswered");
+                broke = false;
+                for sequence in waiting {
+                    if self.send(&lease, sequence, &mut unanswered, &mut answers).await {
+                        broke = true;
+                        tokio::time::sleep(REPLACE_PAUSE).await;
+                        break;
                     }
                 }
-                queued
             }
-            Record::DeadLetter(letter) => {
-                let topic = topics
-                    .dead_letters
-                    .as_deref()
-                    .expect("dead letters have a topic");
-                let mut record = FutureRecord::to(topic).headers(letter.headers);
-                if let Some(key) = &letter.key {
-                    record = record.key(&key[..]);
-                }
-                if let Some(value) = &letter.value {
-                    record = record.payload(&value[..]);
-                }
-                let queued = enqueue(&producer, record).await;
-                match &queued {
-                    Ok(_) => metrics.dead_lettered(),
-                    Err(error) => tracing::error!(%error, "dead letter could not be queued"),
-                }
-                queued
+        }
+    }
+
+    /// Hands record `sequence` to librdkafka. Returns whether the producer broke.
+    async fn send(
+        &self,
+        lease: &Lease,
+        sequence: Sequence,
+        unanswered: &mut BTreeMap<Sequence, Queued>,
+        answers: &mut FuturesUnordered<Answer>,
+    ) -> bool {
+        let Some((outgoing, _)) = unanswered.get(&sequence) else {
+            return false;
+        };
+        let topic = match outgoing.topic {
+            Destination::Events => &self.topics.events,
+            Destination::DeadLetters => (self.topics.dead_letters.as_ref())
+                .expect("dead letters are queued only when there is a topic for them"),
+        };
+        let mut record = FutureRecord::to(topic).headers(outgoing.headers.clone());
+        if let Some(key) = &outgoing.key {
+            record = record.key(&key[..]);
+        }
+        if let Some(value) = &outgoing.value {
+            record = record.payload(&value[..]);
+        }
+        match enqueue(&lease.producer, record).await {
+            Ok(future) => {
+                answers.push(answer(lease.generation, sequence, future));
+                false
+            }
+            Err(error) => {
+                let error = DeliveryError::of(&error);
+                matches!(error, DeliveryError::Fatal(_))
+                    || self.answered(sequence, Err(error), unanswered)
+            }
+        }
+    }
+
+    /// Hands the broker's answer to whoever waits for it. Returns whether the producer broke
+    /// (the record then stays, to be sent again).
+    fn answered(
+        &self,
+        sequence: Sequence,
+        answer: Result<(i32, i64), DeliveryError>,
+        unanswered: &mut BTreeMap<Sequence, Queued>,
+    ) -> bool {
+        if matches!(answer, Err(DeliveryError::Fatal(_))) {
+            return true;
+        }
+        let Some((outgoing, waiting)) = unanswered.remove(&sequence) else {
+            return false;
+        };
+        let landed = match answer {
+            Ok(_) => {
+                self.metrics.published(outgoing.kind);
+                Ok(Landed::Acknowledged)
+            }
+            Err(DeliveryError::Undeliverable(reason)) => {
+                tracing::error!(record = outgoing.kind.name(), drop_id = outgoing.drop_id, %reason, "the broker refuses this record for good: it is passed, not sent");
+                self.metrics.undeliverable();
+                Ok(Landed::Undeliverable(reason))
+            }
+            Err(error) => {
+                tracing::error!(record = outgoing.kind.name(), drop_id = outgoing.drop_id, %error, "record not delivered");
+                Err(error.to_string())
             }
         };
-        let _ = sent.send(queued.map_err(|error| error.to_string()));
+        let _ = waiting.send(landed);
+        false
     }
+}
+
+/// A record's answer, named by the producer generation and the queue place it was sent from.
+type Answer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (u64, Sequence, Result<(i32, i64), DeliveryError>)> + Send>,
+>;
+
+fn answer(generation: u64, sequence: Sequence, future: DeliveryFuture) -> Answer {
+    Box::pin(async move { (generation, sequence, acknowledged(future).await) })
 }
 
 /// How long to wait before offering a record again to librdkafka's full queue.

@@ -13,19 +13,21 @@ use rdkafka::producer::Producer;
 use super::AppState;
 use crate::clock;
 use crate::kafka::consumer::CommandConsumer;
-use crate::kafka::producer::EventProducer;
-use crate::metrics::Gauges;
+use crate::kafka::producer::Producers;
+use crate::metrics::{Gauges, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::DropStore;
 
 /// How long the readiness probe waits for the broker's answer.
 const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ready means: not shutting down, the consumer holds partitions, the producer reaches the
-/// broker, and the store answers (a shared store's Redis).
+/// Ready means: not shutting down, the consumer holds partitions, no partition is unable to
+/// commit, the producer is not broken and reaches the broker, and the store answers (a shared
+/// store's Redis).
 pub struct Readiness {
     pub consumer: Arc<CommandConsumer>,
-    pub producer: EventProducer,
+    pub producers: Arc<Producers>,
+    pub metrics: Arc<Metrics>,
     pub event_topic: String,
     pub shutdown: Shutdown,
     pub store: Arc<dyn DropStore>,
@@ -44,10 +46,22 @@ impl Readiness {
         if assigned == 0 {
             return Err("consumer holds no partition of the command topic".to_owned());
         }
+        let stalled = self.metrics.stalled_partitions();
+        if !stalled.is_empty() {
+            return Err(format!(
+                "partitions cannot commit (an event was not delivered): {}",
+                stalled.join(", ")
+            ));
+        }
+        if let Some(reason) = self.producers.broken() {
+            return Err(format!("the producer broke ({reason}); a fresh one replaces it"));
+        }
         // A metadata request is a round trip to the broker, and librdkafka blocks; so does a
         // shared store's ping: off the runtime.
         tokio::task::spawn_blocking(move || {
-            self.producer
+            self.producers
+                .current()
+                .producer
                 .client()
                 .fetch_metadata(Some(&self.event_topic), BROKER_PROBE_TIMEOUT)
                 .map_err(|error| format!("producer cannot reach the broker: {error}"))?;

@@ -63,6 +63,26 @@ pub struct LogPosition {
     pub offset: i64,
     /// The reader applied (or skipped) every offset of the partition below this one.
     pub floor: i64,
+    /// When the record was written (its Kafka timestamp, ms since the epoch), if it says.
+    pub timestamp: Option<i64>,
+}
+
+impl LogPosition {
+    /// Whether a record at an offset the applied record counts as applied is the very record
+    /// that was applied, given the newest timestamp of the records applied in this partition.
+    ///
+    /// A partition's log can start again (topic deleted and re-created, a broker that lost its
+    /// log): its offsets then repeat, and the applied record would skip the new commands as if
+    /// they were old ones. A record met again carries the timestamp it had when it was applied,
+    /// which is no newer than the newest applied; a record of a log that started again was
+    /// written after every record of the old one, so it is newer. Without timestamps on either
+    /// side, a record is taken as met again (as before this check).
+    pub fn is_met_again(&self, newest_applied: Option<i64>) -> bool {
+        match (self.timestamp, newest_applied) {
+            (Some(timestamp), Some(newest)) => timestamp <= newest,
+            _ => true,
+        }
+    }
 }
 
 pub trait DropStore: Send + Sync + 'static {

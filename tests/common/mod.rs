@@ -27,6 +27,8 @@ pub const PARTITIONS: i32 = 4;
 pub struct Broker {
     pub bootstrap: String,
     process: Option<Child>,
+    /// The port Tansu listens on and the one it advertises.
+    ports: (u16, u16),
 }
 
 impl Broker {
@@ -35,6 +37,7 @@ impl Broker {
             return Broker {
                 bootstrap,
                 process: None,
+                ports: (0, 0),
             };
         }
         let port = free_port();
@@ -84,7 +87,19 @@ impl Broker {
         Broker {
             bootstrap: address,
             process: Some(process),
+            ports: (listen, advertised),
         }
+    }
+
+    /// Kills the broker and starts a new one, empty (memory storage), on the same port: a
+    /// broker that lost its state, as a Kafka cluster rebuilt or restored is.
+    pub fn restart_empty(&mut self) {
+        let mut process = self.process.take().expect("our own broker");
+        let _ = process.kill();
+        let _ = process.wait();
+        let bootstrap = self.bootstrap.clone();
+        *self = Broker::tansu(self.ports.0, self.ports.1);
+        self.bootstrap = bootstrap;
     }
 }
 
@@ -475,6 +490,31 @@ fn config(bootstrap: &str) -> ClientConfig {
     config
 }
 
+/// Creates the topics of `names` (as an operator would).
+pub async fn create_topics(broker: &Broker, names: &Names) {
+    let admin: AdminClient<DefaultClientContext> =
+        config(&broker.bootstrap).create().expect("admin");
+    let topics = [
+        NewTopic::new(&names.commands, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.events, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(&names.dead_letters, 1, TopicReplication::Fixed(1)),
+    ];
+    for result in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+}
+
+/// The value of a metric line of `/metrics` (`name` with its labels, as printed).
+pub async fn metric(service: &Service, name: &str) -> Option<f64> {
+    let (_, _, text) = http_get(&format!("{}/metrics", service.http), &[]).await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A consumer outside any group, reading where it is told.
 fn reader(bootstrap: &str) -> StreamConsumer {
     config(bootstrap)
@@ -500,20 +540,7 @@ fn assign_from_start(consumer: &StreamConsumer, topic: &str, partitions: i32) {
 impl Peer {
     /// Creates the topics (as an operator would) and starts reading the event topic from its start.
     pub async fn connect(broker: &Broker, names: &Names) -> Peer {
-        let admin: AdminClient<DefaultClientContext> =
-            config(&broker.bootstrap).create().expect("admin");
-        let topics = [
-            NewTopic::new(&names.commands, PARTITIONS, TopicReplication::Fixed(1)),
-            NewTopic::new(&names.events, PARTITIONS, TopicReplication::Fixed(1)),
-            NewTopic::new(&names.dead_letters, 1, TopicReplication::Fixed(1)),
-        ];
-        for result in admin
-            .create_topics(&topics, &AdminOptions::new())
-            .await
-            .expect("create topics")
-        {
-            result.expect("topic created");
-        }
+        create_topics(broker, names).await;
         Peer::connect_existing(&broker.bootstrap, names).await
     }
 
@@ -591,8 +618,13 @@ impl Peer {
 
     pub async fn send_raw(&self, headers: Option<OwnedHeaders>, value: &[u8]) {
         let key = Uuid::new_v4().as_bytes().to_vec();
+        self.send_keyed(headers, value, &key).await
+    }
+
+    /// Sends a record under `key` (records of one key stay on one partition, in order).
+    pub async fn send_keyed(&self, headers: Option<OwnedHeaders>, value: &[u8], key: &[u8]) {
         let mut record = FutureRecord::to(&self.names.commands)
-            .key(&key)
+            .key(key)
             .payload(value);
         if let Some(headers) = headers {
             record = record.headers(headers);

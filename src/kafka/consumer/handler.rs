@@ -1,6 +1,7 @@
 //! Where each command is handled: decoded, applied to the store, its events published, its
 //! outcome logged and counted.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ use crate::trace::{CommandSpan, SpanExporter, TraceParent};
 
 /// How many leading bytes of a rejected value the log shows.
 const LOGGED_BYTES: usize = 128;
+/// How many bytes of a rejection's reason the log and the dead letter carry: a reason can
+/// quote the value (serde quotes strings), and must not make a letter larger than the command.
+const REASON_BYTES: usize = 256;
 
 /// What became of a record: its deliveries now, or a future that yields them.
 pub enum Handled {
@@ -40,14 +44,29 @@ pub struct Handler {
     pub equipment: Option<EquipmentService>,
     /// The consumer group: with the topic and partition, it names a partition's applied record.
     pub group: String,
+    /// The largest record the broker takes (`message.max.bytes`): a dead letter larger than
+    /// this is not sent but logged, counted and passed.
+    pub max_record_bytes: usize,
+}
+
+/// The first `limit` bytes of `text`, cut at a character boundary, marked when cut.
+fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
+    if text.len() <= limit {
+        return Cow::Borrowed(text);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
 }
 
 impl Handler {
     /// Copies a rejected record to the dead-letter topic, when there is one.
-    fn dead_letter(&self, message: &OwnedMessage, rejection: &Rejection) -> Option<Delivery> {
+    fn dead_letter(&self, message: &OwnedMessage, rejection: &Rejection, reason: &str) -> Option<Delivery> {
         let mut headers = message.headers().cloned().unwrap_or_default();
         for (key, value) in [
-            (DEAD_LETTER_REASON, rejection.to_string()),
+            (DEAD_LETTER_REASON, reason.to_owned()),
             (DEAD_LETTER_CLASS, rejection.class.name().to_owned()),
             (DEAD_LETTER_TOPIC, message.topic().to_owned()),
             (DEAD_LETTER_PARTITION, message.partition().to_string()),
@@ -58,11 +77,23 @@ impl Handler {
                 value: Some(&value),
             });
         }
-        self.publisher.dead_letter(DeadLetter {
+        let letter = DeadLetter {
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
             headers,
-        })
+        };
+        if letter.size() > self.max_record_bytes {
+            tracing::error!(
+                partition = message.partition(),
+                offset = message.offset(),
+                bytes = letter.size(),
+                limit = self.max_record_bytes,
+                "the dead letter would be larger than the broker takes: not sent, passed"
+            );
+            self.metrics.undeliverable();
+            return None;
+        }
+        self.publisher.dead_letter(letter)
     }
 
     /// Takes one record of the command topic. Most commands are applied at once; an equip
@@ -116,16 +147,18 @@ impl Handler {
     fn reject(&self, message: &OwnedMessage, rejection: &Rejection) -> Vec<Delivery> {
         let value = message.payload().unwrap_or_default();
         let shown = String::from_utf8_lossy(&value[..value.len().min(LOGGED_BYTES)]);
+        let reason = rejection.to_string();
+        let reason = bounded(&reason, REASON_BYTES);
         tracing::warn!(
             partition = message.partition(),
             offset = message.offset(),
-            reason = %rejection,
+            reason = %reason,
             value = %shown,
             "command rejected"
         );
         self.metrics
             .command(rejection.command_type, Outcome::Rejected(rejection.class));
-        self.dead_letter(message, rejection).into_iter().collect()
+        self.dead_letter(message, rejection, &reason).into_iter().collect()
     }
 
     /// Applies a decoded command to the store and publishes its events.
@@ -225,5 +258,20 @@ impl Handler {
                 .finish(span, &format!("{command} process"), &attributes);
         }
         sink.deliveries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn reasons_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded("short", 8), "short");
+        let long = "é".repeat(300);
+        let cut = bounded(&long, 255);
+        assert!(cut.len() < 300, "{}", cut.len());
+        assert!(cut.starts_with(&"é".repeat(127)));
+        assert!(cut.ends_with("(600 bytes)"));
     }
 }

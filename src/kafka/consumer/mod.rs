@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use self::handler::{Handled, Handler};
 use super::context::KafkaContext;
-use super::producer::all_acknowledged;
+use super::producer::{all_landed, FatalSignal};
 use crate::shutdown::Shutdown;
 use crate::store::LogPosition;
 
@@ -36,17 +37,32 @@ const MAX_IN_FLIGHT: usize = 4096;
 const PARTITION_QUEUE: usize = 1024;
 
 /// Reads records until shutdown, hands each to its partition's task, then lets every partition
-/// task finish what it holds.
-pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shutdown: Shutdown) {
+/// task finish what it holds. Returns `Err` when the consumer broke for good (librdkafka's fatal
+/// error state): the service then stops, and its supervisor starts it afresh.
+pub async fn run(
+    consumer: Arc<CommandConsumer>,
+    handler: Arc<Handler>,
+    fatal: Arc<FatalSignal>,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
     let mut partitions: HashMap<i32, mpsc::Sender<(Instant, OwnedMessage)>> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let mut outcome = Ok(());
     loop {
         let message = tokio::select! {
             _ = shutdown.recv() => break,
+            _ = fatal.raised() => {
+                outcome = Err(broken(&consumer));
+                break;
+            }
             message = consumer.recv() => message,
         };
         let message = match message {
             Ok(message) => (Instant::now(), message.detach()),
+            Err(error @ KafkaError::MessageConsumptionFatal(_)) => {
+                outcome = Err(format!("{error}; {}", broken(&consumer)));
+                break;
+            }
             Err(error) => {
                 // librdkafka reconnects by itself; pause so a gone broker is not a busy loop.
                 tracing::warn!(%error, "consumer error");
@@ -66,14 +82,38 @@ pub async fn run(consumer: Arc<CommandConsumer>, handler: Arc<Handler>, mut shut
             _ = queue.send(message) => {}
         }
     }
+    if let Err(reason) = &outcome {
+        tracing::error!(%reason, "the consumer broke for good: the service stops (its supervisor starts it again)");
+    }
     drop(partitions);
     while tasks.join_next().await.is_some() {}
+    outcome
+}
+
+/// Why the consumer is in librdkafka's fatal error state.
+fn broken(consumer: &CommandConsumer) -> String {
+    match consumer.client().fatal_error() {
+        Some((code, reason)) => format!("consumer broke: {code}: {reason}"),
+        None => "consumer broke".to_owned(),
+    }
 }
 
 fn store(consumer: &CommandConsumer, topic: &str, partition: i32, offset: i64) {
     if let Err(error) = consumer.store_offset(topic, partition, offset) {
         tracing::debug!(%error, partition, offset, "offset not stored");
     }
+}
+
+/// What a partition task knows of the commands it applied. A log that starts again (see
+/// `LogPosition::is_met_again`) starts a new era: what the old one applied says nothing of it.
+struct Applied {
+    era: u64,
+    /// The highest offset applied in this era.
+    through: i64,
+    /// The newest record timestamp applied in this era.
+    newest: Option<i64>,
+    /// Every offset of this era up to here was applied and its events acknowledged.
+    acknowledged_up_to: i64,
 }
 
 /// Applies one partition's records in order and stores each offset once its events are acknowledged.
@@ -85,54 +125,89 @@ async fn partition(
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
     // After a failed delivery no later offset may be committed, or the failed command would be
-    // skipped on redelivery: the partition stops committing and is redelivered from there.
+    // skipped on redelivery: the partition stops committing (visibly: logged, counted, not
+    // ready, and shutdown fails naming it) and is redelivered from there.
     let mut failed = false;
     // A record comes again after a rebalance or a lost connection when its offset was not yet
     // committed. Applying it twice would duplicate its effect (a second drop, a second credit):
     // what was applied is skipped, and its offset stored once its first events are acknowledged.
-    let mut applied = i64::MIN;
-    let mut acknowledged_up_to = i64::MIN;
+    let mut applied = Applied {
+        era: 0,
+        through: i64::MIN,
+        newest: None,
+        acknowledged_up_to: i64::MIN,
+    };
     let log_name: Arc<str> = format!("{}/{topic}/{partition}", handler.group).into();
+    let stalled_name = format!("{topic}/{partition}");
     loop {
         tokio::select! {
-            Some((offset, latency, acknowledged)) = in_flight.next(), if !in_flight.is_empty() => {
-                match acknowledged {
-                    Ok(()) if !failed => {
+            Some((era, offset, latency, landed)) = in_flight.next(), if !in_flight.is_empty() => {
+                if era != applied.era {
+                    // A command of a log that is gone: nothing of it is committed in the new one.
+                    continue;
+                }
+                match landed {
+                    Ok(undeliverable) if !failed => {
+                        for reason in undeliverable {
+                            tracing::warn!(partition, offset, %reason, "an event of this command is undeliverable: passed");
+                        }
                         handler.metrics.command_latency(latency);
-                        acknowledged_up_to = offset;
+                        applied.acknowledged_up_to = offset;
                         store(&consumer, &topic, partition, offset);
                     }
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(error) => {
                         tracing::error!(%error, partition, offset, "event not delivered; the partition stops committing");
+                        handler.metrics.stalled(&stalled_name, true);
                         failed = true;
                     }
                 }
             }
             record = records.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match record {
-                Some((_, message)) if message.offset() <= applied => {
-                    let offset = message.offset();
-                    tracing::info!(partition, offset, "redelivered command skipped: already applied");
-                    if offset <= acknowledged_up_to && !failed {
-                        store(&consumer, &topic, partition, offset);
-                    }
-                }
                 Some((arrived, message)) => {
                     let offset = message.offset();
-                    let position = LogPosition {
+                    let mut position = LogPosition {
                         partition: log_name.clone(),
                         offset,
-                        floor: acknowledged_up_to.saturating_add(1),
+                        floor: applied.acknowledged_up_to.saturating_add(1),
+                        timestamp: message.timestamp().to_millis(),
                     };
+                    if offset <= applied.through {
+                        if position.is_met_again(applied.newest) {
+                            tracing::info!(partition, offset, "redelivered command skipped: already applied");
+                            if offset <= applied.acknowledged_up_to && !failed {
+                                store(&consumer, &topic, partition, offset);
+                            }
+                            continue;
+                        }
+                        tracing::warn!(
+                            partition,
+                            offset,
+                            applied_through = applied.through,
+                            "the partition's log started again (offsets repeat with newer records): applying it afresh"
+                        );
+                        handler.metrics.log_restarted();
+                        handler.metrics.stalled(&stalled_name, false);
+                        failed = false;
+                        applied = Applied {
+                            era: applied.era + 1,
+                            through: i64::MIN,
+                            newest: None,
+                            acknowledged_up_to: offset - 1,
+                        };
+                        position.floor = offset;
+                    }
                     let handled = handler.handle(&message, position);
-                    applied = offset;
+                    applied.through = offset;
+                    applied.newest = applied.newest.max(message.timestamp().to_millis());
+                    let era = applied.era;
                     in_flight.push_back(async move {
                         let deliveries = match handled {
                             Handled::Now(deliveries) => deliveries,
                             Handled::Later(deliveries) => deliveries.await,
                         };
-                        let acknowledged = all_acknowledged(deliveries).await;
-                        (offset, arrived.elapsed(), acknowledged)
+                        let landed = all_landed(deliveries).await;
+                        (era, offset, arrived.elapsed(), landed)
                     });
                 }
                 None => open = false,

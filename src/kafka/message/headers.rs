@@ -55,10 +55,20 @@ pub fn parse_tenant(headers: Option<&impl Headers>) -> Result<Tenant, String> {
     })
 }
 
-/// The W3C trace context, passed on unchanged.
+/// The longest `tracestate` passed on (contract §2); W3C lets a hop drop a longer one. A
+/// `traceparent` longer than this cannot be valid and is dropped too. Without the bound a peer
+/// could make every event we send for it too large for the broker.
+pub const TRACE_HEADER_BYTES: usize = 512;
+
+/// The W3C trace context, passed on unchanged when within bounds, else dropped.
 pub fn parse_trace(headers: Option<&impl Headers>, correlation: &mut Correlation) {
-    correlation.traceparent = first(headers, TRACEPARENT).map(<[u8]>::to_vec);
-    correlation.tracestate = first(headers, TRACESTATE).map(<[u8]>::to_vec);
+    let bounded = |name| {
+        first(headers, name)
+            .filter(|value| value.len() <= TRACE_HEADER_BYTES)
+            .map(<[u8]>::to_vec)
+    };
+    correlation.traceparent = bounded(TRACEPARENT);
+    correlation.tracestate = bounded(TRACESTATE);
 }
 
 /// The headers of an event: its tenant's, and the trace context of the command that caused it.

@@ -31,6 +31,9 @@ use crate::kafka::outbox;
 const SWEEP_BATCH: isize = 256;
 /// The member of an applied record whose score is the partition's floor.
 const FLOOR: &str = "floor";
+/// The member of an applied record whose score is the newest timestamp of the records applied
+/// (see `LogPosition::is_met_again`).
+const NEWEST: &str = "newest";
 
 /// Hands out the next id after the last, wrapping from the last id of the range to the first,
 /// and skipping ids still in use (contract §5). One script: instances never hand out one id twice.
@@ -81,10 +84,47 @@ impl<T> Decision<T> {
     }
 }
 
-/// An applied record's floor, from its score (no record yet: every offset is above it).
-fn read_floor(reply: Option<Value>) -> RedisResult<i64> {
-    let floor: Option<f64> = from_reply(reply)?;
-    Ok(floor.map_or(i64::MIN, |floor| floor as i64))
+/// What a partition's applied record says of one offset: everything below `floor` was applied,
+/// and so was the offset itself if `seen`; `newest` is the newest record timestamp applied.
+struct AppliedRecord {
+    floor: i64,
+    seen: bool,
+    newest: Option<i64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Not applied yet.
+    New,
+    /// Applied before: nothing is done.
+    MetAgain,
+    /// The offset was applied in a log that is gone: the record starts afresh with this one.
+    LogStartedAgain,
+}
+
+impl AppliedRecord {
+    /// From the replies to ZSCORE of `FLOOR`, of the offset and of `NEWEST` (no record yet:
+    /// every offset is above the floor).
+    fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
+        let floor: Option<f64> = from_reply(replies.next())?;
+        let seen: Option<f64> = from_reply(replies.next())?;
+        let newest: Option<f64> = from_reply(replies.next())?;
+        Ok(AppliedRecord {
+            floor: floor.map_or(i64::MIN, |floor| floor as i64),
+            seen: seen.is_some(),
+            newest: newest.map(|newest| newest as i64),
+        })
+    }
+
+    fn verdict(&self, position: &LogPosition) -> Verdict {
+        if position.offset >= self.floor && !self.seen {
+            Verdict::New
+        } else if position.is_met_again(self.newest) {
+            Verdict::MetAgain
+        } else {
+            Verdict::LogStartedAgain
+        }
+    }
 }
 
 /// The next reply of a pipeline, read as `T` (a missing reply reads as nil).
@@ -135,7 +175,8 @@ impl RedisStore {
                     .arg(key)
                     .ignore()
                     .zscore(key, FLOOR)
-                    .zscore(key, position.offset);
+                    .zscore(key, position.offset)
+                    .zscore(key, NEWEST);
             }
             if let Some(id) = about {
                 // A drop never moves: its map's key needs no watching, the map does.
@@ -149,13 +190,15 @@ impl RedisStore {
             let mut replies = replies.into_iter();
             let mut applied_writes = None;
             if let (Some(position), Some(key)) = (position, &applied) {
-                let floor = read_floor(replies.next())?;
-                let seen: Option<f64> = from_reply(replies.next())?;
-                if position.offset < floor || seen.is_some() {
-                    redis::cmd("UNWATCH").query::<()>(connection)?;
-                    return Ok(None);
+                let record = AppliedRecord::read(&mut replies)?;
+                match record.verdict(position) {
+                    Verdict::MetAgain => {
+                        redis::cmd("UNWATCH").query::<()>(connection)?;
+                        return Ok(None);
+                    }
+                    Verdict::New => applied_writes = Some((key, record.floor.max(position.floor), false)),
+                    Verdict::LogStartedAgain => applied_writes = Some((key, position.floor, true)),
                 }
-                applied_writes = Some((key, floor.max(position.floor)));
             }
             let map: Option<String> = from_reply(replies.next())?;
             let mut decision = decide(connection, map.as_deref())?;
@@ -165,7 +208,12 @@ impl RedisStore {
                 return Ok(Some(decision));
             }
             let writes = &mut decision.writes;
-            if let (Some(position), Some((key, floor))) = (position, applied_writes) {
+            if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
+                if afresh {
+                    // The old log's record says nothing of this one (`LogPosition::is_met_again`).
+                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (offsets repeat with newer records): its applied record starts afresh");
+                    writes.del(key).ignore();
+                }
                 writes
                     .zadd(key, position.offset, position.offset)
                     .ignore()
@@ -173,6 +221,9 @@ impl RedisStore {
                     .ignore()
                     .zrembyscore(key, "-inf", format!("({floor}"))
                     .ignore();
+                if let Some(timestamp) = position.timestamp {
+                    writes.cmd("ZADD").arg(key).arg("GT").arg(timestamp).arg(NEWEST).ignore();
+                }
             }
             for event in &decision.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
@@ -581,11 +632,11 @@ impl DropStore for RedisStore {
             let mut replies = redis::pipe()
                 .zscore(&key, FLOOR)
                 .zscore(&key, position.offset)
+                .zscore(&key, NEWEST)
                 .query::<Vec<Value>>(connection)?
                 .into_iter();
-            let floor = read_floor(replies.next())?;
-            let seen: Option<f64> = from_reply(replies.next())?;
-            Ok(position.offset < floor || seen.is_some())
+            let record = AppliedRecord::read(&mut replies)?;
+            Ok(record.verdict(position) == Verdict::MetAgain)
         })
     }
 
