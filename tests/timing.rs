@@ -34,30 +34,48 @@ async fn available_drops_expire_with_their_spawns_transaction() {
     assert_eq!(peer.next_event().await.kind(), "RESERVATION_FAILURE");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lapsed_reservation_frees_the_drop_and_it_expires_after() {
-    let env = [
-        ("RESERVATION_TIMEOUT_MS", "700"),
-        ("DROP_EXPIRE_MS", "4000"),
-    ];
-    let (_broker, _service, mut peer) = setup(&env).await;
+/// Contract §5: the holder was credited when `RESERVED` went out, so a lapsed reservation
+/// removes the drop with `EXPIRED` (even where drops never expire); nobody reserves it again,
+/// and the holder's late pick-up finds no drop.
+async fn a_lapsed_reservation_removes_the_drop(shared: bool) {
+    let env = [("RESERVATION_TIMEOUT_MS", "700"), ("DROP_EXPIRE_MS", "0")];
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = if shared {
+        Service::start_shared(&broker, &names, &env)
+    } else {
+        Service::start(&broker, &names, &env)
+    };
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
-    let lapsing = peer.spawn_drop(&spawn_item(MAP, 2_000_001)).await.drop_id();
-    for drop in [id, lapsing] {
-        peer.send(&reserve(MAP, drop, 7)).await;
-        assert_eq!(peer.next_event().await.kind(), "RESERVED");
-    }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    // Lapsed: another character may reserve it now.
-    peer.send(&reserve(MAP, id, 8)).await;
+    peer.send(&reserve(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.kind(), "RESERVED");
-    // The first holder's late pick-up of the other drop, which nobody took since, is honoured.
-    peer.send(&pick_up(MAP, lapsing, 7)).await;
-    let picked = peer.next_event().await;
-    assert_eq!((picked.kind(), picked.drop_id()), ("PICKED_UP", lapsing));
-    // Reserved drops do not live forever: after the lapse, the drop expires.
     let expired = peer.next_events(1, Duration::from_secs(10)).await.remove(0);
     assert_eq!((expired.kind(), expired.drop_id()), ("EXPIRED", id));
+    // Gone: another character's reservation fails, the holder's pick-up changes nothing.
+    peer.send(&reserve(MAP, id, 8)).await;
+    let failed = peer.next_event().await;
+    assert_eq!((failed.kind(), failed.drop_id()), ("RESERVATION_FAILURE", id));
+    peer.send(&pick_up(MAP, id, 7)).await;
+    peer.expect_quiet(Duration::from_millis(700)).await;
+    let (status, _, _) = http_get(
+        &format!("{}/api/drops/{id}", service.http),
+        &peer.tenant.http_headers(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    drop(service);
+    names.clean_redis();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lapsed_reservation_removes_the_drop_in_memory() {
+    a_lapsed_reservation_removes_the_drop(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lapsed_reservation_removes_the_drop_on_the_shared_store() {
+    a_lapsed_reservation_removes_the_drop(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

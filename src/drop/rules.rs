@@ -108,9 +108,11 @@ pub enum Due {
     Never,
 }
 
-/// Who holds a drop at a given time. A reservation lapses by itself once its time is up: the
-/// drop is then free again, yet its former holder keeps a claim to a late pick-up while nobody
-/// else holds it (contract §5). Lapsing needs no step of its own, so no timer runs for it.
+/// Who holds a drop at a given time. A reservation lapses by itself once its time is up. Its
+/// holder was credited when `RESERVED` went out, so nobody else may ever be credited for the
+/// drop: a lapsed drop is gone (contract §5). Every command finds no drop, readers do not see
+/// it, and the expiry sweep removes it with `EXPIRED` (its deadline entry is the lapse).
+/// Lapsing needs no step of its own for commands and readers to agree on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holding {
     Free,
@@ -159,22 +161,37 @@ impl Rules {
         }
     }
 
-    /// Whether the drop is AVAILABLE at `now` (free, or its reservation lapsed).
+    /// Whether the drop is AVAILABLE at `now`.
     pub fn is_available(&self, drop: &Drop, now: Millis) -> bool {
-        !matches!(self.holding(drop, now), Holding::Held(_))
+        self.holding(drop, now) == Holding::Free
     }
 
-    /// The drop as a reader sees it at `now`: a lapsed reservation reads AVAILABLE.
-    pub fn as_seen(&self, mut drop: Drop, now: Millis) -> Drop {
-        if self.is_available(&drop, now) {
-            drop.status = Status::Available;
+    /// Whether a character holds the drop at `now`.
+    pub fn is_held(&self, drop: &Drop, now: Millis) -> bool {
+        matches!(self.holding(drop, now), Holding::Held(_))
+    }
+
+    /// Whether the drop is gone at `now` although the sweep has not yet removed it.
+    pub fn has_lapsed(&self, drop: &Drop, now: Millis) -> bool {
+        matches!(self.holding(drop, now), Holding::Lapsed(_))
+    }
+
+    /// The drop as a reader sees it at `now`: none once its reservation lapsed.
+    pub fn as_seen(&self, drop: Drop, now: Millis) -> Option<Drop> {
+        (!self.has_lapsed(&drop, now)).then_some(drop)
+    }
+
+    /// When the drop's reservation lapses, if it is held and reservations lapse.
+    pub fn lapses_at(&self, drop: &Drop) -> Option<Millis> {
+        match drop.status {
+            Status::Reserved(held) if self.reservation_timeout_ms != 0 => {
+                Some(held.reserved_at.saturating_add(self.reservation_timeout_ms))
+            }
+            _ => None,
         }
-        drop
     }
 
     /// Reserves `drop` for the requester, or says why not. The drop is changed only on success.
-    /// A character whose reservation lapsed was credited already: they may pick the drop up,
-    /// but not reserve it a second time (one reservation, one `RESERVED`).
     pub fn reserve(
         &self,
         drop: &mut Drop,
@@ -186,13 +203,12 @@ impl Rules {
             return Err(Refusal::WrongMap);
         }
         match self.holding(drop, now) {
-            Holding::Held(held) | Holding::Lapsed(held)
-                if held.character_id == request.character_id =>
-            {
+            Holding::Lapsed(_) => return Err(Refusal::UnknownDrop),
+            Holding::Held(held) if held.character_id == request.character_id => {
                 return Err(Refusal::AlreadyHeld)
             }
             Holding::Held(_) => return Err(Refusal::HeldByOther),
-            Holding::Free | Holding::Lapsed(_) => {}
+            Holding::Free => {}
         }
         if !self.may_take(drop, request.character_id, request.party_id, now) {
             return Err(Refusal::NotPermitted);
@@ -209,8 +225,7 @@ impl Rules {
         Ok(reservation)
     }
 
-    /// Cancels the requester's reservation. A character whose reservation lapsed gives up their
-    /// claim to a late pick-up, silently: they held nothing to cancel.
+    /// Cancels the requester's reservation.
     pub fn cancel(
         &self,
         drop: &mut Drop,
@@ -222,10 +237,7 @@ impl Rules {
                 drop.status = Status::Available;
                 Ok(())
             }
-            Holding::Lapsed(held) if held.character_id == request.character_id => {
-                drop.status = Status::Available;
-                Err(Refusal::NotHolder)
-            }
+            Holding::Lapsed(_) => Err(Refusal::UnknownDrop),
             _ => Err(Refusal::NotHolder),
         }
     }
@@ -233,8 +245,8 @@ impl Rules {
     /// Decides a pick-up; on success the caller removes the drop. Returns the pet slot for the
     /// event: the reservation's, or -1 without one.
     ///
-    /// A reservation is the authority: its holder (or the holder of a lapsed reservation, while
-    /// nobody else holds it) takes the drop wherever they now stand, since they were credited.
+    /// A reservation is the authority: its holder takes the drop wherever they now stand, since
+    /// they were credited.
     pub fn pick_up(
         &self,
         drop: &Drop,
@@ -243,11 +255,8 @@ impl Rules {
         now: Millis,
     ) -> Result<i8, Refusal> {
         match self.holding(drop, now) {
-            Holding::Held(held) | Holding::Lapsed(held)
-                if held.character_id == request.character_id =>
-            {
-                Ok(held.pet_slot)
-            }
+            Holding::Lapsed(_) => Err(Refusal::UnknownDrop),
+            Holding::Held(held) if held.character_id == request.character_id => Ok(held.pet_slot),
             Holding::Held(_) => Err(Refusal::HeldByOther),
             _ if drop.location != location => Err(Refusal::WrongMap),
             _ if !self.may_take(drop, request.character_id, 0, now) => Err(Refusal::NotPermitted),
@@ -260,24 +269,30 @@ impl Rules {
         (self.expire_ms > 0).then(|| drop.dropped_at.saturating_add(self.expire_ms))
     }
 
-    /// What is due for a drop whose time came: an AVAILABLE drop past its time expires; a held
-    /// one is looked at again when its reservation lapses (or, if reservations never lapse,
-    /// one expiry period on).
+    /// When the sweep must first look at a drop: when it expires if AVAILABLE, when its
+    /// reservation lapses if held (whichever it is now).
+    pub fn first_due(&self, drop: &Drop) -> Option<Millis> {
+        self.lapses_at(drop).or_else(|| self.expires_at(drop))
+    }
+
+    /// What is due for a drop whose time came: an AVAILABLE drop past its time expires, and so
+    /// does a drop whose reservation lapsed; a held one is looked at again when its reservation
+    /// lapses (or, if reservations never lapse, one expiry period on).
     pub fn due(&self, drop: &Drop, now: Millis) -> Due {
-        let Some(expires_at) = self.expires_at(drop) else {
-            return Due::Never;
-        };
         match self.holding(drop, now) {
-            Holding::Held(_) if self.reservation_timeout_ms == 0 => {
-                Due::At(now.saturating_add(self.expire_ms))
+            Holding::Lapsed(_) => Due::Expire,
+            Holding::Held(_) if self.reservation_timeout_ms == 0 => match self.expire_ms {
+                0 => Due::Never,
+                period => Due::At(now.saturating_add(period)),
+            },
+            Holding::Held(held) => {
+                Due::At(held.reserved_at.saturating_add(self.reservation_timeout_ms))
             }
-            Holding::Held(held) => Due::At(
-                held.reserved_at
-                    .saturating_add(self.reservation_timeout_ms)
-                    .max(expires_at),
-            ),
-            Holding::Free | Holding::Lapsed(_) if expires_at <= now => Due::Expire,
-            Holding::Free | Holding::Lapsed(_) => Due::At(expires_at),
+            Holding::Free => match self.expires_at(drop) {
+                None => Due::Never,
+                Some(at) if at <= now => Due::Expire,
+                Some(at) => Due::At(at),
+            },
         }
     }
 

@@ -207,63 +207,52 @@ fn a_reservation_lapses_by_the_clock() {
     let mut d = drop(2, 0, 0);
     let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
     let lapse_at = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.lapses_at(&d), Some(lapse_at));
     assert_eq!(
         rules.holding(&d, Millis(lapse_at.0 - 1)),
         Holding::Held(held)
     );
+    assert!(rules.is_held(&d, Millis(lapse_at.0 - 1)));
     assert_eq!(rules.holding(&d, lapse_at), Holding::Lapsed(held));
-    assert!(rules.is_available(&d, lapse_at));
+    assert!(!rules.is_available(&d, lapse_at));
+    assert!(!rules.is_held(&d, lapse_at));
+    assert!(rules.has_lapsed(&d, lapse_at));
     let never = Rules {
         reservation_timeout_ms: 0,
         ..rules
     };
     assert_eq!(never.holding(&d, Millis(u64::MAX)), Holding::Held(held));
+    assert_eq!(never.lapses_at(&d), None);
 }
 
+/// The holder was credited when `RESERVED` went out: a lapsed drop is gone, for the holder and
+/// for everyone else (a second `RESERVED` would credit it twice).
 #[test]
-fn a_lapsed_holder_may_still_pick_up_until_someone_else_reserves() {
+fn a_lapsed_drop_is_gone_for_everyone() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
     let mut pet = request(7, 0, 0);
     pet.pet_slot = 1;
     rules.reserve(&mut d, &pet, HERE, T0).unwrap();
     let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
-    assert_eq!(rules.pick_up(&d, &by(7), THERE, lapsed), Ok(1));
-    assert_eq!(
-        rules.pick_up(&d, &by(8), HERE, lapsed),
-        Ok(-1),
-        "free again"
-    );
-    // Credited once already: the lapsed holder may not reserve it a second time.
-    assert_eq!(
-        rules.reserve(&mut d, &request(7, 0, 0), HERE, lapsed),
-        Err(Refusal::AlreadyHeld)
-    );
-    rules
-        .reserve(&mut d, &request(8, 0, 0), HERE, lapsed)
-        .unwrap();
-    rules.cancel(&mut d, &by(8), lapsed).unwrap();
-    assert_eq!(
-        rules.pick_up(&d, &by(7), THERE, lapsed),
-        Err(Refusal::WrongMap)
-    );
-}
-
-#[test]
-fn a_lapsed_holder_gives_up_their_claim_by_cancelling() {
-    let rules = Rules::default();
-    let mut d = drop(0, 7, 0);
-    rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
-    let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
-    assert_eq!(
-        rules.cancel(&mut d, &by(7), lapsed),
-        Err(Refusal::NotHolder)
-    );
-    assert_eq!(d.status, Status::Available);
-    assert_eq!(
-        rules.pick_up(&d, &by(7), THERE, lapsed),
-        Err(Refusal::WrongMap)
-    );
+    assert_eq!(rules.as_seen(d.clone(), Millis(lapsed.0 - 1)), Some(d.clone()));
+    assert_eq!(rules.as_seen(d.clone(), lapsed), None);
+    for character in [7, 8] {
+        assert_eq!(
+            rules.pick_up(&d, &by(character), HERE, lapsed),
+            Err(Refusal::UnknownDrop)
+        );
+        assert_eq!(
+            rules.reserve(&mut d, &request(character, 0, 0), HERE, lapsed),
+            Err(Refusal::UnknownDrop)
+        );
+        assert_eq!(
+            rules.cancel(&mut d, &by(character), lapsed),
+            Err(Refusal::UnknownDrop)
+        );
+    }
+    assert!(matches!(d.status, Status::Reserved(_)), "refusals change nothing");
+    assert_eq!(rules.due(&d, lapsed), Due::Expire);
 }
 
 #[test]
@@ -273,20 +262,32 @@ fn what_comes_due_follows_the_state() {
     let expires_at = T0.saturating_add(rules.expire_ms);
     assert_eq!(rules.expires_at(&d), Some(expires_at));
     assert_eq!(rules.due(&d, expires_at), Due::Expire);
-    // Held when its time comes: looked at again when the reservation lapses.
+    assert_eq!(rules.first_due(&d), Some(expires_at));
+    // Held when its time comes: looked at again when the reservation lapses, and then gone.
     let late = Millis(expires_at.0 - 1000);
     rules
         .reserve(&mut d, &request(7, 0, 0), HERE, late)
         .unwrap();
     let lapse_at = late.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.first_due(&d), Some(lapse_at));
     assert_eq!(rules.due(&d, expires_at), Due::At(lapse_at));
     assert_eq!(rules.due(&d, lapse_at), Due::Expire);
-    // Reserved early: the lapse comes before the expiry, which stays the time to look.
+    // Reserved early: the lapse comes before the expiry, and removes the drop.
     let mut early = drop(2, 0, 0);
     rules
         .reserve(&mut early, &request(7, 0, 0), HERE, T0)
         .unwrap();
-    assert_eq!(rules.due(&early, expires_at), Due::Expire);
+    let early_lapse = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(rules.first_due(&early), Some(early_lapse));
+    assert_eq!(rules.due(&early, Millis(early_lapse.0 - 1)), Due::At(early_lapse));
+    assert_eq!(rules.due(&early, early_lapse), Due::Expire);
+    // Reservations lapse even where drops never expire.
+    let never_expiring = Rules {
+        expire_ms: 0,
+        ..rules
+    };
+    assert_eq!(never_expiring.first_due(&early), Some(early_lapse));
+    assert_eq!(never_expiring.due(&early, early_lapse), Due::Expire);
     let never_lapsing = Rules {
         reservation_timeout_ms: 0,
         ..rules
@@ -297,9 +298,11 @@ fn what_comes_due_follows_the_state() {
     );
     let never = Rules {
         expire_ms: 0,
+        reservation_timeout_ms: 0,
         ..rules
     };
     assert_eq!(never.due(&d, Millis(u64::MAX)), Due::Never);
+    assert_eq!(never.first_due(&d), None);
 }
 
 #[test]
@@ -332,10 +335,10 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
         Some(third.id)
     );
     assert_eq!(rules.oldest_available(&drops[..1], T0), None);
-    // Once its reservation lapsed, the oldest is AVAILABLE again.
+    // Once its reservation lapsed, the oldest is gone, not AVAILABLE: it is not given up twice.
     let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(
         rules.oldest_available(&drops, lapsed).map(|d| d.id),
-        Some(DropId::FIRST)
+        Some(third.id)
     );
 }

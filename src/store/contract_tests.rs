@@ -188,22 +188,23 @@ impl Model {
         Ok(())
     }
 
-    /// A drop expires once it lay its time and nobody holds it.
+    /// A drop expires once it lay its time and nobody holds it, or once its reservation lapsed.
     fn expire_due(&mut self, now: Millis, out: &mut Vec<Event>) {
         while let Some(index) = self.drops.iter().position(|d| {
-            RULES.is_available(d, now) && RULES.expires_at(d).is_some_and(|at| at <= now)
+            RULES.has_lapsed(d, now)
+                || RULES.is_available(d, now) && RULES.expires_at(d).is_some_and(|at| at <= now)
         }) {
             self.remove(index, out);
         }
     }
 
-    /// What a reader sees: a lapsed reservation reads AVAILABLE.
+    /// What a reader sees: nothing of a drop whose reservation lapsed.
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let mut drops: Vec<Drop> = self
             .drops
             .iter()
             .filter(|d| d.tenant == *tenant && d.location == location)
-            .map(|d| RULES.as_seen(d.clone(), now))
+            .filter_map(|d| RULES.as_seen(d.clone(), now))
             .collect();
         drops.sort_by_key(|d| d.id);
         drops
@@ -371,7 +372,7 @@ pub fn behaves_as_the_model(
         let reserved = model
             .drops
             .iter()
-            .filter(|d| !RULES.is_available(d, now))
+            .filter(|d| RULES.is_held(d, now))
             .count();
         prop_assert_eq!(
             store.counts(now),
@@ -392,7 +393,7 @@ pub fn behaves_as_the_model(
         for drop in &model.drops {
             prop_assert_eq!(
                 store.get(&drop.tenant, drop.id.get(), now),
-                Some(RULES.as_seen(drop.clone(), now))
+                RULES.as_seen(drop.clone(), now)
             );
             prop_assert_eq!(store.get(&tenant(9), drop.id.get(), now), None);
         }

@@ -4,8 +4,8 @@
 //! its drop list and its cap — sits under one lock, and commands for different maps rarely
 //! meet. A small id index, sharded by id, finds a drop's shard from its id alone, as commands
 //! keyed by drop id (and the holder's pick-up from anywhere) need. Each shard keeps a deadline
-//! index with one entry a drop, so the expiry sweep touches only what comes due; reservations
-//! lapse by the clock (`Rules::holding`), so reserving and cancelling never touch the index.
+//! index with one entry a drop, so the expiry sweep touches only what comes due. A reservation
+//! brings its drop's entry forward to when it lapses (`Rules::first_due`).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use super::{failure, DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
-use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
+use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, TenantRef};
 use crate::drop::rules::{Due, Refusal, Rules};
 
 const MAP_SHARDS: usize = 64;
@@ -131,6 +131,23 @@ impl MemoryStore {
         lock(self.id_slot(id)).remove(&id);
     }
 
+    /// Moves a drop's deadline entry to when its state says the sweep must first look at it,
+    /// when that is sooner (a later entry only makes the sweep look early, and look again).
+    fn bring_forward(&self, shard: &mut Shard, id: DropId) {
+        let lying = shard.drops.get_mut(&id).expect("the caller found it");
+        let Some(want) = self.rules.first_due(&lying.drop) else {
+            return;
+        };
+        if lying.due.is_some_and(|due| due <= want) {
+            return;
+        }
+        if let Some(at) = lying.due {
+            shard.deadlines.remove(&(at, id));
+        }
+        lying.due = Some(want);
+        shard.deadlines.insert((want, id));
+    }
+
     /// Removes a drop from every index of its shard and from the id index.
     fn remove(&self, shard: &mut Shard, id: DropId) -> Option<Drop> {
         let lying = shard.drops.remove(&id)?;
@@ -191,7 +208,7 @@ impl DropStore for MemoryStore {
             tenant,
             ..origin.spawned(id, spec, now)
         };
-        let due = self.rules.expires_at(&drop);
+        let due = self.rules.first_due(&drop);
         if let Some(at) = due {
             shard.deadlines.insert((at, id));
         }
@@ -223,6 +240,7 @@ impl DropStore for MemoryStore {
                 Ok(_) => {
                     let correlation = origin.correlation.clone();
                     out(Event::reserved(drop, correlation, request.character_id));
+                    self.bring_forward(shard, id);
                     Ok(())
                 }
                 Err(refusal) => {
@@ -248,16 +266,7 @@ impl DropStore for MemoryStore {
             let lying = shard.drops.get_mut(&id).expect("found under this lock");
             let cancelled = self.rules.cancel(&mut lying.drop, request, now);
             // A sweep that met the drop held put its entry off; free again, it expires on time.
-            let expires_at = self.rules.expires_at(&lying.drop);
-            if lying.drop.status == Status::Available && lying.due > expires_at {
-                if let Some(at) = lying.due {
-                    shard.deadlines.remove(&(at, id));
-                }
-                lying.due = expires_at;
-                if let Some(at) = expires_at {
-                    shard.deadlines.insert((at, id));
-                }
-            }
+            self.bring_forward(shard, id);
             cancelled?;
             out(failure(origin, request.drop_id, request.character_id));
             Ok(())
@@ -340,14 +349,14 @@ impl DropStore for MemoryStore {
 
     fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         let (shard, id) = self.find(tenant, id)?;
-        Some(self.rules.as_seen(shard.drops[&id].drop.clone(), now))
+        self.rules.as_seen(shard.drops[&id].drop.clone(), now)
     }
 
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let shard = lock(&self.shards[self.shard_of(tenant, location)]);
         let key = (tenant.clone(), location);
         let ids = shard.maps.get(&key).into_iter().flatten();
-        ids.map(|id| self.rules.as_seen(shard.drops[id].drop.clone(), now))
+        ids.filter_map(|id| self.rules.as_seen(shard.drops[id].drop.clone(), now))
             .collect()
     }
 
@@ -358,7 +367,7 @@ impl DropStore for MemoryStore {
             let shard = lock(shard);
             counts.live += shard.drops.len();
             counts.reserved += (shard.drops.values())
-                .filter(|lying| !self.rules.is_available(&lying.drop, now))
+                .filter(|lying| self.rules.is_held(&lying.drop, now))
                 .count();
         }
         counts

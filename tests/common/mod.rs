@@ -285,6 +285,11 @@ impl Service {
         Service::start(broker, names, &all)
     }
 
+    /// How the process ended, if it did.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.process.as_mut()?.try_wait().expect("waiting")
+    }
+
     /// SIGKILL: the process dies at whatever it was doing. Returns its log.
     pub fn kill(mut self) -> String {
         let mut process = self.process.take().expect("running");

@@ -293,10 +293,19 @@ impl RedisStore {
             .ok()
     }
 
-    /// Writes a drop's record, and its entry in the reservations index.
+    /// Writes a drop's record, its entry in the reservations index, and brings its deadline
+    /// entry forward to when its state says the sweep must first look at it (`Rules::first_due`:
+    /// a reservation's lapse); a later entry only makes the sweep look early, and again.
     fn put(&self, writes: &mut Pipeline, map: &str, drop: &Drop) {
         let id = drop.id.get();
         writes.hset(map, id, record::encode(drop)).ignore();
+        if let Some(at) = self.rules.first_due(drop) {
+            (writes.cmd("ZADD").arg(self.keys.deadlines()))
+                .arg("LT")
+                .arg(at.0)
+                .arg(id)
+                .ignore();
+        }
         match drop.status {
             Status::Available => writes.zrem(self.keys.reservations(), id).ignore(),
             Status::Reserved(held) => writes
@@ -426,12 +435,6 @@ impl DropStore for RedisStore {
                 }
                 self.put(&mut decision.writes, &map, &drop);
                 decision.writes.hset(&ids, id.get(), &map).ignore();
-                if let Some(at) = self.rules.expires_at(&drop) {
-                    decision
-                        .writes
-                        .zadd(self.keys.deadlines(), id.get(), at.0)
-                        .ignore();
-                }
                 decision.writes.incr(self.keys.live(), 1).ignore();
                 decision
                     .events
@@ -491,15 +494,8 @@ impl DropStore for RedisStore {
             let cancelled = self.rules.cancel(&mut drop, request, now);
             let mut decision = Decision::new(cancelled);
             if drop.status != before {
-                self.put(&mut decision.writes, &map, &drop);
                 // A sweep that met the drop held put its entry off; free again, it expires on time.
-                if let Some(at) = self.rules.expires_at(&drop) {
-                    let deadlines = self.keys.deadlines();
-                    decision
-                        .writes
-                        .zadd(deadlines, drop.id.get(), at.0)
-                        .ignore();
-                }
+                self.put(&mut decision.writes, &map, &drop);
             }
             if cancelled.is_ok() {
                 let event = failure(origin, request.drop_id, request.character_id);
@@ -577,7 +573,7 @@ impl DropStore for RedisStore {
         });
         let drop = record.and_then(|record| self.decode(&record));
         let drop = drop.filter(|drop| drop.tenant == *tenant);
-        drop.map(|drop| self.rules.as_seen(drop, now))
+        drop.and_then(|drop| self.rules.as_seen(drop, now))
     }
 
     fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
@@ -589,7 +585,7 @@ impl DropStore for RedisStore {
         drops.sort_by_key(|drop| drop.id);
         drops
             .into_iter()
-            .map(|drop| self.rules.as_seen(drop, now))
+            .filter_map(|drop| self.rules.as_seen(drop, now))
             .collect()
     }
 

@@ -1,0 +1,142 @@
+//! A broker that restarts empty (a Kafka cluster rebuilt or restored, a preview environment
+//! recreated; here Tansu with memory storage) while commands flow: its offsets start again, the
+//! idempotent producer's sequence numbers mean nothing to it, its consumer group is gone. The
+//! service must go on: every command sent after each restart has its events, none twice.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+const MAP: u32 = 320_000_000;
+const RESTARTS: usize = 3;
+const AFTER_EACH: usize = 20;
+
+/// Sends spawns every few milliseconds until stopped, ignoring failures: the load the broker
+/// is lost under.
+fn background_load(broker: &Broker, names: &Names, tenant: &Tenant) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "3000")
+        .create()
+        .expect("producer");
+    let (stopping, topic, headers) = (stop.clone(), names.commands.clone(), tenant.headers());
+    tokio::spawn(async move {
+        while !stopping.load(Ordering::Relaxed) {
+            let value = serde_json::to_vec(&spawn_item(MAP, 2_000_000)).unwrap();
+            let key = uuid::Uuid::new_v4();
+            let record = FutureRecord::to(&topic)
+                .key(key.as_bytes())
+                .payload(&value)
+                .headers(headers.clone());
+            let _ = producer.send_result(record);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    stop
+}
+
+/// Sends `count` spawns and waits until each has its one `CREATED`; fails on a second one.
+async fn spawns_each_created_once(peer: &mut Peer, service: &Service, count: usize) {
+    let spawns: Vec<Value> = (0..count).map(|_| spawn_item(MAP, 2_000_000)).collect();
+    let ours: HashMap<String, usize> = spawns
+        .iter()
+        .map(|spawn| (spawn["transactionId"].as_str().unwrap().to_owned(), 0))
+        .collect();
+    let mut ours = ours;
+    peer.send_all(&spawns, None).await;
+    let started = Instant::now();
+    while ours.values().any(|&seen| seen == 0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "missing CREATED for {} of {count} spawns; log:\n{}",
+            ours.values().filter(|&&seen| seen == 0).count(),
+            service.logs()
+        );
+        for event in peer.events_until_quiet(Duration::from_millis(500)).await {
+            if let Some(seen) = ours.get_mut(event.transaction_id()) {
+                assert_eq!(event.kind(), "CREATED");
+                *seen += 1;
+            }
+        }
+    }
+    for event in peer.events_until_quiet(Duration::from_secs(2)).await {
+        if let Some(seen) = ours.get_mut(event.transaction_id()) {
+            *seen += 1;
+        }
+    }
+    assert!(ours.values().all(|&seen| seen == 1), "a CREATED twice: {ours:?}");
+}
+
+async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
+    let mut broker = Broker::start();
+    if !broker.is_ours() {
+        eprintln!("skipped: restarting the broker needs the tests' own Tansu");
+        return;
+    }
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    // Topics come back within a second of their re-creation.
+    let env = [("KAFKA_CFG_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000")];
+    let start = |broker: &Broker| {
+        if shared {
+            Service::start_shared(broker, &names, &env)
+        } else {
+            Service::start(broker, &names, &env)
+        }
+    };
+    let mut service = start(&broker);
+    service.ready().await;
+    spawns_each_created_once(&mut peer, &service, AFTER_EACH).await;
+
+    for _ in 0..RESTARTS {
+        let load = background_load(&broker, &names, &peer.tenant);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        broker.restart_empty();
+        create_topics(&broker, &names).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        load.store(true, Ordering::Relaxed);
+        if let Some(status) = service.exited() {
+            panic!("the service died when the broker restarted: {status}; log:\n{}", service.logs());
+        }
+        spawns_each_created_once(&mut peer, &service, AFTER_EACH).await;
+    }
+    assert!(
+        metric(&service, "atlas_drops_log_restarts_total").await >= Some(1.0),
+        "the new logs' offsets repeated the old ones'"
+    );
+    assert_eq!(metric(&service, "atlas_drops_stalled_partitions").await, Some(0.0));
+    let stopped = service.stop(Duration::from_secs(30));
+    assert!(stopped.success(), "{}", stopped.logs);
+
+    if shared {
+        // A fresh instance, with nothing in memory, meets the shared store's applied record of
+        // a log that is gone.
+        broker.restart_empty();
+        create_topics(&broker, &names).await;
+        let fresh = start(&broker);
+        fresh.ready().await;
+        spawns_each_created_once(&mut peer, &fresh, AFTER_EACH).await;
+        drop(fresh);
+        names.clean_redis();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_memory_store_goes_on_when_the_broker_loses_its_state() {
+    the_service_goes_on_when_the_broker_loses_its_state(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_store_goes_on_when_the_broker_loses_its_state() {
+    the_service_goes_on_when_the_broker_loses_its_state(true).await;
+}
