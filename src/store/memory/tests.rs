@@ -32,6 +32,11 @@ fn concurrent_spawns_get_unique_ids() {
 }
 
 #[test]
+fn tenants_sharing_an_id_share_no_map() {
+    contract_tests::tenants_sharing_an_id_share_no_map(&MemoryStore::new(RULES, 0));
+}
+
+#[test]
 fn ids_skip_those_still_in_use_after_wrapping() {
     let near_end = DropId::new(DropId::LAST.get() - 1).unwrap();
     let unlimited = Rules {

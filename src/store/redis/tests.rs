@@ -127,6 +127,12 @@ fn spawns_on_three_instances_get_unique_ids() {
 }
 
 #[test]
+fn tenants_sharing_an_id_share_no_map() {
+    let shared = Shared::new(1, RULES, 0);
+    contract_tests::tenants_sharing_an_id_share_no_map(&*shared.instances[0]);
+}
+
+#[test]
 fn a_redelivered_command_is_recognised_and_changes_nothing() {
     let shared = Shared::new(
         2,
