@@ -207,6 +207,12 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 0));
     assert_eq!(body["meta"]["total"], 5);
     assert_eq!(body["links"]["prev"], page("3", "2"));
+    // Far past the end: (2^62 + 1 - 1) × 4 wraps to 0 unless checked, which read page 1.
+    for number in ["4611686018427387905", "18446744073709551615"] {
+        let (status, _, body) = get(&service, &page(number, "4"), &peer.tenant).await;
+        assert_eq!((status, &body["data"]), (200, &json!([])), "{number}");
+        assert_eq!(body["meta"]["total"], 5);
+    }
     // First page: no prev.
     let (_, _, body) = get(&service, &page("1", "250"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids);
