@@ -69,6 +69,8 @@ pub struct Tenant {
 
 /// Kafka and HTTP carry a tenant's id and region alike, as text; both read them here.
 impl Tenant {
+    pub const REGION_MAX_BYTES: usize = 32;
+
     /// The id must be a 36-character UUID.
     pub fn parse_id(text: &str) -> Result<Uuid, String> {
         Some(text)
@@ -77,10 +79,18 @@ impl Tenant {
             .ok_or_else(|| "header TENANT_ID is not a 36-character UUID".to_owned())
     }
 
-    /// The region must not be empty.
+    /// The region is 1 to `REGION_MAX_BYTES` bytes of text (contract §2). Measured in bytes, not
+    /// characters: it travels in every event's headers and names the store's keys.
     pub fn parse_region(text: &str) -> Result<String, String> {
         if text.is_empty() {
             return Err("header REGION is empty".to_owned());
+        }
+        if text.len() > Self::REGION_MAX_BYTES {
+            return Err(format!(
+                "header REGION is {} bytes, more than {}",
+                text.len(),
+                Self::REGION_MAX_BYTES
+            ));
         }
         Ok(text.to_owned())
     }

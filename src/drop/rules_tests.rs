@@ -339,3 +339,16 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
         Some(DropId::FIRST)
     );
 }
+
+/// Contract §2: REGION is 1–32 bytes of text, counted in bytes (Kafka and HTTP both read it here).
+#[test]
+fn a_region_is_one_to_32_bytes_of_text() {
+    let widest = "Ü".repeat(16);
+    for region in ["G", "GMS", "Ünïcode", "{G}/%:", widest.as_str()] {
+        assert_eq!(Tenant::parse_region(region).as_deref(), Ok(region));
+    }
+    for region in ["", &"x".repeat(33), &format!("{widest}x")] {
+        let refused = Tenant::parse_region(region).unwrap_err();
+        assert!(refused.contains("REGION"), "{refused}");
+    }
+}
