@@ -88,7 +88,10 @@ pub fn spawned_id(store: &dyn DropStore) -> u32 {
 /// The same transitions over a list, scanned every time.
 struct Model {
     drops: Vec<Drop>,
-    next_id: DropId,
+    /// The position (`DropId::at`) of the next id to try.
+    next_id: u64,
+    /// Whether ids follow the clock (`DropId::floor`), as a store that forgets its ids must.
+    ids_follow_the_clock: bool,
 }
 
 impl Model {
@@ -118,11 +121,15 @@ impl Model {
             let index = self.drops.iter().position(|d| d.id == oldest).unwrap();
             self.remove(index, out);
         }
-        let mut id = self.next_id;
-        while self.drops.iter().any(|d| d.id == id) {
-            id = id.successor();
+        let mut position = self.next_id;
+        if self.ids_follow_the_clock {
+            position = position.max(DropId::floor(now));
         }
-        self.next_id = id.successor();
+        while self.drops.iter().any(|d| d.id == DropId::at(position)) {
+            position += 1;
+        }
+        self.next_id = position + 1;
+        let id = DropId::at(position);
         let drop = origin.spawned(id, spec, now);
         out.push(Event::created(&drop, origin.correlation.clone()));
         self.drops.push(drop);
@@ -266,16 +273,19 @@ fn by_drop(mut events: Vec<Event>) -> Vec<Event> {
     events
 }
 
-/// Runs `ops` on `store` (whose first id is `first`) and on the model, comparing every answer,
-/// event, listing and count. A shared store keeps its drops at shutdown; the others expire them.
+/// Runs `ops` on `store` (whose next id is `first`, or the clock's floor when its ids follow the
+/// clock and the floor is past it) and on the model, comparing every answer, event, listing and
+/// count. A shared store keeps its drops at shutdown; the others expire them.
 pub fn behaves_as_the_model(
     store: &dyn DropStore,
     first: DropId,
+    ids_follow_the_clock: bool,
     ops: Vec<Op>,
 ) -> Result<(), TestCaseError> {
     let mut model = Model {
         drops: Vec::new(),
-        next_id: first,
+        next_id: first.position(),
+        ids_follow_the_clock,
     };
     let mut ever: Vec<u32> = vec![DropId::FIRST.get()];
     let mut now = Millis(1_000_000);
