@@ -290,7 +290,11 @@ async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
     let letter = peer.dead_letters(&broker, 1).await.remove(0);
     let text = |key: &str| String::from_utf8_lossy(&letter.headers[key]).into_owned();
     assert_eq!(text("dlq.class"), "bad_header");
-    assert!(text("dlq.reason").contains("REGION"), "{}", text("dlq.reason"));
+    assert!(
+        text("dlq.reason").contains("REGION"),
+        "{}",
+        text("dlq.reason")
+    );
     peer.expect_quiet(Duration::from_millis(500)).await;
 }
 

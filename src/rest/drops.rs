@@ -171,7 +171,9 @@ fn page(query: &HashMap<String, String>) -> Result<(usize, usize), String> {
 /// page's first index is checked arithmetic: a number the client chose must not wrap round to
 /// an earlier page.
 fn page_of<T>(items: &[T], number: usize, size: usize) -> &[T] {
-    let start = (number - 1).checked_mul(size).filter(|&start| start < items.len());
+    let start = (number - 1)
+        .checked_mul(size)
+        .filter(|&start| start < items.len());
     match start {
         Some(start) => &items[start..items.len().min(start + size)],
         None => &[],
@@ -201,10 +203,7 @@ pub async fn in_map(
     let drops = store::blocking(store, || store.list(&tenant, location, clock::now()));
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
-    let data: Vec<Resource> = page_of(&drops, number, size)
-        .iter()
-        .map(resource)
-        .collect();
+    let data: Vec<Resource> = page_of(&drops, number, size).iter().map(resource).collect();
     let base = format!("/api/worlds/{world}/channels/{channel}/maps/{map}/drops");
     let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
     let body = Page {

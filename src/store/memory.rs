@@ -103,7 +103,8 @@ impl MemoryStore {
     /// the last to the first (contract §5; `DropId::floor`).
     fn allocate(&self, shard: usize, now: Millis) -> DropId {
         // The position only grows: once at the floor, every position taken after is past it.
-        self.next_id.fetch_max(DropId::floor(now), Ordering::Relaxed);
+        self.next_id
+            .fetch_max(DropId::floor(now), Ordering::Relaxed);
         loop {
             let id = DropId::at(self.next_id.fetch_add(1, Ordering::Relaxed));
             if let Entry::Vacant(slot) = lock(self.id_slot(id)).entry(id) {

@@ -82,7 +82,10 @@ fn a_restarted_store_hands_out_no_id_of_the_run_before() {
     let early = spawn_at(&before, started, 100);
     assert_eq!(early[0], DropId::at(DropId::floor(started)));
     let late = spawn_at(&before, started.saturating_add(round - 5), 40);
-    assert_eq!(late[0], DropId::at(DropId::floor(started) + DropId::COUNT - 50));
+    assert_eq!(
+        late[0],
+        DropId::at(DropId::floor(started) + DropId::COUNT - 50)
+    );
     before.expire_on_shutdown(&mut |_| {});
 
     let after = MemoryStore::new(unlimited, 0);
@@ -94,7 +97,10 @@ fn a_restarted_store_hands_out_no_id_of_the_run_before() {
     assert!(restarted.contains(&early[20]));
     // Spawns far between: each id at the floor of its time.
     let later = started.saturating_add(2 * round + 1_000);
-    assert_eq!(spawn_at(&after, later, 1)[0], DropId::at(DropId::floor(later)));
+    assert_eq!(
+        spawn_at(&after, later, 1)[0],
+        DropId::at(DropId::floor(later))
+    );
 }
 
 #[test]
