@@ -207,6 +207,12 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 0));
     assert_eq!(body["meta"]["total"], 5);
     assert_eq!(body["links"]["prev"], page("3", "2"));
+    // Far past the end: (2^62 + 1 - 1) × 4 wraps to 0 unless checked, which read page 1.
+    for number in ["4611686018427387905", "18446744073709551615"] {
+        let (status, _, body) = get(&service, &page(number, "4"), &peer.tenant).await;
+        assert_eq!((status, &body["data"]), (200, &json!([])), "{number}");
+        assert_eq!(body["meta"]["total"], 5);
+    }
     // First page: no prev.
     let (_, _, body) = get(&service, &page("1", "250"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids);
@@ -237,6 +243,59 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         assert_eq!(get(&service, bad, &peer.tenant).await.0, 400, "{bad}");
     }
     assert_eq!(get(&service, "/api/nothing", &peer.tenant).await.0, 404);
+}
+
+/// REGION is 1–32 bytes of UTF-8 text on Kafka and on HTTP alike (contract §2): a drop spawned
+/// under a region that is not ASCII is found on REST under that region, and a region of 33
+/// bytes is refused on both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(
+        &broker,
+        &names,
+        &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
+    );
+    service.ready().await;
+    let widest = "Ü".repeat(16);
+    assert_eq!(widest.len(), 32);
+    for region in ["Ünïcode", widest.as_str()] {
+        let tenant = Tenant::new(region, 83, 1);
+        peer.send_as(&tenant, &spawn_item(MAP, 2_000_000)).await;
+        let created = peer.next_event().await;
+        assert_eq!(created.kind(), "CREATED");
+        assert_eq!(created.headers["REGION"], region.as_bytes());
+        let id = created.drop_id();
+        let (status, _, body) = get(&service, &format!("/api/drops/{id}"), &tenant).await;
+        assert_eq!((status, &body["data"]["id"]), (200, &json!(id.to_string())));
+        let (status, _, body) = get(&service, &map_path(MAP), &tenant).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"][0]["id"], id.to_string(), "{body}");
+        assert_eq!(body["meta"]["total"], 1, "{body}");
+    }
+
+    let too_long = Tenant::new(&format!("{widest}x"), 83, 1);
+    let (status, _, body) = get(&service, &map_path(MAP), &too_long).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REGION"),
+        "{body}"
+    );
+    peer.send_as(&too_long, &spawn_item(MAP, 2_000_000)).await;
+    let letter = peer.dead_letters(&broker, 1).await.remove(0);
+    let text = |key: &str| String::from_utf8_lossy(&letter.headers[key]).into_owned();
+    assert_eq!(text("dlq.class"), "bad_header");
+    assert!(
+        text("dlq.reason").contains("REGION"),
+        "{}",
+        text("dlq.reason")
+    );
+    peer.expect_quiet(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

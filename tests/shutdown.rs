@@ -61,3 +61,31 @@ async fn sigint_shuts_down_too() {
     let expired = peer.next_event().await;
     assert_eq!((expired.kind(), expired.drop_id()), ("EXPIRED", id));
 }
+
+/// Contract §5: ids do not repeat across a restart. The drop of the first run is gone (expired
+/// at its shutdown); the second run's first drop has another id, and a late reservation for
+/// the old id is refused rather than reserving the new drop.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_service_does_not_hand_out_the_ids_of_the_run_before() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let first = Service::start(&broker, &names, &[]);
+    let old = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    assert!(first.stop(Duration::from_secs(30)).success());
+    assert_eq!(peer.next_event().await.kind(), "EXPIRED");
+
+    let second = Service::start(&broker, &names, &[]);
+    let new = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    assert_ne!(new, old, "an id of the run before");
+    assert!((1_000_000_001..=2_000_000_000).contains(&new), "{new}");
+    peer.send(&reserve(MAP, old, 7)).await;
+    let answer = peer.next_event().await;
+    assert_eq!(
+        (answer.kind(), answer.drop_id()),
+        ("RESERVATION_FAILURE", old),
+        "{answer:?}"
+    );
+    assert!(second.stop(Duration::from_secs(30)).success());
+    assert_eq!(peer.next_event().await.drop_id(), new);
+}

@@ -65,8 +65,57 @@ fn by(character_id: u32) -> CharacterRequest {
 fn ids_wrap_from_last_to_first() {
     assert_eq!(DropId::new(1_000_000_000), None);
     assert_eq!(DropId::new(2_000_000_001), None);
-    assert_eq!(DropId::LAST.successor(), DropId::FIRST);
-    assert_eq!(DropId::FIRST.successor().get(), 1_000_000_002);
+    assert_eq!(DropId::COUNT, 1_000_000_000);
+    assert_eq!(DropId::at(DropId::LAST.position() + 1), DropId::FIRST);
+    assert_eq!(
+        DropId::at(DropId::FIRST.position() + 1).get(),
+        1_000_000_002
+    );
+    assert_eq!(DropId::at(0), DropId::FIRST);
+    assert_eq!(DropId::at(3 * DropId::COUNT + 4).get(), 1_000_000_005);
+    assert_eq!(DropId::at(u64::MAX).position(), u64::MAX % DropId::COUNT);
+}
+
+/// The clock's floor of ids (`DropId::floor`): in range at any time, moving on
+/// `IDS_PER_MS` a millisecond, and round the range once in `COUNT / IDS_PER_MS` ms.
+#[test]
+fn the_ids_floor_follows_the_clock_in_range_and_wraps() {
+    let id_at = |ms: u64| DropId::at(DropId::floor(Millis(ms)));
+    assert_eq!(id_at(0), DropId::FIRST);
+    let round = DropId::COUNT / DropId::IDS_PER_MS;
+    assert_eq!(round, 100_000_000, "about 28 hours");
+    let now = 1_768_499_985_123; // 2026-01-15
+    for ms in [
+        0,
+        1,
+        now,
+        now + 1,
+        round - 1,
+        round,
+        u64::MAX / 10,
+        u64::MAX,
+    ] {
+        assert!(DropId::new(id_at(ms).get()).is_some(), "{ms}");
+    }
+    // Within a round, later is higher, by IDS_PER_MS a millisecond; then round again.
+    let start = now - now % round;
+    assert_eq!(id_at(start), DropId::FIRST);
+    let mut previous = start;
+    for ms in (start + 1..start + round)
+        .step_by(997_331)
+        .chain([start + round - 1])
+    {
+        let (id, before) = (id_at(ms), id_at(previous));
+        assert!(id > before, "{ms}: {id} after {before}");
+        assert_eq!(id.position() - before.position(), (ms - previous) * 10);
+        previous = ms;
+    }
+    assert_eq!(
+        id_at(start + round - 1),
+        DropId::new(1_999_999_991).unwrap()
+    );
+    assert_eq!(id_at(start + round), DropId::FIRST);
+    assert_eq!(id_at(now + round), id_at(now));
 }
 
 #[test]
@@ -341,4 +390,17 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
         rules.oldest_available(&drops, lapsed).map(|d| d.id),
         Some(third.id)
     );
+}
+
+/// Contract §2: REGION is 1–32 bytes of text, counted in bytes (Kafka and HTTP both read it here).
+#[test]
+fn a_region_is_one_to_32_bytes_of_text() {
+    let widest = "Ü".repeat(16);
+    for region in ["G", "GMS", "Ünïcode", "{G}/%:", widest.as_str()] {
+        assert_eq!(Tenant::parse_region(region).as_deref(), Ok(region));
+    }
+    for region in ["", &"x".repeat(33), &format!("{widest}x")] {
+        let refused = Tenant::parse_region(region).unwrap_err();
+        assert!(refused.contains("REGION"), "{refused}");
+    }
 }

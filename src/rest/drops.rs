@@ -167,6 +167,19 @@ fn page(query: &HashMap<String, String>) -> Result<(usize, usize), String> {
     Ok((number, size))
 }
 
+/// The items of page `number` (from 1) of `size` items: empty past the end, however far. The
+/// page's first index is checked arithmetic: a number the client chose must not wrap round to
+/// an earlier page.
+fn page_of<T>(items: &[T], number: usize, size: usize) -> &[T] {
+    let start = (number - 1)
+        .checked_mul(size)
+        .filter(|&start| start < items.len());
+    match start {
+        Some(start) => &items[start..items.len().min(start + size)],
+        None => &[],
+    }
+}
+
 pub async fn in_map(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -190,12 +203,7 @@ pub async fn in_map(
     let drops = store::blocking(store, || store.list(&tenant, location, clock::now()));
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
-    let data: Vec<Resource> = drops
-        .iter()
-        .skip((number - 1) * size)
-        .take(size)
-        .map(resource)
-        .collect();
+    let data: Vec<Resource> = page_of(&drops, number, size).iter().map(resource).collect();
     let base = format!("/api/worlds/{world}/channels/{channel}/maps/{map}/drops");
     let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
     let body = Page {
@@ -210,4 +218,20 @@ pub async fn in_map(
         },
     };
     document(&headers, StatusCode::OK, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_of;
+
+    #[test]
+    fn a_page_past_the_end_is_empty_however_far() {
+        let items = [1, 2, 3, 4, 5];
+        assert_eq!(page_of(&items, 1, 2), [1, 2]);
+        assert_eq!(page_of(&items, 3, 2), [5]);
+        assert_eq!(page_of(&items, 4, 2), [0; 0]);
+        // (2^62 + 1 - 1) × 4 wraps to 0 in unchecked arithmetic: page 1 again.
+        assert_eq!(page_of(&items, (1 << 62) + 1, 4), [0; 0]);
+        assert_eq!(page_of(&items, usize::MAX, 250), [0; 0]);
+    }
 }

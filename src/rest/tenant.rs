@@ -7,12 +7,13 @@ use axum::http::HeaderMap;
 
 use crate::drop::model::{Tenant, TenantRef};
 
+/// A header's value as UTF-8 text, read from its bytes: `HeaderValue::to_str` takes visible
+/// ASCII only, and would refuse a region (`Ünïcode`) that Kafka, reading UTF-8, accepts.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
-    headers
+    let value = headers
         .get(name)
-        .ok_or_else(|| format!("missing header {name}"))?
-        .to_str()
-        .map_err(|_| format!("header {name} is not text"))
+        .ok_or_else(|| format!("missing header {name}"))?;
+    std::str::from_utf8(value.as_bytes()).map_err(|_| format!("header {name} is not UTF-8 text"))
 }
 
 fn version(headers: &HeaderMap, name: &str) -> Result<u16, String> {

@@ -1,7 +1,7 @@
 //! What every store must do, as tests each store runs: the same transitions as a model that
 //! keeps drops in a plain list and scans it for everything (whatever a store's indexes or
 //! transactions do, it must answer exactly as the model does); exactly one winner of racing
-//! reservations; unique ids under concurrent spawns.
+//! reservations; unique ids under concurrent spawns; tenants sharing an id kept apart.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -88,7 +88,10 @@ pub fn spawned_id(store: &dyn DropStore) -> u32 {
 /// The same transitions over a list, scanned every time.
 struct Model {
     drops: Vec<Drop>,
-    next_id: DropId,
+    /// The position (`DropId::at`) of the next id to try.
+    next_id: u64,
+    /// Whether ids follow the clock (`DropId::floor`), as a store that forgets its ids must.
+    ids_follow_the_clock: bool,
 }
 
 impl Model {
@@ -118,11 +121,15 @@ impl Model {
             let index = self.drops.iter().position(|d| d.id == oldest).unwrap();
             self.remove(index, out);
         }
-        let mut id = self.next_id;
-        while self.drops.iter().any(|d| d.id == id) {
-            id = id.successor();
+        let mut position = self.next_id;
+        if self.ids_follow_the_clock {
+            position = position.max(DropId::floor(now));
         }
-        self.next_id = id.successor();
+        while self.drops.iter().any(|d| d.id == DropId::at(position)) {
+            position += 1;
+        }
+        self.next_id = position + 1;
+        let id = DropId::at(position);
         let drop = origin.spawned(id, spec, now);
         out.push(Event::created(&drop, origin.correlation.clone()));
         self.drops.push(drop);
@@ -267,16 +274,19 @@ fn by_drop(mut events: Vec<Event>) -> Vec<Event> {
     events
 }
 
-/// Runs `ops` on `store` (whose first id is `first`) and on the model, comparing every answer,
-/// event, listing and count. A shared store keeps its drops at shutdown; the others expire them.
+/// Runs `ops` on `store` (whose next id is `first`, or the clock's floor when its ids follow the
+/// clock and the floor is past it) and on the model, comparing every answer, event, listing and
+/// count. A shared store keeps its drops at shutdown; the others expire them.
 pub fn behaves_as_the_model(
     store: &dyn DropStore,
     first: DropId,
+    ids_follow_the_clock: bool,
     ops: Vec<Op>,
 ) -> Result<(), TestCaseError> {
     let mut model = Model {
         drops: Vec::new(),
-        next_id: first,
+        next_id: first.position(),
+        ids_follow_the_clock,
     };
     let mut ever: Vec<u32> = vec![DropId::FIRST.get()];
     let mut now = Millis(1_000_000);
@@ -488,4 +498,63 @@ pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<dyn DropStore>]) {
         .flat_map(|s| s.join().unwrap())
         .collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}
+
+/// Tenants that share an id but not a region or a version are as far apart as any two
+/// (contract §2): on one map under a cap of 3 (`RULES`), the first fills it and each of the
+/// others spawns one drop there. No drop is evicted for another tenant's, each lists only its
+/// own, and none finds another's by id.
+pub fn tenants_sharing_an_id_share_no_map(store: &dyn DropStore) {
+    let first = tenant(0);
+    let variant = |region: &str, major_version, minor_version| {
+        Arc::new(Tenant {
+            region: region.to_owned(),
+            major_version,
+            minor_version,
+            ..(*first).clone()
+        })
+    };
+    let tenants = [
+        first.clone(),
+        variant("GMS", 84, 1),
+        variant("GMS", 83, 2),
+        variant("EMS", 83, 1),
+        // Regions are any text: braces, separators and escapes of a store's keys included.
+        variant("G}MS{", 83, 1),
+        variant("GMS/83", 1, 1),
+        variant("G%7DMS%7B", 83, 1),
+        variant("Ünïcode", 83, 1),
+    ];
+    let spawn = |tenant: &TenantRef, n: u128| {
+        let origin = Origin {
+            tenant: tenant.clone(),
+            ..origin(0, 0, n)
+        };
+        let mut events = Vec::new();
+        let drop = store
+            .spawn(&origin, spec(true, 2, 0, 0), Millis(n as u64), &mut |e| {
+                events.push(e)
+            })
+            .expect("spawned");
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds, ["CREATED"], "{:?} {events:?}", tenant);
+        drop
+    };
+    let mut spawned: Vec<(TenantRef, Vec<Drop>)> = Vec::new();
+    for (index, tenant) in tenants.iter().enumerate() {
+        let count = if index == 0 { RULES.map_drop_limit } else { 1 };
+        let drops = (0..count)
+            .map(|n| spawn(tenant, (index * 10 + n) as u128))
+            .collect();
+        spawned.push((tenant.clone(), drops));
+    }
+    let now = Millis(100);
+    for (tenant, drops) in &spawned {
+        assert_eq!(&store.list(tenant, location(0), now), drops, "{tenant:?}");
+        for (other, _) in spawned.iter().filter(|(other, _)| other != tenant) {
+            for drop in drops {
+                assert_eq!(store.get(other, drop.id.get(), now), None, "{other:?}");
+            }
+        }
+    }
 }

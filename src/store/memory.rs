@@ -6,11 +6,13 @@
 //! keyed by drop id (and the holder's pick-up from anywhere) need. Each shard keeps a deadline
 //! index with one entry a drop, so the expiry sweep touches only what comes due. A reservation
 //! brings its drop's entry forward to when it lapses (`Rules::first_due`).
+//! The store forgets its ids at a restart, so its ids follow the clock (`DropId::floor`): a
+//! restarted process does not hand out again the ids of the run before.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
@@ -48,7 +50,8 @@ pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     /// Drop id → index of the shard that holds it; also the record of which ids are in use.
     ids: Box<[Mutex<FxHashMap<DropId, u8>>]>,
-    next_id: AtomicU32,
+    /// The position (`DropId::at`) of the next id to try, unless the clock's floor is past it.
+    next_id: AtomicU64,
     hasher: RandomState,
     /// Drops lying now, against `max_live_drops` (0 = no limit).
     live: AtomicUsize,
@@ -67,19 +70,25 @@ impl MemoryStore {
             rules,
             shards: (0..MAP_SHARDS).map(|_| Mutex::default()).collect(),
             ids: (0..ID_SHARDS).map(|_| Mutex::default()).collect(),
-            next_id: AtomicU32::new(DropId::FIRST.get()),
+            next_id: AtomicU64::new(0),
             hasher: RandomState::new(),
             live: AtomicUsize::new(0),
             max_live_drops,
         }
     }
 
-    /// A store whose first id is `first`: lets tests reach the wrap-around quickly.
+    /// A store whose next id is `first` (unless the clock's floor is past it): lets tests
+    /// reach the wrap-around quickly.
     #[cfg(test)]
     fn starting_at(rules: Rules, first: DropId) -> MemoryStore {
         let store = MemoryStore::new(rules, 0);
-        store.next_id.store(first.get(), Ordering::Relaxed);
+        store.next_id_is(first);
         store
+    }
+
+    #[cfg(test)]
+    fn next_id_is(&self, id: DropId) {
+        self.next_id.store(id.position(), Ordering::Relaxed);
     }
 
     fn shard_of(&self, tenant: &TenantRef, location: Location) -> usize {
@@ -90,16 +99,14 @@ impl MemoryStore {
         &self.ids[id.get() as usize % ID_SHARDS]
     }
 
-    /// Hands out the next id not in use, wrapping from the last to the first (contract §5).
-    fn allocate(&self, shard: usize) -> DropId {
+    /// Hands out the next id not in use at or past the clock's floor at `now`, wrapping from
+    /// the last to the first (contract §5; `DropId::floor`).
+    fn allocate(&self, shard: usize, now: Millis) -> DropId {
+        // The position only grows: once at the floor, every position taken after is past it.
+        self.next_id
+            .fetch_max(DropId::floor(now), Ordering::Relaxed);
         loop {
-            let raw = self
-                .next_id
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |raw| {
-                    DropId::new(raw).map(|id| id.successor().get())
-                })
-                .expect("next_id always holds an id in range");
-            let id = DropId::new(raw).expect("next_id always holds an id in range");
+            let id = DropId::at(self.next_id.fetch_add(1, Ordering::Relaxed));
             if let Entry::Vacant(slot) = lock(self.id_slot(id)).entry(id) {
                 slot.insert(shard as u8);
                 return id;
@@ -182,7 +189,7 @@ impl DropStore for MemoryStore {
             return Err(Refusal::StoreFull);
         }
         let index = self.shard_of(&origin.tenant, origin.location);
-        let id = self.allocate(index);
+        let id = self.allocate(index, now);
         let mut shard = lock(&self.shards[index]);
         let shard = &mut *shard;
         let key = (origin.tenant.clone(), origin.location);

@@ -1,5 +1,6 @@
 //! The in-memory store: what every store must do (`contract_tests`), and its own limits.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -15,7 +16,7 @@ proptest! {
     fn the_store_behaves_as_the_model(near_wrap in any::<bool>(), ops in prop::collection::vec(op(), 1..80)) {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let store = MemoryStore::starting_at(RULES, first);
-        contract_tests::behaves_as_the_model(&store, first, ops)?;
+        contract_tests::behaves_as_the_model(&store, first, true, ops)?;
     }
 }
 
@@ -29,6 +30,11 @@ fn of_many_concurrent_reservations_exactly_one_wins() {
 fn concurrent_spawns_get_unique_ids() {
     let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(RULES, 0));
     contract_tests::concurrent_spawns_get_unique_ids(&[store]);
+}
+
+#[test]
+fn tenants_sharing_an_id_share_no_map() {
+    contract_tests::tenants_sharing_an_id_share_no_map(&MemoryStore::new(RULES, 0));
 }
 
 #[test]
@@ -46,8 +52,55 @@ fn ids_skip_those_still_in_use_after_wrapping() {
     let store = MemoryStore::starting_at(unlimited, DropId::LAST);
     assert_eq!(spawn(&store), 2_000_000_000);
     // Force the counter round: the next candidates are taken, so they are skipped.
-    store.next_id.store(DropId::LAST.get(), Ordering::Relaxed);
+    store.next_id_is(DropId::LAST);
     assert_eq!(spawn(&store), 1_000_000_001);
+}
+
+/// Contract §5: ids do not repeat across a restart. A run spawns at its start and again just
+/// before the clock's floor comes round the range (`DropId::floor`); the next run, started a
+/// moment later, hands out none of the ids of the last ~28 hours. (Ids seeded from the clock
+/// at start only would not do: the first run's late ids would then lie just past its first
+/// ones, where the floor has come round to.)
+#[test]
+fn a_restarted_store_hands_out_no_id_of_the_run_before() {
+    let unlimited = Rules {
+        map_drop_limit: 0,
+        ..RULES
+    };
+    let round = DropId::COUNT / DropId::IDS_PER_MS;
+    let started = Millis(1_768_499_985_123);
+    let spawn_at = |store: &MemoryStore, at: Millis, count: usize| -> Vec<DropId> {
+        (0..count)
+            .map(|n| {
+                let origin = origin(0, (n % 3) as u8, n as u128);
+                store.spawn(&origin, spec(true, 2, 0, 0), at, &mut |_| {})
+            })
+            .map(|spawned| spawned.expect("spawned").id)
+            .collect()
+    };
+    let before = MemoryStore::new(unlimited, 0);
+    let early = spawn_at(&before, started, 100);
+    assert_eq!(early[0], DropId::at(DropId::floor(started)));
+    let late = spawn_at(&before, started.saturating_add(round - 5), 40);
+    assert_eq!(
+        late[0],
+        DropId::at(DropId::floor(started) + DropId::COUNT - 50)
+    );
+    before.expire_on_shutdown(&mut |_| {});
+
+    let after = MemoryStore::new(unlimited, 0);
+    let restarted = spawn_at(&after, started.saturating_add(round + 2), 1_000);
+    let of_before: HashSet<DropId> = late.iter().copied().collect();
+    assert!(restarted.iter().all(|id| !of_before.contains(id)));
+    // Only ids a whole round old come again.
+    assert_eq!(restarted[0], DropId::at(DropId::floor(started) + 20));
+    assert!(restarted.contains(&early[20]));
+    // Spawns far between: each id at the floor of its time.
+    let later = started.saturating_add(2 * round + 1_000);
+    assert_eq!(
+        spawn_at(&after, later, 1)[0],
+        DropId::at(DropId::floor(later))
+    );
 }
 
 #[test]

@@ -109,7 +109,7 @@ proptest! {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let shared = Shared::new(1, RULES, 0);
         shared.next_id_is(first.get());
-        contract_tests::behaves_as_the_model(&*shared.instances[0], first, ops)?;
+        contract_tests::behaves_as_the_model(&*shared.instances[0], first, false, ops)?;
     }
 }
 
@@ -125,6 +125,12 @@ fn of_many_reservations_racing_on_three_instances_exactly_one_wins() {
 fn spawns_on_three_instances_get_unique_ids() {
     let shared = Shared::new(3, RULES, 0);
     contract_tests::concurrent_spawns_get_unique_ids(&shared.dyn_instances());
+}
+
+#[test]
+fn tenants_sharing_an_id_share_no_map() {
+    let shared = Shared::new(1, RULES, 0);
+    contract_tests::tenants_sharing_an_id_share_no_map(&*shared.instances[0]);
 }
 
 #[test]
