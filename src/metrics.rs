@@ -193,7 +193,10 @@ impl Metrics {
 
     /// Marks a partition as unable to commit (`true`) or committing again (`false`).
     pub fn stalled(&self, partition: &str, stalled: bool) {
-        let mut set = self.stalled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut set = self
+            .stalled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if stalled {
             set.insert(partition.to_owned());
         } else {
@@ -203,7 +206,10 @@ impl Metrics {
 
     /// The partitions that cannot commit now.
     pub fn stalled_partitions(&self) -> Vec<String> {
-        let set = self.stalled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let set = self
+            .stalled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         set.iter().cloned().collect()
     }
 

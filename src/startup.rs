@@ -180,7 +180,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             complete = false;
         }
         Err(_) => {
-            tracing::error!("partitions did not finish their commands before the shutdown deadline");
+            tracing::error!(
+                "partitions did not finish their commands before the shutdown deadline"
+            );
             complete = false;
         }
     }

@@ -74,7 +74,10 @@ async fn spawns_each_created_once(peer: &mut Peer, service: &Service, count: usi
             *seen += 1;
         }
     }
-    assert!(ours.values().all(|&seen| seen == 1), "a CREATED twice: {ours:?}");
+    assert!(
+        ours.values().all(|&seen| seen == 1),
+        "a CREATED twice: {ours:?}"
+    );
 }
 
 async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
@@ -106,7 +109,10 @@ async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         load.store(true, Ordering::Relaxed);
         if let Some(status) = service.exited() {
-            panic!("the service died when the broker restarted: {status}; log:\n{}", service.logs());
+            panic!(
+                "the service died when the broker restarted: {status}; log:\n{}",
+                service.logs()
+            );
         }
         spawns_each_created_once(&mut peer, &service, AFTER_EACH).await;
     }
@@ -114,7 +120,10 @@ async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
         metric(&service, "atlas_drops_log_restarts_total").await >= Some(1.0),
         "the new logs' offsets repeated the old ones'"
     );
-    assert_eq!(metric(&service, "atlas_drops_stalled_partitions").await, Some(0.0));
+    assert_eq!(
+        metric(&service, "atlas_drops_stalled_partitions").await,
+        Some(0.0)
+    );
     let stopped = service.stop(Duration::from_secs(30));
     assert!(stopped.success(), "{}", stopped.logs);
 

@@ -76,20 +76,33 @@ async fn oversized_trace_state_stalls_nothing(shared: bool) {
     let key = b"one partition";
     let reserve = serde_json::to_vec(&reserve(MAP, 1_999_999_999, 7)).unwrap();
     let tracestate = vec![b'a'; HUGE];
-    send_large(&producer, &names, with_trace(&peer.tenant, &tracestate), &reserve, key).await;
+    send_large(
+        &producer,
+        &names,
+        with_trace(&peer.tenant, &tracestate),
+        &reserve,
+        key,
+    )
+    .await;
     let spawns: Vec<_> = (0..40).map(|_| spawn_item(MAP, 2_000_000)).collect();
     peer.send_all(&spawns, Some(key)).await;
 
     let events = peer.next_events(41, Duration::from_secs(30)).await;
     // Events of different drops may arrive in any order (they lie on different partitions).
-    let (failures, created): (Vec<_>, Vec<_>) = (events.iter())
-        .partition(|event| event.kind() == "RESERVATION_FAILURE");
+    let (failures, created): (Vec<_>, Vec<_>) =
+        (events.iter()).partition(|event| event.kind() == "RESERVATION_FAILURE");
     assert_eq!(failures.len(), 1, "{events:#?}");
     assert!(!failures[0].headers.contains_key("tracestate"));
     assert!(failures[0].headers.contains_key("traceparent"));
     assert!(created.iter().all(|event| event.kind() == "CREATED"));
-    assert_eq!(metric(&service, "atlas_drops_undeliverable_total").await, Some(0.0));
-    assert_eq!(metric(&service, "atlas_drops_stalled_partitions").await, Some(0.0));
+    assert_eq!(
+        metric(&service, "atlas_drops_undeliverable_total").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&service, "atlas_drops_stalled_partitions").await,
+        Some(0.0)
+    );
 
     let stopped = service.stop(Duration::from_secs(30));
     assert!(stopped.success(), "{}", stopped.logs);
@@ -137,9 +150,24 @@ async fn dead_letters_stay_within_the_broker_limit() {
         value.extend(b"\"}");
         value
     };
-    send_large(&producer, &names, peer.tenant.headers(), &unknown_type(520_000), key).await;
-    send_large(&producer, &names, peer.tenant.headers(), &unknown_type(HUGE), key).await;
-    peer.send_all(&[spawn_item(MAP, 2_000_000)], Some(key)).await;
+    send_large(
+        &producer,
+        &names,
+        peer.tenant.headers(),
+        &unknown_type(520_000),
+        key,
+    )
+    .await;
+    send_large(
+        &producer,
+        &names,
+        peer.tenant.headers(),
+        &unknown_type(HUGE),
+        key,
+    )
+    .await;
+    peer.send_all(&[spawn_item(MAP, 2_000_000)], Some(key))
+        .await;
     assert_eq!(peer.next_event().await.kind(), "CREATED");
 
     let letters = peer.dead_letters(&broker, 1).await;
@@ -147,8 +175,14 @@ async fn dead_letters_stay_within_the_broker_limit() {
     assert!(reason.len() < 512, "{} bytes: {reason:.200}", reason.len());
     assert!(reason.starts_with("unknown_type"), "{reason:.200}");
     assert_eq!(letters[0].raw.len(), 520_011);
-    assert_eq!(metric(&service, "atlas_drops_undeliverable_total").await, Some(1.0));
-    assert_eq!(metric(&service, "atlas_drops_stalled_partitions").await, Some(0.0));
+    assert_eq!(
+        metric(&service, "atlas_drops_undeliverable_total").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&service, "atlas_drops_stalled_partitions").await,
+        Some(0.0)
+    );
     let logs = service.logs();
     assert!(
         logs.lines().all(|line| line.len() < 4096),
@@ -174,7 +208,8 @@ async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
     let names = Names::fresh();
     let mut peer = Peer::connect(&broker, &names).await;
     // Every event of this instance is larger than its producer may send.
-    let service = Service::start_shared(&broker, &names, &[("KAFKA_CFG_MESSAGE_MAX_BYTES", "1000")]);
+    let service =
+        Service::start_shared(&broker, &names, &[("KAFKA_CFG_MESSAGE_MAX_BYTES", "1000")]);
     service.ready().await;
     let headers = with_trace(&peer.tenant, &[b'b'; 500]);
     let key = b"one partition";
@@ -182,7 +217,11 @@ async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
     peer.send_keyed(Some(headers), &spawn, key).await;
     let started = std::time::Instant::now();
     while metric(&service, "atlas_drops_undeliverable_total").await != Some(1.0) {
-        assert!(started.elapsed() < Duration::from_secs(20), "{}", service.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            service.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(service);
@@ -193,8 +232,13 @@ async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
     peer.send_all(&spawns, Some(key)).await;
     let events = peer.next_events(10, Duration::from_secs(30)).await;
     assert!(events.iter().all(|event| event.kind() == "CREATED"));
-    assert!(events.iter().all(|event| !event.headers.contains_key("tracestate")));
-    assert_eq!(metric(&service, "atlas_drops_outbox_events").await, Some(0.0));
+    assert!(events
+        .iter()
+        .all(|event| !event.headers.contains_key("tracestate")));
+    assert_eq!(
+        metric(&service, "atlas_drops_outbox_events").await,
+        Some(0.0)
+    );
     drop(service);
     names.clean_redis();
 }

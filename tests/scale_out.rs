@@ -298,7 +298,10 @@ fn outbox_record(mut bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Headers) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
     use atlas_drops::kafka::{
-        client, context::KafkaContext, outbox::Relay, producer::{EventProducer, Producers},
+        client,
+        context::KafkaContext,
+        outbox::Relay,
+        producer::{EventProducer, Producers},
     };
     use atlas_drops::store::redis::{Keys, OUTBOX_SHARDS};
     use rdkafka::message::{Header, OwnedHeaders};

@@ -55,7 +55,10 @@ async fn a_lapsed_reservation_removes_the_drop(shared: bool) {
     // Gone: another character's reservation fails, the holder's pick-up changes nothing.
     peer.send(&reserve(MAP, id, 8)).await;
     let failed = peer.next_event().await;
-    assert_eq!((failed.kind(), failed.drop_id()), ("RESERVATION_FAILURE", id));
+    assert_eq!(
+        (failed.kind(), failed.drop_id()),
+        ("RESERVATION_FAILURE", id)
+    );
     peer.send(&pick_up(MAP, id, 7)).await;
     peer.expect_quiet(Duration::from_millis(700)).await;
     let (status, _, _) = http_get(

@@ -284,7 +284,10 @@ fn a_lapsed_drop_is_gone_for_everyone() {
     pet.pet_slot = 1;
     rules.reserve(&mut d, &pet, HERE, T0).unwrap();
     let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
-    assert_eq!(rules.as_seen(d.clone(), Millis(lapsed.0 - 1)), Some(d.clone()));
+    assert_eq!(
+        rules.as_seen(d.clone(), Millis(lapsed.0 - 1)),
+        Some(d.clone())
+    );
     assert_eq!(rules.as_seen(d.clone(), lapsed), None);
     for character in [7, 8] {
         assert_eq!(
@@ -300,7 +303,10 @@ fn a_lapsed_drop_is_gone_for_everyone() {
             Err(Refusal::UnknownDrop)
         );
     }
-    assert!(matches!(d.status, Status::Reserved(_)), "refusals change nothing");
+    assert!(
+        matches!(d.status, Status::Reserved(_)),
+        "refusals change nothing"
+    );
     assert_eq!(rules.due(&d, lapsed), Due::Expire);
 }
 
@@ -328,7 +334,10 @@ fn what_comes_due_follows_the_state() {
         .unwrap();
     let early_lapse = T0.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(rules.first_due(&early), Some(early_lapse));
-    assert_eq!(rules.due(&early, Millis(early_lapse.0 - 1)), Due::At(early_lapse));
+    assert_eq!(
+        rules.due(&early, Millis(early_lapse.0 - 1)),
+        Due::At(early_lapse)
+    );
     assert_eq!(rules.due(&early, early_lapse), Due::Expire);
     // Reservations lapse even where drops never expire.
     let never_expiring = Rules {

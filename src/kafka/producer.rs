@@ -170,7 +170,11 @@ impl Producers {
         }))
     }
 
-    fn build(config: &ClientConfig, metrics: &Arc<Metrics>, generation: u64) -> Result<Current, String> {
+    fn build(
+        config: &ClientConfig,
+        metrics: &Arc<Metrics>,
+        generation: u64,
+    ) -> Result<Current, String> {
         let fatal = Arc::new(FatalSignal::default());
         let context = KafkaContext {
             metrics: metrics.clone(),
@@ -219,7 +223,9 @@ impl Producers {
                     let broken = std::mem::replace(&mut *current, fresh);
                     std::thread::spawn(move || drop(broken));
                 }
-                Err(error) => tracing::error!(%error, "the producer broke and no fresh one could be made; trying again at the next record"),
+                Err(error) => {
+                    tracing::error!(%error, "the producer broke and no fresh one could be made; trying again at the next record")
+                }
             }
         }
         Lease {
@@ -467,10 +473,16 @@ impl Feeder {
                 lease = self.producers.replace(lease.generation);
                 answers = FuturesUnordered::new();
                 let waiting: Vec<Sequence> = unanswered.keys().copied().collect();
-                tracing::warn!(records = waiting.len(), "sending again what the broken producer left unanswered");
+                tracing::warn!(
+                    records = waiting.len(),
+                    "sending again what the broken producer left unanswered"
+                );
                 broke = false;
                 for sequence in waiting {
-                    if self.send(&lease, sequence, &mut unanswered, &mut answers).await {
+                    if self
+                        .send(&lease, sequence, &mut unanswered, &mut answers)
+                        .await
+                    {
                         broke = true;
                         tokio::time::sleep(REPLACE_PAUSE).await;
                         break;
@@ -552,7 +564,9 @@ impl Feeder {
 
 /// A record's answer, named by the producer generation and the queue place it was sent from.
 type Answer = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (u64, Sequence, Result<(i32, i64), DeliveryError>)> + Send>,
+    Box<
+        dyn std::future::Future<Output = (u64, Sequence, Result<(i32, i64), DeliveryError>)> + Send,
+    >,
 >;
 
 fn answer(generation: u64, sequence: Sequence, future: DeliveryFuture) -> Answer {

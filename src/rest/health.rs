@@ -54,7 +54,9 @@ impl Readiness {
             ));
         }
         if let Some(reason) = self.producers.broken() {
-            return Err(format!("the producer broke ({reason}); a fresh one replaces it"));
+            return Err(format!(
+                "the producer broke ({reason}); a fresh one replaces it"
+            ));
         }
         // A metadata request is a round trip to the broker, and librdkafka blocks; so does a
         // shared store's ping: off the runtime.

@@ -379,11 +379,7 @@ pub fn behaves_as_the_model(
         if store.shared() {
             outbox += got.len();
         }
-        let reserved = model
-            .drops
-            .iter()
-            .filter(|d| RULES.is_held(d, now))
-            .count();
+        let reserved = model.drops.iter().filter(|d| RULES.is_held(d, now)).count();
         prop_assert_eq!(
             store.counts(now),
             DropCounts {

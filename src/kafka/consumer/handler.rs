@@ -63,7 +63,12 @@ fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
 
 impl Handler {
     /// Copies a rejected record to the dead-letter topic, when there is one.
-    fn dead_letter(&self, message: &OwnedMessage, rejection: &Rejection, reason: &str) -> Option<Delivery> {
+    fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        rejection: &Rejection,
+        reason: &str,
+    ) -> Option<Delivery> {
         let mut headers = message.headers().cloned().unwrap_or_default();
         for (key, value) in [
             (DEAD_LETTER_REASON, reason.to_owned()),
@@ -158,7 +163,9 @@ impl Handler {
         );
         self.metrics
             .command(rejection.command_type, Outcome::Rejected(rejection.class));
-        self.dead_letter(message, rejection, &reason).into_iter().collect()
+        self.dead_letter(message, rejection, &reason)
+            .into_iter()
+            .collect()
     }
 
     /// Applies a decoded command to the store and publishes its events.
