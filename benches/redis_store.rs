@@ -54,7 +54,7 @@ impl Partition {
                 partition: self.name.clone(),
                 offset: self.offset,
                 floor: self.offset,
-                timestamp: None,
+                committed: i64::MIN,
             }),
         }
     }

@@ -21,11 +21,12 @@ use uuid::Uuid;
 use crate::config::{Settings, StoreKind};
 use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
+use crate::kafka::client;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer};
-use crate::kafka::context::KafkaContext;
+use crate::kafka::context::{Commits, KafkaContext};
 use crate::kafka::outbox::Relay;
 use crate::kafka::producer::{all_landed, FatalSignal, Producers, Publisher, Topics};
-use crate::kafka::{client, topics};
+use crate::kafka::topics::OurTopics;
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown;
@@ -44,22 +45,24 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .map_err(|error| format!("REST port {}: {error}", settings.rest_port))?;
     let metrics = Arc::new(Metrics::default());
     let consumer_broke = Arc::new(FatalSignal::default());
+    let commits = Arc::new(Commits::default());
     let context = KafkaContext {
         metrics: metrics.clone(),
         fatal: Some(consumer_broke.clone()),
+        commits: Some(commits.clone()),
     };
-    let mut topics = vec![
-        settings.command_topic_drop.as_str(),
-        settings.event_topic_drop_status.as_str(),
+    let mut names = vec![
+        settings.command_topic_drop.clone(),
+        settings.event_topic_drop_status.clone(),
     ];
-    topics.extend(settings.dead_letter_topic_drop.as_deref());
-    topics::ensure(
-        &client::admin(&settings),
-        &topics,
-        settings.topic_partitions,
-        settings.topic_replication_factor,
-    )
-    .await?;
+    names.extend(settings.dead_letter_topic_drop.clone());
+    let our_topics = OurTopics {
+        admin: client::admin(&settings),
+        names,
+        partitions: settings.topic_partitions,
+        replication: settings.topic_replication_factor,
+    };
+    our_topics.ensure().await?;
     let producers = Producers::new(client::producer(&settings), metrics.clone())?;
     let consumer: Arc<CommandConsumer> = Arc::new(
         client::consumer(&settings)
@@ -91,6 +94,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             producers: producers.clone(),
             metrics: metrics.clone(),
             topic: settings.event_topic_drop_status.clone(),
+            ours: our_topics.clone(),
             reader: client::reader(&settings, &instance),
             instance,
         }
@@ -100,6 +104,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let topics = Topics {
         events: event_topic.clone(),
         dead_letters: settings.dead_letter_topic_drop.clone(),
+        ours: our_topics.clone(),
     };
     let equipment = settings.equipment_url().map(|url| {
         EquipmentService::new(url, Duration::from_millis(settings.equipment_timeout_ms))
@@ -123,6 +128,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let consuming = tokio::spawn(consumer::run(
         consumer.clone(),
         handler,
+        commits,
+        our_topics,
         consumer_broke.clone(),
         listener_of_shutdown.clone(),
     ));

@@ -302,6 +302,7 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
         context::KafkaContext,
         outbox::Relay,
         producer::{EventProducer, Producers},
+        topics::OurTopics,
     };
     use atlas_drops::store::redis::{Keys, OUTBOX_SHARDS};
     use rdkafka::message::{Header, OwnedHeaders};
@@ -417,6 +418,12 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
         .expect("producer"),
         metrics: Default::default(),
         topic: names.events.clone(),
+        ours: OurTopics {
+            admin: client::layered(&broker.bootstrap, &[], &[]),
+            names: vec![names.events.clone()],
+            partitions: PARTITIONS,
+            replication: 1,
+        },
         instance: "taking over".to_owned(),
         reader: client::layered(&broker.bootstrap, &[("group.id", "outbox-reader")], &[]),
     }

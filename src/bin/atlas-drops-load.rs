@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use atlas_drops::kafka::client;
 use atlas_drops::kafka::context::KafkaContext;
-use atlas_drops::kafka::topics;
+use atlas_drops::kafka::topics::OurTopics;
 use clap::{Parser, ValueEnum};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -103,10 +103,13 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .init();
-    let names = [options.command_topic.as_str(), options.event_topic.as_str()];
-    topics::ensure(&options.client(&[]), &names, options.partitions, 1)
-        .await
-        .expect("topics");
+    let topics = OurTopics {
+        admin: options.client(&[]),
+        names: vec![options.command_topic.clone(), options.event_topic.clone()],
+        partitions: options.partitions,
+        replication: 1,
+    };
+    topics.ensure().await.expect("topics");
     if options.relay {
         relay(&options).await
     } else {

@@ -35,8 +35,11 @@ pub fn admin(settings: &Settings) -> ClientConfig {
 }
 
 /// Idempotent, so retries neither duplicate nor reorder; murmur2 as Java clients hash keys, so
-/// peers and we agree on a drop's partition; no delivery timeout, so an event waits out a broker
-/// outage instead of being lost (shutdown has its own deadline).
+/// peers and we agree on a drop's partition. A record not acknowledged within
+/// `message.timeout.ms` is not lost: the publisher replaces the producer and sends it again
+/// (`kafka::producer`), which also frees an idempotent producer caught retrying forever against
+/// a broker that lost its state. Topics are never created by a produce as a side effect: the
+/// service creates its own, with their partitions, at start-up and when they went missing.
 pub fn producer(settings: &Settings) -> ClientConfig {
     base(
         settings,
@@ -44,7 +47,8 @@ pub fn producer(settings: &Settings) -> ClientConfig {
             ("enable.idempotence", "true"),
             ("partitioner", "murmur2_random"),
             ("linger.ms", "1"),
-            ("message.timeout.ms", "0"),
+            ("message.timeout.ms", "10000"),
+            ("allow.auto.create.topics", "false"),
             ("queue.buffering.max.messages", "1000000"),
         ],
     )

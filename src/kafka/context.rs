@@ -1,13 +1,16 @@
 //! What librdkafka tells us (logs, errors, rebalances), passed on to our own logs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::producer::FatalSignal;
 use crate::metrics::Metrics;
@@ -19,6 +22,54 @@ pub struct KafkaContext {
     pub metrics: Arc<Metrics>,
     /// Raised when librdkafka reports the client broken for good (its fatal error state).
     pub fatal: Option<Arc<FatalSignal>>,
+    /// Where a consumer notes the offsets the broker confirmed as committed.
+    pub commits: Option<Arc<Commits>>,
+}
+
+/// The offsets the group committed, as the broker confirmed them, by partition: each with the
+/// number of the confirmation, so that a reader can tell confirmations since a moment of its
+/// own from older ones.
+///
+/// A partition's records come again from its committed offset (after a rebalance, a lost
+/// session, a restart): a record below an offset we committed is not one met again but a record
+/// of another log, one that started again (`kafka::consumer`).
+#[derive(Default)]
+pub struct Commits {
+    confirmed: Mutex<(u64, HashMap<i32, (u64, i64)>)>,
+}
+
+impl Commits {
+    fn confirm(&self, offsets: &TopicPartitionList) {
+        let mut confirmed = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (count, partitions) = &mut *confirmed;
+        for element in offsets.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                *count += 1;
+                partitions.insert(element.partition(), (*count, offset));
+            }
+        }
+    }
+
+    /// How many confirmations came so far.
+    pub fn count(&self) -> u64 {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
+    /// The partition's committed offset, if confirmed after confirmation number `since`.
+    pub fn committed_since(&self, partition: i32, since: u64) -> Option<i64> {
+        let confirmed = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (number, offset) = *confirmed.1.get(&partition)?;
+        (number > since).then_some(offset)
+    }
 }
 
 impl ClientContext for KafkaContext {
@@ -70,6 +121,14 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match (&self.commits, result) {
+            (Some(commits), Ok(())) => commits.confirm(offsets),
+            (_, Err(error)) => tracing::debug!(%error, "commit not confirmed"),
+            (None, Ok(())) => {}
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
 use super::producer::{broker_answer, enqueue_blocking, DeliveryError, Producers};
+use super::topics::OurTopics;
 use crate::drop::event::Event;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -149,6 +150,8 @@ pub struct Relay {
     pub producers: Arc<Producers>,
     pub metrics: Arc<Metrics>,
     pub topic: String,
+    /// Created again when the broker says they are missing.
+    pub ours: OurTopics,
     /// Names this instance in the leases.
     pub instance: String,
     /// Reads the event topic when a stream is taken over (`client::reader`).
@@ -481,7 +484,9 @@ impl Relay {
                                 DeliveryError::Undeliverable(reason) => {
                                     Sent::Answered(Err(DeliveryError::Undeliverable(reason)))
                                 }
-                                error => return Err(self.failed(sending.generation, error)),
+                                error => {
+                                    return Err(self.failed(runtime, sending.generation, error))
+                                }
                             },
                         }
                     }
@@ -534,7 +539,9 @@ impl Relay {
                         tracing::error!(shard, id, %reason, "outbox relay: the broker refuses this event for good; deleted unsent");
                         self.metrics.undeliverable();
                     }
-                    Some(Err(error)) => return Err(self.failed(sending.generation, error)),
+                    Some(Err(error)) => {
+                        return Err(self.failed(runtime, sending.generation, error))
+                    }
                     None => {}
                 }
                 let (id, _) = stream.in_flight.pop_front().expect("front exists");
@@ -591,10 +598,19 @@ impl Default for Stream {
 }
 
 impl Relay {
-    /// The round's error for a delivery that failed; a broken producer is replaced first.
-    fn failed(&self, generation: u64, error: DeliveryError) -> redis::RedisError {
-        if matches!(error, DeliveryError::Fatal(_)) {
-            self.producers.replace(generation);
+    /// The round's error for a delivery that failed; a broken producer is replaced first, and
+    /// missing topics are created again.
+    fn failed(&self, runtime: &Handle, generation: u64, error: DeliveryError) -> redis::RedisError {
+        match &error {
+            DeliveryError::Fatal(_) => {
+                self.producers.replace(generation);
+            }
+            DeliveryError::MissingTopic(_) => {
+                if let Err(error) = runtime.block_on(self.ours.ensure()) {
+                    tracing::warn!(%error, "outbox relay: the missing topics could not be created");
+                }
+            }
+            DeliveryError::Undeliverable(_) | DeliveryError::Failed(_) => {}
         }
         relay_error("event not delivered", error)
     }

@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use super::context::KafkaContext;
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
+use super::topics::OurTopics;
 use crate::drop::event::{Event, EventKind};
 use crate::equipment::Janitor;
 use crate::metrics::{Metrics, RecordKind};
@@ -62,8 +63,12 @@ impl DeadLetter {
 pub enum DeliveryError {
     /// Refused for good: sending it again would be refused again.
     Undeliverable(String),
-    /// The producer broke for good (librdkafka's fatal error state): a fresh one must send it.
+    /// The producer broke for good (librdkafka's fatal error state), or did not get the record
+    /// acknowledged within `message.timeout.ms`: a fresh one must send it.
     Fatal(String),
+    /// The broker does not have the topic (deleted, or the broker lost its state): it may be
+    /// created again, so the record is sent again later.
+    MissingTopic(String),
     /// Anything else.
     Failed(String),
 }
@@ -73,7 +78,23 @@ impl DeliveryError {
         let reason = error.to_string();
         match error.rdkafka_error_code() {
             Some(code) if is_permanent(code) => DeliveryError::Undeliverable(reason),
-            Some(RDKafkaErrorCode::Fatal) => DeliveryError::Fatal(reason),
+            // The idempotent producer's state is gone from the broker (it lost its state): the
+            // producer is fatally broken, or about to say so.
+            Some(
+                RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::InvalidProducerEpoch,
+            ) => DeliveryError::Fatal(reason),
+            // Not acknowledged in `message.timeout.ms`: the broker is away, or lost the
+            // producer's state and the idempotent producer retries forever. A fresh producer
+            // sends it again either way.
+            Some(RDKafkaErrorCode::MessageTimedOut) => DeliveryError::Fatal(reason),
+            Some(
+                RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopicId,
+            ) => DeliveryError::MissingTopic(reason),
             _ => DeliveryError::Failed(reason),
         }
     }
@@ -84,6 +105,7 @@ impl std::fmt::Display for DeliveryError {
         match self {
             DeliveryError::Undeliverable(reason) => write!(f, "undeliverable: {reason}"),
             DeliveryError::Fatal(reason) => write!(f, "the producer broke: {reason}"),
+            DeliveryError::MissingTopic(reason) => write!(f, "no such topic (now): {reason}"),
             DeliveryError::Failed(reason) => f.write_str(reason),
         }
     }
@@ -179,6 +201,7 @@ impl Producers {
         let context = KafkaContext {
             metrics: metrics.clone(),
             fatal: Some(fatal.clone()),
+            commits: None,
         };
         let producer = config
             .create_with_context(context)
@@ -260,6 +283,8 @@ enum Destination {
 pub struct Topics {
     pub events: String,
     pub dead_letters: Option<String>,
+    /// Created again when the broker says they are missing.
+    pub ours: OurTopics,
 }
 
 /// A handle that publishes events (and dead letters); cheap to clone.
@@ -434,6 +459,20 @@ type Sequence = u64;
 
 /// How long to wait before replacing a producer that broke again at once.
 const REPLACE_PAUSE: Duration = Duration::from_millis(100);
+/// How long to wait, after creating it, before sending again to a topic the broker said it
+/// did not have.
+const MISSING_TOPIC_PAUSE: Duration = Duration::from_secs(1);
+
+/// What must follow an answer (or a send).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    GoOn,
+    /// The topic is missing (deleted, or a broker that lost its state): it is created again,
+    /// and every unanswered record goes out again, in queue order.
+    SendAgain,
+    /// The producer broke for good: a fresh one sends every unanswered record, in queue order.
+    Replace,
+}
 
 impl Feeder {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Queued>) {
@@ -442,48 +481,55 @@ impl Feeder {
         let mut answers = FuturesUnordered::new();
         let mut next: Sequence = 0;
         let mut lease = self.producers.current();
+        // Answers of an earlier round are of records sent again since: they are not waited for.
+        let mut round: u64 = 0;
         let mut open = true;
         loop {
             let fatal = lease.fatal.clone();
-            let broke = tokio::select! {
+            let mut then = tokio::select! {
                 outgoing = queue.recv(), if open => match outgoing {
                     Some(outgoing) => {
                         let sequence = next;
                         next += 1;
                         unanswered.insert(sequence, outgoing);
-                        self.send(&lease, sequence, &mut unanswered, &mut answers).await
+                        self.send(&lease, round, sequence, &mut unanswered, &mut answers).await
                     }
                     None => {
                         open = false;
-                        false
+                        Then::GoOn
                     }
                 },
-                Some((generation, sequence, answer)) = answers.next(), if !answers.is_empty() => {
-                    // An answer of a replaced producer: its record was sent again since.
-                    generation == lease.generation
-                        && self.answered(sequence, answer, &mut unanswered)
+                Some((answered_in, sequence, answer)) = answers.next(), if !answers.is_empty() => {
+                    if answered_in == round {
+                        self.answered(sequence, answer, &mut unanswered)
+                    } else {
+                        Then::GoOn
+                    }
                 }
-                _ = fatal.raised() => true,
+                _ = fatal.raised() => Then::Replace,
                 else => break,
             };
-            let mut broke = broke;
-            while broke {
-                // Every record the broken producer left unanswered goes out again, in queue
-                // order, before any newer one; answers still due from it are not waited for.
-                lease = self.producers.replace(lease.generation);
+            while then != Then::GoOn {
+                if then == Then::Replace {
+                    lease = self.producers.replace(lease.generation);
+                } else {
+                    if let Err(error) = self.topics.ours.ensure().await {
+                        tracing::warn!(%error, "the missing topics could not be created");
+                    }
+                    tokio::time::sleep(MISSING_TOPIC_PAUSE).await;
+                }
+                round += 1;
                 answers = FuturesUnordered::new();
                 let waiting: Vec<Sequence> = unanswered.keys().copied().collect();
                 tracing::warn!(
                     records = waiting.len(),
-                    "sending again what the broken producer left unanswered"
+                    "sending again, in order, every record not yet acknowledged"
                 );
-                broke = false;
+                then = Then::GoOn;
                 for sequence in waiting {
-                    if self
-                        .send(&lease, sequence, &mut unanswered, &mut answers)
-                        .await
-                    {
-                        broke = true;
+                    then =
+                        (self.send(&lease, round, sequence, &mut unanswered, &mut answers)).await;
+                    if then != Then::GoOn {
                         tokio::time::sleep(REPLACE_PAUSE).await;
                         break;
                     }
@@ -492,16 +538,17 @@ impl Feeder {
         }
     }
 
-    /// Hands record `sequence` to librdkafka. Returns whether the producer broke.
+    /// Hands record `sequence` to librdkafka.
     async fn send(
         &self,
         lease: &Lease,
+        round: u64,
         sequence: Sequence,
         unanswered: &mut BTreeMap<Sequence, Queued>,
         answers: &mut FuturesUnordered<Answer>,
-    ) -> bool {
+    ) -> Then {
         let Some((outgoing, _)) = unanswered.get(&sequence) else {
-            return false;
+            return Then::GoOn;
         };
         let topic = match outgoing.topic {
             Destination::Events => &self.topics.events,
@@ -517,30 +564,31 @@ impl Feeder {
         }
         match enqueue(&lease.producer, record).await {
             Ok(future) => {
-                answers.push(answer(lease.generation, sequence, future));
-                false
+                answers.push(answer(round, sequence, future));
+                Then::GoOn
             }
-            Err(error) => {
-                let error = DeliveryError::of(&error);
-                matches!(error, DeliveryError::Fatal(_))
-                    || self.answered(sequence, Err(error), unanswered)
-            }
+            Err(error) => self.answered(sequence, Err(DeliveryError::of(&error)), unanswered),
         }
     }
 
-    /// Hands the broker's answer to whoever waits for it. Returns whether the producer broke
-    /// (the record then stays, to be sent again).
+    /// Hands the broker's answer to whoever waits for it, or says what must follow when the
+    /// record is to be sent again.
     fn answered(
         &self,
         sequence: Sequence,
         answer: Result<(i32, i64), DeliveryError>,
         unanswered: &mut BTreeMap<Sequence, Queued>,
-    ) -> bool {
-        if matches!(answer, Err(DeliveryError::Fatal(_))) {
-            return true;
+    ) -> Then {
+        match &answer {
+            Err(DeliveryError::Fatal(_)) => return Then::Replace,
+            Err(DeliveryError::MissingTopic(reason)) => {
+                tracing::warn!(%reason, "the broker does not have the topic (now): sending again shortly");
+                return Then::SendAgain;
+            }
+            _ => {}
         }
         let Some((outgoing, waiting)) = unanswered.remove(&sequence) else {
-            return false;
+            return Then::GoOn;
         };
         let landed = match answer {
             Ok(_) => {
@@ -558,19 +606,19 @@ impl Feeder {
             }
         };
         let _ = waiting.send(landed);
-        false
+        Then::GoOn
     }
 }
 
-/// A record's answer, named by the producer generation and the queue place it was sent from.
+/// A record's answer, named by the round and the queue place it was sent from.
 type Answer = std::pin::Pin<
     Box<
         dyn std::future::Future<Output = (u64, Sequence, Result<(i32, i64), DeliveryError>)> + Send,
     >,
 >;
 
-fn answer(generation: u64, sequence: Sequence, future: DeliveryFuture) -> Answer {
-    Box::pin(async move { (generation, sequence, acknowledged(future).await) })
+fn answer(round: u64, sequence: Sequence, future: DeliveryFuture) -> Answer {
+    Box::pin(async move { (round, sequence, acknowledged(future).await) })
 }
 
 /// How long to wait before offering a record again to librdkafka's full queue.

@@ -1,4 +1,6 @@
-//! Creates our topics at start-up when they are missing: not every broker creates them on use.
+//! Creates our topics when they are missing: at start-up, and again when the broker says they
+//! went missing (deleted, or a broker that lost its state). Not every broker creates them on
+//! use, and one that does would give them its own partition count; our clients never ask it to.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
@@ -6,31 +8,44 @@ use rdkafka::ClientConfig;
 
 use super::context::KafkaContext;
 
-pub async fn ensure(
-    config: &ClientConfig,
-    topics: &[&str],
-    partitions: i32,
-    replication: i32,
-) -> Result<(), String> {
-    let admin: AdminClient<KafkaContext> = config
-        .create_with_context(KafkaContext::default())
-        .map_err(|error| format!("admin client: {error}"))?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
-        .collect();
-    let results = admin
-        .create_topics(&new, &AdminOptions::new())
-        .await
-        .map_err(|error| format!("creating topics: {error}"))?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(topic, partitions, "topic created"),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(topic, "topic exists")
+/// Our topics, and how to create them.
+#[derive(Clone)]
+pub struct OurTopics {
+    pub admin: ClientConfig,
+    pub names: Vec<String>,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+impl OurTopics {
+    /// Creates those of our topics that are missing.
+    pub async fn ensure(&self) -> Result<(), String> {
+        let admin: AdminClient<KafkaContext> = self
+            .admin
+            .create_with_context(KafkaContext::default())
+            .map_err(|error| format!("admin client: {error}"))?;
+        let new: Vec<NewTopic> = (self.names.iter())
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.partitions,
+                    TopicReplication::Fixed(self.replication),
+                )
+            })
+            .collect();
+        let results = admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .map_err(|error| format!("creating topics: {error}"))?;
+        for result in results {
+            match result {
+                Ok(topic) => tracing::info!(topic, partitions = self.partitions, "topic created"),
+                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    tracing::debug!(topic, "topic exists")
+                }
+                Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
             }
-            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
         }
+        Ok(())
     }
-    Ok(())
 }

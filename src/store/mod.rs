@@ -63,25 +63,22 @@ pub struct LogPosition {
     pub offset: i64,
     /// The reader applied (or skipped) every offset of the partition below this one.
     pub floor: i64,
-    /// When the record was written (its Kafka timestamp, ms since the epoch), if it says.
-    pub timestamp: Option<i64>,
+    /// The group's committed offset of the partition, as the broker confirmed it to the reader
+    /// (`i64::MIN` when none is known).
+    pub committed: i64,
 }
 
 impl LogPosition {
-    /// Whether a record at an offset the applied record counts as applied is the very record
-    /// that was applied, given the newest timestamp of the records applied in this partition.
+    /// Whether a record at an offset the applied record counts as applied is of a log that
+    /// started again, given the highest committed offset known for the partition.
     ///
     /// A partition's log can start again (topic deleted and re-created, a broker that lost its
     /// log): its offsets then repeat, and the applied record would skip the new commands as if
-    /// they were old ones. A record met again carries the timestamp it had when it was applied,
-    /// which is no newer than the newest applied; a record of a log that started again was
-    /// written after every record of the old one, so it is newer. Without timestamps on either
-    /// side, a record is taken as met again (as before this check).
-    pub fn is_met_again(&self, newest_applied: Option<i64>) -> bool {
-        match (self.timestamp, newest_applied) {
-            (Some(timestamp), Some(newest)) => timestamp <= newest,
-            _ => true,
-        }
+    /// they were old ones. Records come again from the group's committed offset, never from
+    /// below it: a record below an offset that was committed is of another log. (An operator
+    /// who rewinds the group on purpose gets the same: the commands are applied again.)
+    pub fn is_of_another_log(&self, committed: i64) -> bool {
+        self.offset < committed
     }
 }
 
@@ -153,6 +150,12 @@ pub trait DropStore: Send + Sync + 'static {
     fn was_applied(&self, _position: &LogPosition) -> bool {
         false
     }
+
+    /// Notes the group's committed offset of a partition (`LogPosition::partition`), for a
+    /// store that records applied commands: it tells a record met again from one of a log
+    /// that started again (`LogPosition::is_of_another_log`), also to a reader that comes
+    /// after this one.
+    fn note_committed(&self, _partition: &str, _committed: i64) {}
 
     /// Whether the store answers now (for readiness): the in-memory store always does.
     fn check(&self) -> Result<(), String> {

@@ -17,6 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -91,15 +92,24 @@ impl Broker {
         }
     }
 
-    /// Kills the broker and starts a new one, empty (memory storage), on the same port: a
-    /// broker that lost its state, as a Kafka cluster rebuilt or restored is.
-    pub fn restart_empty(&mut self) {
+    /// Kills the broker (SIGKILL): it loses everything it held.
+    pub fn kill(&mut self) {
         let mut process = self.process.take().expect("our own broker");
         let _ = process.kill();
         let _ = process.wait();
+    }
+
+    /// Starts a new, empty broker (memory storage) on the port of the one killed: a broker that
+    /// lost its state, as a Kafka cluster rebuilt or restored is.
+    pub fn start_again_empty(&mut self) {
         let bootstrap = self.bootstrap.clone();
         *self = Broker::tansu(self.ports.0, self.ports.1);
         self.bootstrap = bootstrap;
+    }
+
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        self.start_again_empty();
     }
 }
 
@@ -509,7 +519,11 @@ pub async fn create_topics(broker: &Broker, names: &Names) {
         .await
         .expect("create topics")
     {
-        result.expect("topic created");
+        match result {
+            // The service creates its missing topics too (at start, and when they went missing).
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => panic!("creating {topic}: {code}"),
+        }
     }
 }
 
@@ -553,6 +567,7 @@ impl Peer {
     pub async fn connect_existing(bootstrap: &str, names: &Names) -> Peer {
         let producer: FutureProducer = config(bootstrap)
             .set("linger.ms", "0")
+            .set("allow.auto.create.topics", "false")
             .create()
             .expect("producer");
         let consumer = reader(bootstrap);
@@ -564,6 +579,14 @@ impl Peer {
             tenant: Tenant::new("GMS", 83, 1),
             seen: Vec::new(),
         }
+    }
+
+    /// Reads the event topic afresh from its start: after the broker lost its log (Tansu does not
+    /// answer a read past the end of a new, shorter log with "out of range", so a reader left
+    /// where the old log ended would wait there).
+    pub fn read_events_afresh(&mut self, bootstrap: &str) {
+        self.consumer = reader(bootstrap);
+        assign_from_start(&self.consumer, &self.names.events, PARTITIONS);
     }
 
     /// Reads `count` records of the dead-letter topic.

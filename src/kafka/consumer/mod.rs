@@ -16,19 +16,26 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use self::handler::{Handled, Handler};
+use super::context::Commits;
 use super::context::KafkaContext;
 use super::producer::{all_landed, FatalSignal};
+use super::topics::OurTopics;
 use crate::shutdown::Shutdown;
-use crate::store::LogPosition;
+use crate::store::{self, LogPosition};
 
 pub type CommandConsumer = StreamConsumer<KafkaContext>;
 
+/// How often a partition's committed offset is written down in a store that records applied
+/// commands, at most.
+const NOTE_COMMITTED_EVERY: Duration = Duration::from_secs(1);
+/// How often a missing command topic is created again, at most.
+const RECREATE_EVERY: Duration = Duration::from_secs(5);
 /// How long the fetch loop waits after a consumer error.
 const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Commands of one partition applied but not yet acknowledged, at most.
@@ -42,9 +49,12 @@ const PARTITION_QUEUE: usize = 1024;
 pub async fn run(
     consumer: Arc<CommandConsumer>,
     handler: Arc<Handler>,
+    commits: Arc<Commits>,
+    our_topics: OurTopics,
     fatal: Arc<FatalSignal>,
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
+    let mut created_at: Option<Instant> = None;
     let mut partitions: HashMap<i32, mpsc::Sender<(Instant, OwnedMessage)>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut outcome = Ok(());
@@ -63,6 +73,19 @@ pub async fn run(
                 outcome = Err(format!("{error}; {}", broken(&consumer)));
                 break;
             }
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                // The command topic went missing (deleted, or a broker that lost its state): it
+                // is created again, as at start-up, once in a while.
+                if created_at.is_none_or(|at| at.elapsed() > RECREATE_EVERY) {
+                    created_at = Some(Instant::now());
+                    tracing::warn!("the command topic is missing: creating it again");
+                    if let Err(error) = our_topics.ensure().await {
+                        tracing::warn!(%error, "the missing topics could not be created");
+                    }
+                }
+                tokio::time::sleep(CONSUMER_ERROR_PAUSE).await;
+                continue;
+            }
             Err(error) => {
                 // librdkafka reconnects by itself; pause so a gone broker is not a busy loop.
                 tracing::warn!(%error, "consumer error");
@@ -72,7 +95,7 @@ pub async fn run(
         };
         let queue = partitions.entry(message.1.partition()).or_insert_with(|| {
             let (queue, records) = mpsc::channel(PARTITION_QUEUE);
-            let worker = (consumer.clone(), handler.clone());
+            let worker = (consumer.clone(), handler.clone(), commits.clone());
             let place = (message.1.topic().to_owned(), message.1.partition());
             tasks.spawn(partition(worker, place, records));
             queue
@@ -105,20 +128,32 @@ fn store(consumer: &CommandConsumer, topic: &str, partition: i32, offset: i64) {
 }
 
 /// What a partition task knows of the commands it applied. A log that starts again (see
-/// `LogPosition::is_met_again`) starts a new era: what the old one applied says nothing of it.
+/// `LogPosition::is_of_another_log`) starts a new era: what the old one applied says nothing
+/// of it.
 struct Applied {
     era: u64,
     /// The highest offset applied in this era.
     through: i64,
-    /// The newest record timestamp applied in this era.
-    newest: Option<i64>,
     /// Every offset of this era up to here was applied and its events acknowledged.
     acknowledged_up_to: i64,
+    /// Commit confirmations up to this number are of an earlier era.
+    commits_before: u64,
+}
+
+impl Applied {
+    fn new_era(era: u64, acknowledged_up_to: i64, commits: &Commits) -> Applied {
+        Applied {
+            era,
+            through: i64::MIN,
+            acknowledged_up_to,
+            commits_before: commits.count(),
+        }
+    }
 }
 
 /// Applies one partition's records in order and stores each offset once its events are acknowledged.
 async fn partition(
-    (consumer, handler): (Arc<CommandConsumer>, Arc<Handler>),
+    (consumer, handler, commits): (Arc<CommandConsumer>, Arc<Handler>, Arc<Commits>),
     (topic, partition): (String, i32),
     mut records: mpsc::Receiver<(Instant, OwnedMessage)>,
 ) {
@@ -131,16 +166,24 @@ async fn partition(
     // A record comes again after a rebalance or a lost connection when its offset was not yet
     // committed. Applying it twice would duplicate its effect (a second drop, a second credit):
     // what was applied is skipped, and its offset stored once its first events are acknowledged.
-    let mut applied = Applied {
-        era: 0,
-        through: i64::MIN,
-        newest: None,
-        acknowledged_up_to: i64::MIN,
-    };
+    let mut applied = Applied::new_era(0, i64::MIN, &commits);
     let log_name: Arc<str> = format!("{}/{topic}/{partition}", handler.group).into();
     let stalled_name = format!("{topic}/{partition}");
+    // The committed offset is written down with every command applied, and also as it moves
+    // while no command comes, so that a reader coming after this one knows it.
+    let mut noted = None;
+    let mut noting = tokio::time::interval(NOTE_COMMITTED_EVERY);
     loop {
         tokio::select! {
+            _ = noting.tick(), if open => {
+                let committed = commits.committed_since(partition, applied.commits_before);
+                if committed.is_some() && committed != noted {
+                    noted = committed;
+                    let store = &*handler.store;
+                    let committed = committed.unwrap_or(i64::MIN);
+                    store::blocking(store, || store.note_committed(&log_name, committed));
+                }
+            }
             Some((era, offset, latency, landed)) = in_flight.next(), if !in_flight.is_empty() => {
                 if era != applied.era {
                     // A command of a log that is gone: nothing of it is committed in the new one.
@@ -166,15 +209,16 @@ async fn partition(
             record = records.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match record {
                 Some((arrived, message)) => {
                     let offset = message.offset();
+                    let committed = commits.committed_since(partition, applied.commits_before);
                     let mut position = LogPosition {
                         partition: log_name.clone(),
                         offset,
                         floor: applied.acknowledged_up_to.saturating_add(1),
-                        timestamp: message.timestamp().to_millis(),
+                        committed: committed.unwrap_or(i64::MIN),
                     };
                     if offset <= applied.through {
-                        if position.is_met_again(applied.newest) {
-                            tracing::info!(partition, offset, "redelivered command skipped: already applied");
+                        if !position.is_of_another_log(position.committed) {
+                            tracing::info!(partition, offset, ?committed, "redelivered command skipped: already applied");
                             if offset <= applied.acknowledged_up_to && !failed {
                                 store(&consumer, &topic, partition, offset);
                             }
@@ -184,22 +228,18 @@ async fn partition(
                             partition,
                             offset,
                             applied_through = applied.through,
-                            "the partition's log started again (offsets repeat with newer records): applying it afresh"
+                            ?committed,
+                            "the partition's log started again (a record below the committed offset): applying it afresh"
                         );
                         handler.metrics.log_restarted();
                         handler.metrics.stalled(&stalled_name, false);
                         failed = false;
-                        applied = Applied {
-                            era: applied.era + 1,
-                            through: i64::MIN,
-                            newest: None,
-                            acknowledged_up_to: offset - 1,
-                        };
+                        applied = Applied::new_era(applied.era + 1, offset - 1, &commits);
                         position.floor = offset;
+                        position.committed = i64::MIN;
                     }
                     let handled = handler.handle(&message, position);
                     applied.through = offset;
-                    applied.newest = applied.newest.max(message.timestamp().to_millis());
                     let era = applied.era;
                     in_flight.push_back(async move {
                         let deliveries = match handled {

@@ -31,9 +31,9 @@ use crate::kafka::outbox;
 const SWEEP_BATCH: isize = 256;
 /// The member of an applied record whose score is the partition's floor.
 const FLOOR: &str = "floor";
-/// The member of an applied record whose score is the newest timestamp of the records applied
-/// (see `LogPosition::is_met_again`).
-const NEWEST: &str = "newest";
+/// The member of an applied record whose score is the highest committed offset of the
+/// partition a reader knew of (see `LogPosition::is_of_another_log`).
+const COMMITTED: &str = "committed";
 
 /// Hands out the next id after the last, wrapping from the last id of the range to the first,
 /// and skipping ids still in use (contract §5). One script: instances never hand out one id twice.
@@ -85,11 +85,12 @@ impl<T> Decision<T> {
 }
 
 /// What a partition's applied record says of one offset: everything below `floor` was applied,
-/// and so was the offset itself if `seen`; `newest` is the newest record timestamp applied.
+/// and so was the offset itself if `seen`; `committed` is the highest committed offset a reader
+/// knew of.
 struct AppliedRecord {
     floor: i64,
     seen: bool,
-    newest: Option<i64>,
+    committed: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -103,26 +104,27 @@ enum Verdict {
 }
 
 impl AppliedRecord {
-    /// From the replies to ZSCORE of `FLOOR`, of the offset and of `NEWEST` (no record yet:
-    /// every offset is above the floor).
+    /// From the replies to ZSCORE of `FLOOR`, of the offset and of `COMMITTED` (no record
+    /// yet: every offset is above the floor).
     fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
         let floor: Option<f64> = from_reply(replies.next())?;
         let seen: Option<f64> = from_reply(replies.next())?;
-        let newest: Option<f64> = from_reply(replies.next())?;
+        let committed: Option<f64> = from_reply(replies.next())?;
         Ok(AppliedRecord {
             floor: floor.map_or(i64::MIN, |floor| floor as i64),
             seen: seen.is_some(),
-            newest: newest.map(|newest| newest as i64),
+            committed: committed.map_or(i64::MIN, |committed| committed as i64),
         })
     }
 
     fn verdict(&self, position: &LogPosition) -> Verdict {
+        let committed = self.committed.max(position.committed);
         if position.offset >= self.floor && !self.seen {
             Verdict::New
-        } else if position.is_met_again(self.newest) {
-            Verdict::MetAgain
-        } else {
+        } else if position.is_of_another_log(committed) {
             Verdict::LogStartedAgain
+        } else {
+            Verdict::MetAgain
         }
     }
 }
@@ -176,7 +178,7 @@ impl RedisStore {
                     .ignore()
                     .zscore(key, FLOOR)
                     .zscore(key, position.offset)
-                    .zscore(key, NEWEST);
+                    .zscore(key, COMMITTED);
             }
             if let Some(id) = about {
                 // A drop never moves: its map's key needs no watching, the map does.
@@ -196,8 +198,13 @@ impl RedisStore {
                         redis::cmd("UNWATCH").query::<()>(connection)?;
                         return Ok(None);
                     }
-                    Verdict::New => applied_writes = Some((key, record.floor.max(position.floor), false)),
-                    Verdict::LogStartedAgain => applied_writes = Some((key, position.floor, true)),
+                    Verdict::New => {
+                        let committed = record.committed.max(position.committed);
+                        applied_writes = Some((key, record.floor.max(position.floor), committed, false))
+                    }
+                    Verdict::LogStartedAgain => {
+                        applied_writes = Some((key, position.floor, position.committed, true))
+                    }
                 }
             }
             let map: Option<String> = from_reply(replies.next())?;
@@ -208,10 +215,12 @@ impl RedisStore {
                 return Ok(Some(decision));
             }
             let writes = &mut decision.writes;
-            if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
+            if let (Some(position), Some((key, floor, committed, afresh))) =
+                (position, applied_writes)
+            {
                 if afresh {
-                    // The old log's record says nothing of this one (`LogPosition::is_met_again`).
-                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (offsets repeat with newer records): its applied record starts afresh");
+                    // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
+                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                     writes.del(key).ignore();
                 }
                 writes
@@ -221,8 +230,9 @@ impl RedisStore {
                     .ignore()
                     .zrembyscore(key, "-inf", format!("({floor}"))
                     .ignore();
-                if let Some(timestamp) = position.timestamp {
-                    writes.cmd("ZADD").arg(key).arg("GT").arg(timestamp).arg(NEWEST).ignore();
+                // Written after the trim, which would take it (it lies below the floor).
+                if committed > i64::MIN {
+                    writes.zadd(key, COMMITTED, committed).ignore();
                 }
             }
             for event in &decision.events {
@@ -628,11 +638,23 @@ impl DropStore for RedisStore {
             let mut replies = redis::pipe()
                 .zscore(&key, FLOOR)
                 .zscore(&key, position.offset)
-                .zscore(&key, NEWEST)
+                .zscore(&key, COMMITTED)
                 .query::<Vec<Value>>(connection)?
                 .into_iter();
             let record = AppliedRecord::read(&mut replies)?;
             Ok(record.verdict(position) == Verdict::MetAgain)
+        })
+    }
+
+    fn note_committed(&self, partition: &str, committed: i64) {
+        let key = self.keys.applied(partition);
+        self.pool.run("note_committed", |connection| {
+            redis::cmd("ZADD")
+                .arg(&key)
+                .arg("GT")
+                .arg(committed)
+                .arg(COMMITTED)
+                .query::<()>(connection)
         })
     }
 

@@ -96,7 +96,7 @@ fn at(partition: &str, offset: i64, floor: i64) -> Option<LogPosition> {
         partition: partition.into(),
         offset,
         floor,
-        timestamp: None,
+        committed: i64::MIN,
     })
 }
 
