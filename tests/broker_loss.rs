@@ -136,7 +136,7 @@ async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         broker.start_again_empty();
         create_topics(&broker, &names).await;
-        peer.read_events_afresh(&broker.bootstrap);
+        peer.reconnect(&broker.bootstrap);
         if let Some(status) = service.exited() {
             panic!(
                 "the service died when the broker restarted: {status}; log:\n{}",
@@ -162,7 +162,7 @@ async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
         // a log that is gone.
         broker.restart_empty();
         create_topics(&broker, &names).await;
-        peer.read_events_afresh(&broker.bootstrap);
+        peer.reconnect(&broker.bootstrap);
         let fresh = start(&broker);
         fresh.ready().await;
         spawns_each_created_once(&mut peer, &fresh, (&broker.bootstrap, &names), AFTER_EACH).await;

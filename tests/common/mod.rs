@@ -565,11 +565,7 @@ impl Peer {
 
     /// A peer on topics that exist already.
     pub async fn connect_existing(bootstrap: &str, names: &Names) -> Peer {
-        let producer: FutureProducer = config(bootstrap)
-            .set("linger.ms", "0")
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .expect("producer");
+        let producer = Peer::producer(bootstrap);
         let consumer = reader(bootstrap);
         assign_from_start(&consumer, &names.events, PARTITIONS);
         Peer {
@@ -581,12 +577,23 @@ impl Peer {
         }
     }
 
-    /// Reads the event topic afresh from its start: after the broker lost its log (Tansu does not
-    /// answer a read past the end of a new, shorter log with "out of range", so a reader left
-    /// where the old log ended would wait there).
-    pub fn read_events_afresh(&mut self, bootstrap: &str) {
+    /// Connects afresh after the broker lost its state: reads the event topic from its start
+    /// (Tansu does not answer a read past the end of a new, shorter log with "out of range", so
+    /// a reader left where the old log ended would wait there), and produces with a producer
+    /// that has not learnt, while they were missing, that the topics do not exist.
+    pub fn reconnect(&mut self, bootstrap: &str) {
+        let fresh = Peer::producer(bootstrap);
+        self.producer = fresh;
         self.consumer = reader(bootstrap);
         assign_from_start(&self.consumer, &self.names.events, PARTITIONS);
+    }
+
+    fn producer(bootstrap: &str) -> FutureProducer {
+        config(bootstrap)
+            .set("linger.ms", "0")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .expect("producer")
     }
 
     /// Reads `count` records of the dead-letter topic.
