@@ -53,8 +53,7 @@ impl Partition {
             position: Some(LogPosition {
                 partition: self.name.clone(),
                 offset: self.offset,
-                floor: self.offset,
-                committed: i64::MIN,
+                committed: self.offset,
             }),
         }
     }

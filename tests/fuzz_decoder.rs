@@ -156,7 +156,7 @@ fn headers(rng: &mut Rng) -> Option<OwnedHeaders> {
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec(),
         ),
     ];
-    match rng.below(8) {
+    match rng.below(10) {
         0 => return None,
         1 => {
             values.remove(rng.below(values.len()));
@@ -165,6 +165,19 @@ fn headers(rng: &mut Rng) -> Option<OwnedHeaders> {
             let index = rng.below(values.len());
             let length = rng.below(40);
             values[index].1 = (0..length).map(|_| rng.next() as u8).collect();
+        }
+        // Header sizes on and past the contract's bounds (§2): REGION 1–32 bytes, trace
+        // headers dropped past 512 bytes; and far past them, as a peer may send.
+        3 => {
+            let index = rng.below(values.len());
+            let length =
+                [0, 1, 31, 32, 33, 35, 36, 37, 511, 512, 513, 65_536, 999_000][rng.below(13)];
+            let byte = [b'a', b'-', 0xC3, 0xFF][rng.below(4)];
+            values[index].1 = vec![byte; length];
+        }
+        4 => {
+            let length = [0, 1, 511, 512, 513, 4096, 999_000][rng.below(7)];
+            values.push(("tracestate", vec![b'k'; length]));
         }
         _ => {}
     }
@@ -188,7 +201,17 @@ fn check(input: &[u8], headers: Option<&OwnedHeaders>) -> bool {
         )
     });
     match decoded {
-        Ok((kind, _)) => {
+        Ok((kind, command)) => {
+            // What an accepted command carries on to its events stays within the bounds
+            // (contract §2), so no event can be too large for the broker.
+            let tenant = &command.tenant;
+            assert!((1..=32).contains(&tenant.region.len()), "{tenant:?}");
+            for header in [
+                &command.correlation.traceparent,
+                &command.correlation.tracestate,
+            ] {
+                assert!(header.as_ref().is_none_or(|value| value.len() <= 512));
+            }
             // Unknown fields are skipped unchecked, so an accepted value may hold what a strict
             // parser refuses there (a lone surrogate escape): compare types where it parses.
             if let Ok(value) = serde_json::from_slice::<Value>(input) {

@@ -61,10 +61,8 @@ pub struct LogPosition {
     /// Names the consumer group, topic and partition.
     pub partition: Arc<str>,
     pub offset: i64,
-    /// The reader applied (or skipped) every offset of the partition below this one.
-    pub floor: i64,
     /// The group's committed offset of the partition, as the broker confirmed it to the reader
-    /// (`i64::MIN` when none is known).
+    /// (`i64::MIN` when none is known). Records come again only from there on.
     pub committed: i64,
 }
 

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -34,6 +35,8 @@ pub type CommandConsumer = StreamConsumer<KafkaContext>;
 /// How often a partition's committed offset is written down in a store that records applied
 /// commands, at most.
 const NOTE_COMMITTED_EVERY: Duration = Duration::from_secs(1);
+/// How long a stopping partition waits for the commit of what it applied, at most.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a missing command topic is created again, at most.
 const RECREATE_EVERY: Duration = Duration::from_secs(5);
 /// How long the fetch loop waits after a consumer error.
@@ -213,7 +216,6 @@ async fn partition(
                     let mut position = LogPosition {
                         partition: log_name.clone(),
                         offset,
-                        floor: applied.acknowledged_up_to.saturating_add(1),
                         committed: committed.unwrap_or(i64::MIN),
                     };
                     if offset <= applied.through {
@@ -235,7 +237,6 @@ async fn partition(
                         handler.metrics.stalled(&stalled_name, false);
                         failed = false;
                         applied = Applied::new_era(applied.era + 1, offset - 1, &commits);
-                        position.floor = offset;
                         position.committed = i64::MIN;
                     }
                     let handled = handler.handle(&message, position);
@@ -253,6 +254,30 @@ async fn partition(
                 None => open = false,
             },
             else => break,
+        }
+    }
+    // Stopping: what this partition applied is committed now, and the committed offset written
+    // down, so that the next reader (another instance, or this one restarted) starts from it
+    // and knows it (`LogPosition::is_of_another_log`).
+    if !failed && applied.acknowledged_up_to > i64::MIN {
+        let committed = applied.acknowledged_up_to + 1;
+        let mut offsets = TopicPartitionList::new();
+        let stored = offsets.add_partition_offset(&topic, partition, Offset::Offset(committed));
+        let committing = tokio::task::spawn_blocking(move || {
+            stored.and_then(|()| consumer.commit(&offsets, CommitMode::Sync))
+        });
+        match tokio::time::timeout(FINAL_COMMIT_TIMEOUT, committing).await {
+            Ok(Ok(Ok(()))) => {
+                let store = &*handler.store;
+                store::blocking(store, || store.note_committed(&log_name, committed));
+            }
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, partition, "final commit of the partition failed")
+            }
+            Ok(Err(_)) | Err(_) => tracing::warn!(
+                partition,
+                "final commit of the partition did not finish in time"
+            ),
         }
     }
 }

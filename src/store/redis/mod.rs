@@ -29,11 +29,9 @@ use crate::kafka::outbox;
 
 /// Drops the sweep takes from the deadline index at a time.
 const SWEEP_BATCH: isize = 256;
-/// The member of an applied record whose score is the partition's floor.
+/// The member of an applied record whose score is the partition's floor: the highest committed
+/// offset of the partition a reader knew of (see `LogPosition::is_of_another_log`).
 const FLOOR: &str = "floor";
-/// The member of an applied record whose score is the highest committed offset of the
-/// partition a reader knew of (see `LogPosition::is_of_another_log`).
-const COMMITTED: &str = "committed";
 
 /// Hands out the next id after the last, wrapping from the last id of the range to the first,
 /// and skipping ids still in use (contract §5). One script: instances never hand out one id twice.
@@ -84,13 +82,12 @@ impl<T> Decision<T> {
     }
 }
 
-/// What a partition's applied record says of one offset: everything below `floor` was applied,
-/// and so was the offset itself if `seen`; `committed` is the highest committed offset a reader
-/// knew of.
+/// What a partition's applied record says of one offset: `floor` is the highest committed
+/// offset a reader knew of (records come again only from there on), and `seen` whether the
+/// offset itself was applied.
 struct AppliedRecord {
     floor: i64,
     seen: bool,
-    committed: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -99,33 +96,44 @@ enum Verdict {
     New,
     /// Applied before: nothing is done.
     MetAgain,
-    /// The offset was applied in a log that is gone: the record starts afresh with this one.
+    /// Below a committed offset: a record of a log that started again (`LogPosition::
+    /// is_of_another_log`); the record starts afresh with this one.
     LogStartedAgain,
 }
 
 impl AppliedRecord {
-    /// From the replies to ZSCORE of `FLOOR`, of the offset and of `COMMITTED` (no record
-    /// yet: every offset is above the floor).
+    /// From the replies to ZSCORE of `FLOOR` and of the offset (no record yet: no floor).
     fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
         let floor: Option<f64> = from_reply(replies.next())?;
         let seen: Option<f64> = from_reply(replies.next())?;
-        let committed: Option<f64> = from_reply(replies.next())?;
         Ok(AppliedRecord {
             floor: floor.map_or(i64::MIN, |floor| floor as i64),
             seen: seen.is_some(),
-            committed: committed.map_or(i64::MIN, |committed| committed as i64),
         })
     }
 
     fn verdict(&self, position: &LogPosition) -> Verdict {
-        let committed = self.committed.max(position.committed);
-        if position.offset >= self.floor && !self.seen {
-            Verdict::New
-        } else if position.is_of_another_log(committed) {
+        if position.is_of_another_log(self.floor.max(position.committed)) {
             Verdict::LogStartedAgain
-        } else {
+        } else if self.seen {
             Verdict::MetAgain
+        } else {
+            Verdict::New
         }
+    }
+}
+
+/// Adds to `writes` what records `position` applied: the offset, and the floor raised to the
+/// committed offset (what lies below it is never met again in this log).
+fn record_applied(writes: &mut Pipeline, key: &str, position: &LogPosition, floor: i64) {
+    let floor = floor.max(position.committed);
+    writes.zadd(key, position.offset, position.offset).ignore();
+    if floor > i64::MIN {
+        writes
+            .zadd(key, FLOOR, floor)
+            .ignore()
+            .zrembyscore(key, "-inf", format!("({floor}"))
+            .ignore();
     }
 }
 
@@ -177,8 +185,7 @@ impl RedisStore {
                     .arg(key)
                     .ignore()
                     .zscore(key, FLOOR)
-                    .zscore(key, position.offset)
-                    .zscore(key, COMMITTED);
+                    .zscore(key, position.offset);
             }
             if let Some(id) = about {
                 // A drop never moves: its map's key needs no watching, the map does.
@@ -198,13 +205,8 @@ impl RedisStore {
                         redis::cmd("UNWATCH").query::<()>(connection)?;
                         return Ok(None);
                     }
-                    Verdict::New => {
-                        let committed = record.committed.max(position.committed);
-                        applied_writes = Some((key, record.floor.max(position.floor), committed, false))
-                    }
-                    Verdict::LogStartedAgain => {
-                        applied_writes = Some((key, position.floor, position.committed, true))
-                    }
+                    Verdict::New => applied_writes = Some((key, record.floor, false)),
+                    Verdict::LogStartedAgain => applied_writes = Some((key, i64::MIN, true)),
                 }
             }
             let map: Option<String> = from_reply(replies.next())?;
@@ -215,25 +217,13 @@ impl RedisStore {
                 return Ok(Some(decision));
             }
             let writes = &mut decision.writes;
-            if let (Some(position), Some((key, floor, committed, afresh))) =
-                (position, applied_writes)
-            {
+            if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
                 if afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
                     tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                     writes.del(key).ignore();
                 }
-                writes
-                    .zadd(key, position.offset, position.offset)
-                    .ignore()
-                    .zadd(key, FLOOR, floor)
-                    .ignore()
-                    .zrembyscore(key, "-inf", format!("({floor}"))
-                    .ignore();
-                // Written after the trim, which would take it (it lies below the floor).
-                if committed > i64::MIN {
-                    writes.zadd(key, COMMITTED, committed).ignore();
-                }
+                record_applied(writes, key, position, floor);
             }
             for event in &decision.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
@@ -638,7 +628,6 @@ impl DropStore for RedisStore {
             let mut replies = redis::pipe()
                 .zscore(&key, FLOOR)
                 .zscore(&key, position.offset)
-                .zscore(&key, COMMITTED)
                 .query::<Vec<Value>>(connection)?
                 .into_iter();
             let record = AppliedRecord::read(&mut replies)?;
@@ -648,12 +637,18 @@ impl DropStore for RedisStore {
 
     fn note_committed(&self, partition: &str, committed: i64) {
         let key = self.keys.applied(partition);
+        // Raised, never lowered: another reader may know a later commit already.
         self.pool.run("note_committed", |connection| {
-            redis::cmd("ZADD")
+            redis::pipe()
+                .atomic()
+                .cmd("ZADD")
                 .arg(&key)
                 .arg("GT")
                 .arg(committed)
-                .arg(COMMITTED)
+                .arg(FLOOR)
+                .ignore()
+                .zrembyscore(&key, "-inf", format!("({committed}"))
+                .ignore()
                 .query::<()>(connection)
         })
     }

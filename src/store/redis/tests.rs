@@ -91,12 +91,11 @@ impl std::ops::Drop for Shared {
     }
 }
 
-fn at(partition: &str, offset: i64, floor: i64) -> Option<LogPosition> {
+fn at(partition: &str, offset: i64, committed: i64) -> Option<LogPosition> {
     Some(LogPosition {
         partition: partition.into(),
         offset,
-        floor,
-        committed: i64::MIN,
+        committed,
     })
 }
 
@@ -145,39 +144,50 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     );
     let (a, b) = (&shared.instances[0], &shared.instances[1]);
     let mut events = Vec::new();
-    let mut spawn_at = |store: &RedisStore, offset, floor| {
+    let mut spawn_at = |store: &RedisStore, offset, committed| {
         let origin = Origin {
-            position: at("group/commands/0", offset, floor),
+            position: at("group/commands/0", offset, committed),
             ..origin(0, 0, offset as u128)
         };
         store.spawn(&origin, spec(true, 2, 0, 0), Millis(0), &mut |e| {
             events.push(e)
         })
     };
-    let drop = spawn_at(a, 5, 0).unwrap();
-    let position = |offset, floor| at("group/commands/0", offset, floor).unwrap();
-    assert!(b.was_applied(&position(5, 0)));
-    assert!(!b.was_applied(&position(6, 0)));
+    let drop = spawn_at(a, 5, i64::MIN).unwrap();
+    let position = |offset| at("group/commands/0", offset, i64::MIN).unwrap();
+    assert!(b.was_applied(&position(5)));
+    assert!(!b.was_applied(&position(6)));
     // The same record again, on the other instance (after a rebalance, or a crash before commit).
-    assert_eq!(spawn_at(b, 5, 0), Err(Refusal::AlreadyApplied));
-    // Offsets may be applied out of order (an equip spawn waits for its equipment)...
-    spawn_at(b, 7, 3).unwrap();
+    assert_eq!(spawn_at(b, 5, i64::MIN), Err(Refusal::AlreadyApplied));
+    // Offsets may be applied out of order (an equip spawn waits for its equipment).
+    spawn_at(b, 7, i64::MIN).unwrap();
     spawn_at(a, 6, 3).unwrap();
-    // ...and below the floor a reader named, every offset counts as applied.
-    assert_eq!(spawn_at(a, 2, 0), Err(Refusal::AlreadyApplied));
-    assert!(a.was_applied(&position(1, 0)), "below the floor");
-    assert_eq!(spawn_at(a, 7, 0), Err(Refusal::AlreadyApplied));
+    assert_eq!(spawn_at(a, 7, 5), Err(Refusal::AlreadyApplied));
+    // Records come again only from the committed offset on: one below it is of a log that
+    // started again (topic re-created, a broker that lost its state), applied afresh; the record
+    // then starts from it, and meets it again as such.
+    a.note_committed("group/commands/0", 6);
+    assert!(
+        !a.was_applied(&position(2)),
+        "below the committed offset: another log"
+    );
+    spawn_at(b, 2, i64::MIN).unwrap();
+    assert_eq!(spawn_at(a, 2, i64::MIN), Err(Refusal::AlreadyApplied));
+    assert!(
+        !a.was_applied(&position(5)),
+        "the old log's offsets say nothing of the new one"
+    );
     // Another partition's offsets are its own.
     let elsewhere = Origin {
-        position: at("group/commands/1", 5, 0),
+        position: at("group/commands/1", 5, i64::MIN),
         ..origin(0, 0, 9)
     };
     assert!(a
         .spawn(&elsewhere, spec(true, 2, 0, 0), Millis(0), &mut |_| {})
         .is_ok());
-    assert_eq!(events.len(), 3, "one CREATED a spawn applied: {events:?}");
-    assert_eq!(a.counts(Millis(0)).live, 4);
-    assert_eq!(shared.outbox_len(), 4);
+    assert_eq!(events.len(), 4, "one CREATED a spawn applied: {events:?}");
+    assert_eq!(a.counts(Millis(0)).live, 5);
+    assert_eq!(shared.outbox_len(), 5);
 
     // A refusal is recorded as well: its RESERVATION_FAILURE is not sent twice.
     let far = ReserveRequest {
@@ -188,7 +198,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
         party_id: 0,
     };
     let origin_at = |offset| Origin {
-        position: at("group/commands/2", offset, 0),
+        position: at("group/commands/2", offset, i64::MIN),
         ..origin(0, 0, 10)
     };
     let mut failures = Vec::new();
@@ -201,7 +211,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
         Err(Refusal::AlreadyApplied)
     );
     assert_eq!(failures.len(), 1);
-    assert_eq!(shared.outbox_len(), 5);
+    assert_eq!(shared.outbox_len(), 6);
 }
 
 #[test]
