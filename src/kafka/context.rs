@@ -1,7 +1,7 @@
 //! What librdkafka tells us (logs, errors, rebalances), passed on to our own logs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -35,39 +35,44 @@ pub struct KafkaContext {
 /// of another log, one that started again (`kafka::consumer`).
 #[derive(Default)]
 pub struct Commits {
-    confirmed: Mutex<(u64, HashMap<i32, (u64, i64)>)>,
+    confirmed: Mutex<Confirmed>,
+}
+
+/// How many confirmations came, and each partition's last: (its number, the offset).
+#[derive(Default)]
+struct Confirmed {
+    count: u64,
+    partitions: HashMap<i32, (u64, i64)>,
 }
 
 impl Commits {
-    fn confirm(&self, offsets: &TopicPartitionList) {
-        let mut confirmed = self
-            .confirmed
+    fn confirmed(&self) -> MutexGuard<'_, Confirmed> {
+        self.confirmed
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (count, partitions) = &mut *confirmed;
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn confirm(&self, offsets: &TopicPartitionList) {
+        let mut confirmed = self.confirmed();
         for element in offsets.elements() {
             if let Offset::Offset(offset) = element.offset() {
-                *count += 1;
-                partitions.insert(element.partition(), (*count, offset));
+                confirmed.count += 1;
+                let number = confirmed.count;
+                confirmed
+                    .partitions
+                    .insert(element.partition(), (number, offset));
             }
         }
     }
 
     /// How many confirmations came so far.
     pub fn count(&self) -> u64 {
-        self.confirmed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
+        self.confirmed().count
     }
 
     /// The partition's committed offset, if confirmed after confirmation number `since`.
     pub fn committed_since(&self, partition: i32, since: u64) -> Option<i64> {
-        let confirmed = self
-            .confirmed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (number, offset) = *confirmed.1.get(&partition)?;
+        let (number, offset) = *self.confirmed().partitions.get(&partition)?;
         (number > since).then_some(offset)
     }
 }
