@@ -5,8 +5,8 @@
 //! every event it caused (with the shared store: once its transaction, outbox included,
 //! succeeded), and only in offset order. Applying is not held up by acknowledgements: up to
 //! `MAX_IN_FLIGHT` commands of a partition may be waiting for theirs. Each command carries its
-//! position (offset, and the floor below which all is acknowledged) for a store that records
-//! what it applied.
+//! position (its offset, and the partition's committed offset as the broker confirmed it) for a
+//! store that records what it applied.
 
 pub mod handler;
 
