@@ -139,6 +139,16 @@ pub enum StoreKind {
     Redis,
 }
 
+impl StoreKind {
+    /// The name `STORE` takes: `memory` or `redis`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
 /// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.
 fn parse_level(text: &str) -> Result<LevelFilter, String> {
     match text.to_ascii_lowercase().as_str() {

@@ -59,9 +59,7 @@ struct Running(Child);
 impl Drop for Running {
     fn drop(&mut self) {
         if self.0.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .arg(self.0.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
             let _ = wait_for(&mut self.0, Duration::from_secs(40));
             let _ = self.0.kill();
         }
@@ -172,12 +170,27 @@ fn stops_cleanly(ctrl_c: bool) {
     let status = wait_for(&mut running.0, Duration::from_secs(40));
     let text = logs();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
-    assert!(!alive(service), "atlas-drops {service} is left running:\n{text}");
-    assert!(!alive(broker), "the broker {broker} is left running:\n{text}");
+    assert!(
+        !alive(service),
+        "atlas-drops {service} is left running:\n{text}"
+    );
+    assert!(
+        !alive(broker),
+        "the broker {broker} is left running:\n{text}"
+    );
     assert!(!listening(broker_port), "{text}");
     let signal = if ctrl_c { "SIGINT" } else { "SIGTERM" };
     assert!(text.contains(&format!("{signal} received")), "{text}");
     assert!(text.contains("atlas-drops stopped"), "{text}");
+    // The start-up line says which store is in use.
+    let started = text
+        .lines()
+        .find(|line| line.contains("atlas-drops started"))
+        .expect("the start-up line");
+    assert!(
+        started.contains("store=memory") || started.contains("store=\"memory\""),
+        "{started}"
+    );
     // The service stopped before the broker did.
     let stopped = text.find("atlas-drops stopped").expect("stopped");
     let broker_stopped = text.find("Tansu broker stopped").expect("broker stopped");
