@@ -12,117 +12,176 @@ use crate::telemetry::LogFormat;
 /// Prefix of environment variables that set librdkafka properties.
 const KAFKA_CFG_PREFIX: &str = "KAFKA_CFG_";
 
-/// The service's settings; the operators' subcommands use the Kafka ones too.
+/// The service's settings; the operators' subcommands use the Kafka ones too. Every flag is
+/// global: it may come before or after a subcommand (`atlas-drops serve --rest-port 8081`).
 #[derive(Args, Debug, Clone)]
 pub struct Settings {
     /// Kafka brokers to bootstrap from, host:port[,host:port...].
-    #[arg(long, env = "BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    #[arg(
+        long,
+        global = true,
+        env = "BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
     pub bootstrap_servers: String,
 
     /// Topic the drop commands arrive on.
-    #[arg(long, env = "COMMAND_TOPIC_DROP", default_value = "COMMAND_TOPIC_DROP")]
+    #[arg(
+        long,
+        global = true,
+        env = "COMMAND_TOPIC_DROP",
+        default_value = "COMMAND_TOPIC_DROP"
+    )]
     pub command_topic_drop: String,
 
     /// Topic the drop status events are published to.
     #[arg(
         long,
+        global = true,
         env = "EVENT_TOPIC_DROP_STATUS",
         default_value = "EVENT_TOPIC_DROP_STATUS"
     )]
     pub event_topic_drop_status: String,
 
     /// Topic rejected commands are copied to, with the reason in headers (unset: none).
-    #[arg(long, env = "DEAD_LETTER_TOPIC_DROP")]
+    #[arg(long, global = true, env = "DEAD_LETTER_TOPIC_DROP")]
     pub dead_letter_topic_drop: Option<String>,
 
     /// Consumer group of the command topic; a new group starts at the earliest offset.
-    #[arg(long, env = "KAFKA_CONSUMER_GROUP", default_value = "Drops Service")]
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKA_CONSUMER_GROUP",
+        default_value = "Drops Service"
+    )]
     pub kafka_consumer_group: String,
 
     /// Port of the REST API (drop queries, /healthz, /readyz, /metrics).
-    #[arg(long, env = "REST_PORT", default_value_t = 8080)]
+    #[arg(long, global = true, env = "REST_PORT", default_value_t = 8080)]
     pub rest_port: u16,
 
     /// Partitions of each topic this service creates at start-up when it is missing.
-    #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 4,
+    #[arg(long, global = true, env = "TOPIC_PARTITIONS", default_value_t = 4,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub topic_partitions: i32,
 
     /// Replication factor of the topics this service creates.
-    #[arg(long, env = "TOPIC_REPLICATION_FACTOR", default_value_t = 1,
+    #[arg(long, global = true, env = "TOPIC_REPLICATION_FACTOR", default_value_t = 1,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub topic_replication_factor: i32,
 
     /// Log level: panic, fatal, error, warn, info, debug or trace (the ecosystem's names).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = parse_level)]
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info", value_parser = parse_level)]
     pub log_level: LevelFilter,
 
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// OTLP/HTTP endpoint to export spans to, e.g. http://otel-collector:4318 (unset: no export).
-    #[arg(long, env = "TRACE_ENDPOINT")]
+    #[arg(long, global = true, env = "TRACE_ENDPOINT")]
     pub trace_endpoint: Option<String>,
 
     /// Base URL of the equipment service, ending in /api/ (unset: equip drops carry no equipment).
-    #[arg(long, env = "EQUIPABLES_SERVICE_URL")]
+    #[arg(long, global = true, env = "EQUIPABLES_SERVICE_URL")]
     pub equipables_service_url: Option<String>,
 
     /// The ecosystem-wide base URL, used when EQUIPABLES_SERVICE_URL is unset.
-    #[arg(long, env = "BASE_SERVICE_URL")]
+    #[arg(long, global = true, env = "BASE_SERVICE_URL")]
     pub base_service_url: Option<String>,
 
     /// How long a call to the equipment service is retried before the spawn is rejected, in ms.
-    #[arg(long, env = "EQUIPMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "EQUIPMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub equipment_timeout_ms: u64,
 
     /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
-    #[arg(long, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
+    #[arg(long, global = true, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
     pub drop_expire_ms: u64,
 
     /// How long a reservation holds before the drop returns to AVAILABLE, in ms (0 = never).
-    #[arg(long, env = "RESERVATION_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "RESERVATION_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub reservation_timeout_ms: u64,
 
     /// How long only the owner (or the owner's party) may take a drop, in ms.
-    #[arg(long, env = "OWNERSHIP_MS", default_value_t = 15_000)]
+    #[arg(long, global = true, env = "OWNERSHIP_MS", default_value_t = 15_000)]
     pub ownership_ms: u64,
 
     /// Most drops one map holds; past it the oldest AVAILABLE drop expires (0 = no limit).
-    #[arg(long, env = "MAP_DROP_LIMIT", default_value_t = 200)]
+    #[arg(long, global = true, env = "MAP_DROP_LIMIT", default_value_t = 200)]
     pub map_drop_limit: usize,
 
     /// Largest horizontal distance between a character and the drop it reserves (0 = unchecked).
-    #[arg(long, env = "PICKUP_RANGE_X", default_value_t = 800)]
+    #[arg(long, global = true, env = "PICKUP_RANGE_X", default_value_t = 800)]
     pub pickup_range_x: u16,
 
     /// Largest vertical distance between a character and the drop it reserves (0 = unchecked).
-    #[arg(long, env = "PICKUP_RANGE_Y", default_value_t = 600)]
+    #[arg(long, global = true, env = "PICKUP_RANGE_Y", default_value_t = 600)]
     pub pickup_range_y: u16,
 
     /// Where drops live: `memory` (this process; one instance) or `redis` (shared by instances).
-    #[arg(long, env = "STORE", value_enum, default_value = "memory")]
+    #[arg(
+        long,
+        global = true,
+        env = "STORE",
+        value_enum,
+        default_value = "memory"
+    )]
     pub store: StoreKind,
 
     /// The Redis of `STORE=redis`.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
 
     /// Prefix of every Redis key: deployments sharing a Redis use different ones.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "atlas-drops")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_KEY_PREFIX",
+        default_value = "atlas-drops"
+    )]
     pub redis_key_prefix: String,
 
     /// Most drops the service holds on all maps; spawns past it are refused (0 = no limit).
-    #[arg(long, env = "MAX_LIVE_DROPS", default_value_t = 2_000_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "MAX_LIVE_DROPS",
+        default_value_t = 2_000_000
+    )]
     pub max_live_drops: usize,
 
     /// How long shutdown may take to finish commands, expire drops and deliver, in ms.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        global = true,
+        env = "SHUTDOWN_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub shutdown_timeout_ms: u64,
 
     /// A librdkafka property, KEY=VALUE (repeatable).
-    #[arg(long = "kafka-cfg", value_name = "KEY=VALUE", value_parser = parse_property)]
+    #[arg(long = "kafka-cfg", global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub kafka_cfg: Vec<(String, String)>,
 
     /// `KAFKA_CFG_*` from the environment, then `--kafka-cfg`: the librdkafka properties to set.
@@ -137,6 +196,16 @@ pub enum StoreKind {
     Memory,
     /// In Redis: shared by every instance of the consumer group, kept across restarts.
     Redis,
+}
+
+impl StoreKind {
+    /// The name `STORE` takes: `memory` or `redis`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
 }
 
 /// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.

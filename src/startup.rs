@@ -160,6 +160,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         event_topic = settings.event_topic_drop_status,
         group = settings.kafka_consumer_group,
         rest_port = settings.rest_port,
+        store = settings.store.name(),
         "atlas-drops started"
     );
 

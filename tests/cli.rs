@@ -170,8 +170,199 @@ async fn an_operator_follows_a_drops_life() {
     let picked: Value = serde_json::from_str(only.trim()).expect("raw JSON");
     assert_eq!(picked["body"]["characterId"], 7);
 
-    // Gone: `get` says so, and fails.
+    // Gone: `get` says so in a line, and fails.
     let missing = atlas(&broker, &names, &service, &tenant, &["get", &id]).await;
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        format!("atlas-drops: no drop {id} for this tenant\n")
+    );
+    assert!(missing.stdout.is_empty());
+    // An empty map: `list` says so.
+    let empty = stdout(&atlas(&broker, &names, &service, &tenant, &["list", "--map", "7"]).await);
+    assert_eq!(
+        empty,
+        "no drops on map 7 (world 0, channel 0) for this tenant\n"
+    );
+}
+
+/// `tail`'s lines keep their columns: the time has three fractional digits, the type is padded
+/// to the longest type (`RESERVATION_FAILURE`), so `tenant=` starts at the same column on
+/// every line.
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_keeps_its_columns() {
+    let broker = Broker::start();
+    let names = Names::fresh();
+    let mut peer = Peer::connect(&broker, &names).await;
+    let service = Service::start(&broker, &names, &[]);
+    service.ready().await;
+    let tenant = peer.tenant.clone();
+    let created = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await;
+    let id = created.drop_id();
+    // Out of range: refused with RESERVATION_FAILURE, the longest type.
+    let mut far = reserve(MAP, id, 7);
+    far["body"]["characterX"] = serde_json::json!(30_000);
+    peer.send(&far).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVATION_FAILURE");
+    peer.send(&reserve(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    peer.send(&pick_up(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "PICKED_UP");
+
+    let tail = stdout(
+        &atlas(
+            &broker,
+            &names,
+            &service,
+            &tenant,
+            &[
+                "tail",
+                "--from-beginning",
+                "--count",
+                "4",
+                "--map",
+                &MAP.to_string(),
+            ],
+        )
+        .await,
+    );
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines.len(), 4, "{tail}");
+    for line in &lines {
+        // 2026-11-27T14:12:59.090Z: 24 characters, 3 of them after the point.
+        let time = line.split(' ').next().unwrap();
+        assert_eq!(time.len(), 24, "{line}");
+        assert_eq!(time.find('.'), Some(19), "{line}");
+        assert!(time.ends_with('Z'), "{line}");
+        assert_eq!(line.find(" tenant="), Some(24 + 1 + 19), "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" RESERVATION_FAILURE tenant=")),
+        "{tail}"
+    );
+}
+
+/// Runs `atlas-drops <args>` with a tenant and a broker that is not there.
+async fn offline(bootstrap: &str, args: &[&str]) -> (Output, std::time::Duration) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-drops"));
+    command
+        .env_clear()
+        .env("BOOTSTRAP_SERVERS", bootstrap)
+        .env("TENANT_ID", "083839c6-c47c-42a6-9585-76492795d123")
+        .args(args);
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let output = command.output().expect("atlas-drops runs");
+        (output, started.elapsed())
+    })
+    .await
+    .expect("ran")
+}
+
+/// What the operator got wrong is said before the broker is asked anything; an absent broker is
+/// named within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_mistakes_and_an_absent_broker_are_told_plainly() {
+    // Nothing listens here.
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    for (args, message) in [
+        (
+            &["send", "spawn", "--map", "1"][..],
+            "atlas-drops: what is dropped? give --item ID or --mesos AMOUNT\n",
+        ),
+        (
+            &[
+                "send", "spawn", "--map", "1", "--item", "2000000", "--mesos", "10",
+            ],
+            "atlas-drops: a drop is an item or mesos, not both: give --item or --mesos\n",
+        ),
+        (
+            &["send", "spawn-from-character", "--map", "1", "--mesos", "0"],
+            "atlas-drops: --mesos must be above 0\n",
+        ),
+    ] {
+        let (output, took) = offline(&bootstrap, args).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), message, "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        // Refused at once: the broker was never waited for.
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{args:?}: {took:?}"
+        );
+    }
+    let tenant = "083839c6-c47c-42a6-9585-76492795d123";
+    for args in [
+        // Flags after the subcommand, service settings included.
+        &[
+            "send",
+            "spawn",
+            "--map",
+            "1",
+            "--item",
+            "2000000",
+            "--tenant",
+            tenant,
+            "--bootstrap-servers",
+            bootstrap.as_str(),
+        ][..],
+        &[
+            "send",
+            "--tenant",
+            tenant,
+            "pick-up",
+            "--map",
+            "1",
+            "--drop",
+            "5",
+            "--character",
+            "7",
+        ],
+        &["tail", "--count", "1"],
+    ] {
+        let (output, took) = offline(&bootstrap, args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "atlas-drops: cannot reach the broker at {bootstrap}"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{args:?}: {took:?}"
+        );
+    }
+}
+
+/// `serve --help` shows the service's settings, which go after `serve` as well as before.
+#[test]
+fn serve_help_shows_the_service_settings() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-drops"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("atlas-drops runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--rest-port",
+        "--bootstrap-servers",
+        "--store",
+        "--drop-expire-ms",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-drops"))
+        .args(["serve", "--rest-port", "not-a-port"])
+        .output()
+        .expect("atlas-drops runs");
+    // Refused as a bad value of a known flag, not as an unexpected argument.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid value 'not-a-port' for '--rest-port"),
+        "{stderr}"
+    );
 }

@@ -235,12 +235,40 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
             "{body}"
         );
     }
-    for bad in [
-        "/api/worlds/256/channels/2/maps/1/drops",
-        "/api/worlds/1/channels/x/maps/1/drops",
-        "/api/worlds/1/channels/2/maps/-1/drops",
+    for (bad, detail) in [
+        (
+            "/api/worlds/256/channels/2/maps/1/drops",
+            "worldId 256 is out of range (0 to 255)",
+        ),
+        (
+            "/api/worlds/1/channels/x/maps/1/drops",
+            "channelId \"x\" is not a valid number",
+        ),
+        (
+            "/api/worlds/1/channels/2/maps/-1/drops",
+            "mapId -1 is out of range (0 to 4294967295)",
+        ),
+        (
+            "/api/drops/4294967296",
+            "drop id 4294967296 is out of range (0 to 4294967295)",
+        ),
     ] {
-        assert_eq!(get(&service, bad, &peer.tenant).await.0, 400, "{bad}");
+        let (status, content_type, body) = get(&service, bad, &peer.tenant).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(content_type, "application/vnd.api+json", "{bad}");
+        assert_eq!(body["errors"][0]["detail"], detail, "{bad}");
+    }
+    // What axum itself cannot take apart is a JSON:API error too, not plain text.
+    for bad in [
+        "/api/drops/%FF",
+        "/api/worlds/%FF/channels/2/maps/1/drops",
+        "/api/worlds/1/channels/2/maps/1/drops?page[number]=%FF",
+    ] {
+        let (status, content_type, body) = get(&service, bad, &peer.tenant).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(content_type, "application/vnd.api+json", "{bad}");
+        assert_eq!(body["errors"][0]["status"], "400", "{bad}");
+        assert!(body["errors"][0]["detail"].is_string(), "{bad}: {body}");
     }
     assert_eq!(get(&service, "/api/nothing", &peer.tenant).await.0, 404);
 }

@@ -7,8 +7,10 @@ mod send;
 mod tail;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use rdkafka::client::{Client, ClientContext};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -21,15 +23,19 @@ use crate::drop::model::{Location, Tenant, TenantRef};
     about = "Owns every item and meso drop on the maps of an Atlas MapleStory server.",
     after_help = "Any librdkafka property can also be set from the environment with the prefix \
 KAFKA_CFG_, upper case, dots as underscores: KAFKA_CFG_SESSION_TIMEOUT_MS=2000 sets \
-session.timeout.ms=2000. --kafka-cfg overrides the environment. Service flags go before a \
-subcommand: atlas-drops --bootstrap-servers host:9092 tail."
+session.timeout.ms=2000. --kafka-cfg overrides the environment. Flags go before or after a \
+subcommand: atlas-drops tail --bootstrap-servers host:9092."
 )]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = SETTINGS_HEADING)]
     pub settings: Settings,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// Where the service's settings show in every subcommand's help: `send` and `tail` use the Kafka
+/// ones (brokers, topics, `--kafka-cfg`).
+const SETTINGS_HEADING: &str = "Service settings (send and tail use the Kafka ones)";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -45,38 +51,59 @@ pub enum Command {
     Get(query::GetArgs),
 }
 
-/// The tenant an operator acts for.
+/// The tenant an operator acts for. Its flags are global: `send --tenant … spawn` and
+/// `send spawn --tenant …` are the same (so the tenant id cannot be `required` in clap's sense:
+/// `tenant` checks it).
 #[derive(Args, Debug, Clone)]
 pub struct TenantArgs {
-    /// Tenant id (UUID).
-    #[arg(long = "tenant", env = "TENANT_ID")]
-    pub tenant_id: Uuid,
-    #[arg(long, env = "REGION", default_value = "GMS")]
+    /// Tenant id, a UUID (required).
+    #[arg(long = "tenant", global = true, env = "TENANT_ID")]
+    pub tenant_id: Option<Uuid>,
+    /// Tenant region.
+    #[arg(long, global = true, env = "REGION", default_value = "GMS")]
     pub region: String,
-    #[arg(long = "major", env = "MAJOR_VERSION", default_value_t = 83)]
+    /// Tenant major version.
+    #[arg(
+        long = "major",
+        global = true,
+        env = "MAJOR_VERSION",
+        default_value_t = 83
+    )]
     pub major_version: u16,
-    #[arg(long = "minor", env = "MINOR_VERSION", default_value_t = 1)]
+    /// Tenant minor version.
+    #[arg(
+        long = "minor",
+        global = true,
+        env = "MINOR_VERSION",
+        default_value_t = 1
+    )]
     pub minor_version: u16,
 }
 
 impl TenantArgs {
-    fn tenant(&self) -> TenantRef {
-        Arc::new(Tenant {
-            id: self.tenant_id,
+    fn tenant(&self) -> Result<TenantRef, String> {
+        let id = self
+            .tenant_id
+            .ok_or("no tenant: give --tenant <UUID> or set TENANT_ID")?;
+        Ok(Arc::new(Tenant {
+            id,
             region: self.region.clone(),
             major_version: self.major_version,
             minor_version: self.minor_version,
-        })
+        }))
     }
 }
 
 /// World, channel and map.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct LocationArgs {
+    /// World id.
     #[arg(long, default_value_t = 0)]
     pub world: u8,
+    /// Channel id.
     #[arg(long, default_value_t = 0)]
     pub channel: u8,
+    /// Map id.
     #[arg(long)]
     pub map: u32,
 }
@@ -91,6 +118,31 @@ impl From<LocationArgs> for Location {
     }
 }
 
+/// How long `send` and `tail` wait for the broker's first answer before they give up.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the broker about `topic`, so that an absent broker is named within seconds rather than
+/// waited for; the topic's partition count.
+async fn reach_broker<C: ClientContext>(
+    client: &Client<C>,
+    settings: &Settings,
+    topic: &str,
+) -> Result<usize, String> {
+    let brokers = &settings.bootstrap_servers;
+    // librdkafka blocks: off the runtime's worker (the CLI has nothing else to do meanwhile).
+    let metadata =
+        tokio::task::block_in_place(|| client.fetch_metadata(Some(topic), BROKER_TIMEOUT))
+            .map_err(|error| format!("cannot reach the broker at {brokers}: {error}"))?;
+    match metadata.topics().first() {
+        Some(found) if found.error().is_none() && !found.partitions().is_empty() => {
+            Ok(found.partitions().len())
+        }
+        _ => Err(format!(
+            "the broker at {brokers} has no topic {topic} (the service creates it when it starts)"
+        )),
+    }
+}
+
 /// Runs an operator's subcommand; `Err` is printed and makes the exit code 1.
 pub async fn run(command: Command, settings: &Settings) -> Result<(), String> {
     match command {
@@ -99,5 +151,132 @@ pub async fn run(command: Command, settings: &Settings) -> Result<(), String> {
         Command::Tail(args) => tail::run(args, settings).await,
         Command::List(args) => query::list(args).await,
         Command::Get(args) => query::get(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|error| panic!("{args:?}: {error}"))
+    }
+
+    #[test]
+    fn flags_go_before_or_after_a_subcommand() {
+        for args in [
+            &[
+                "atlas-drops",
+                "serve",
+                "--rest-port",
+                "8081",
+                "--store",
+                "redis",
+            ][..],
+            &[
+                "atlas-drops",
+                "--rest-port",
+                "8081",
+                "serve",
+                "--store",
+                "redis",
+            ],
+            &["atlas-drops", "--rest-port", "8081", "--store", "redis"],
+        ] {
+            let cli = parse(args);
+            assert_eq!(cli.settings.rest_port, 8081, "{args:?}");
+            assert_eq!(
+                cli.settings.store,
+                crate::config::StoreKind::Redis,
+                "{args:?}"
+            );
+        }
+        let tenant = "083839c6-c47c-42a6-9585-76492795d123";
+        for args in [
+            &[
+                "atlas-drops",
+                "send",
+                "spawn",
+                "--map",
+                "1",
+                "--item",
+                "2",
+                "--tenant",
+                tenant,
+                "--region",
+                "EMS",
+                "--bootstrap-servers",
+                "h:1",
+            ][..],
+            &[
+                "atlas-drops",
+                "send",
+                "--tenant",
+                tenant,
+                "--region",
+                "EMS",
+                "spawn",
+                "--map",
+                "1",
+                "--item",
+                "2",
+                "--bootstrap-servers",
+                "h:1",
+            ],
+            &[
+                "atlas-drops",
+                "--bootstrap-servers",
+                "h:1",
+                "send",
+                "--tenant",
+                tenant,
+                "spawn",
+                "--region",
+                "EMS",
+                "--map",
+                "1",
+                "--item",
+                "2",
+            ],
+        ] {
+            let cli = parse(args);
+            assert_eq!(cli.settings.bootstrap_servers, "h:1", "{args:?}");
+            let Some(Command::Send(send)) = cli.command else {
+                panic!("{args:?}: not send");
+            };
+            let tenant = send.tenant().expect("a tenant");
+            assert_eq!(
+                tenant.id.to_string(),
+                "083839c6-c47c-42a6-9585-76492795d123"
+            );
+            assert_eq!(tenant.region, "EMS", "{args:?}");
+        }
+    }
+
+    /// Every flag of every subcommand says what it is.
+    #[test]
+    fn every_flag_has_a_description() {
+        fn visit(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some() || arg.is_hide_set(),
+                    "{path} --{}: no description",
+                    arg.get_id()
+                );
+            }
+            for sub in command.get_subcommands() {
+                visit(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        visit(&command, "atlas-drops");
     }
 }

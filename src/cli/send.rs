@@ -1,7 +1,7 @@
 //! `atlas-drops send`: one command onto the command topic, keyed and headed as the peers do.
 
 use clap::{Args, Subcommand};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
@@ -16,11 +16,18 @@ use crate::kafka::message::headers::event_headers;
 pub struct SendArgs {
     #[command(subcommand)]
     command: SendCommand,
-    #[command(flatten)]
-    tenant: TenantArgs,
-    /// Transaction id (default: a new one).
-    #[arg(long, global = true)]
+    #[command(flatten, next_help_heading = "Tenant and transaction")]
+    pub(super) tenant: TenantArgs,
+    /// Transaction id, a UUID (default: a new one).
+    #[arg(long, global = true, help_heading = "Tenant and transaction")]
     transaction: Option<Uuid>,
+}
+
+impl SendArgs {
+    #[cfg(test)]
+    pub(super) fn tenant(&self) -> Result<crate::drop::model::TenantRef, String> {
+        self.tenant.tenant()
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -29,39 +36,51 @@ enum SendCommand {
     Spawn(SpawnArgs),
     /// SPAWN_FROM_CHARACTER: a character's drop.
     SpawnFromCharacter(SpawnArgs),
-    /// REQUEST_RESERVATION.
+    /// REQUEST_RESERVATION: a character (or its pet) reserves a drop.
     Reserve(ReserveArgs),
-    /// CANCEL_RESERVATION.
+    /// CANCEL_RESERVATION: a character lets go of a drop it reserved.
     Cancel(DropArgs),
-    /// REQUEST_PICK_UP.
+    /// REQUEST_PICK_UP: a character picks up a drop.
     PickUp(DropArgs),
 }
 
+/// A drop of an item (`--item`) or of mesos (`--mesos`): exactly one of them.
 #[derive(Args, Debug)]
 struct SpawnArgs {
     #[command(flatten)]
     at: LocationArgs,
-    #[arg(long, default_value_t = 0)]
-    item: u32,
-    #[arg(long, default_value_t = 0)]
-    equipment: u32,
+    /// Item id (give --item or --mesos).
+    #[arg(long)]
+    item: Option<u32>,
+    /// Item count.
     #[arg(long, default_value_t = 1)]
     quantity: u32,
+    /// Equipment id of an equip item (0: the service creates one when it knows the equipment
+    /// service).
     #[arg(long, default_value_t = 0)]
-    mesos: u32,
+    equipment: u32,
+    /// Mesos dropped (give --item or --mesos).
+    #[arg(long)]
+    mesos: Option<u32>,
+    /// Position x, also the dropper's.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    x: i16,
+    /// Position y, also the dropper's.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    y: i16,
     /// 0 owner only, 1 owner's party, 2 free for all, 3 explosive.
     #[arg(long, default_value_t = 2)]
     drop_type: u8,
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    x: i16,
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    y: i16,
+    /// Owner's character id.
     #[arg(long, default_value_t = 0)]
     owner: u32,
+    /// Owner's party id.
     #[arg(long, default_value_t = 0)]
     party: u32,
+    /// The dropping monster's (or character's) id.
     #[arg(long, default_value_t = 0)]
     dropper: u32,
+    /// A character dropped it (playerDrop).
     #[arg(long)]
     player_drop: bool,
 }
@@ -70,17 +89,22 @@ struct SpawnArgs {
 struct ReserveArgs {
     #[command(flatten)]
     at: LocationArgs,
+    /// Drop id.
     #[arg(long)]
     drop: u32,
+    /// Character id.
     #[arg(long)]
     character: u32,
+    /// The character's position x.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     x: i16,
+    /// The character's position y.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     y: i16,
     /// -1 for the character, the pet's slot for a pet.
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pet_slot: i8,
+    /// The character's party id (0: none).
     #[arg(long, default_value_t = 0)]
     party: u32,
 }
@@ -89,30 +113,48 @@ struct ReserveArgs {
 struct DropArgs {
     #[command(flatten)]
     at: LocationArgs,
+    /// Drop id.
     #[arg(long)]
     drop: u32,
+    /// Character id.
     #[arg(long)]
     character: u32,
 }
 
-fn spawn_body(args: &SpawnArgs) -> Value {
-    json!({
-        "itemId": args.item, "equipmentId": args.equipment, "quantity": args.quantity,
-        "mesos": args.mesos, "dropType": args.drop_type, "x": args.x, "y": args.y,
+/// What a spawn drops: an item or mesos, never neither or both (the service would reject it as
+/// bad input, and the operator would see nothing).
+fn contents(args: &SpawnArgs) -> Result<(u32, u32), String> {
+    match (args.item, args.mesos) {
+        (Some(item), None) if item > 0 => Ok((item, 0)),
+        (None, Some(mesos)) if mesos > 0 => Ok((0, mesos)),
+        (Some(_), Some(_)) => {
+            Err("a drop is an item or mesos, not both: give --item or --mesos".to_owned())
+        }
+        (Some(_), None) => Err("--item must be an item id above 0".to_owned()),
+        (None, Some(_)) => Err("--mesos must be above 0".to_owned()),
+        (None, None) => Err("what is dropped? give --item ID or --mesos AMOUNT".to_owned()),
+    }
+}
+
+fn spawn_body(args: &SpawnArgs) -> Result<Value, String> {
+    let (item, mesos) = contents(args)?;
+    Ok(json!({
+        "itemId": item, "equipmentId": args.equipment, "quantity": args.quantity,
+        "mesos": mesos, "dropType": args.drop_type, "x": args.x, "y": args.y,
         "ownerId": args.owner, "ownerPartyId": args.party, "dropperId": args.dropper,
         "dropperX": args.x, "dropperY": args.y, "playerDrop": args.player_drop, "mod": 0,
-    })
+    }))
 }
 
 /// The command's type, where it happens, its body, and its key: the channel service keys
 /// reservations by drop id, the other peers key by map id.
-fn command(send: &SendCommand) -> (&'static str, LocationArgs, Value, u32) {
-    match send {
-        SendCommand::Spawn(args) => ("SPAWN", args.at, spawn_body(args), args.at.map),
+fn command(send: &SendCommand) -> Result<(&'static str, LocationArgs, Value, u32), String> {
+    Ok(match send {
+        SendCommand::Spawn(args) => ("SPAWN", args.at, spawn_body(args)?, args.at.map),
         SendCommand::SpawnFromCharacter(args) => (
             "SPAWN_FROM_CHARACTER",
             args.at,
-            spawn_body(args),
+            spawn_body(args)?,
             args.at.map,
         ),
         SendCommand::Reserve(args) => (
@@ -134,11 +176,13 @@ fn command(send: &SendCommand) -> (&'static str, LocationArgs, Value, u32) {
             json!({"dropId": args.drop, "characterId": args.character}),
             args.at.map,
         ),
-    }
+    })
 }
 
 pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
-    let (kind, at, body, key) = command(&args.command);
+    // Everything the operator gave is checked before the broker is asked anything.
+    let (kind, at, body, key) = command(&args.command)?;
+    let tenant = args.tenant.tenant()?;
     let transaction = args.transaction.unwrap_or_else(Uuid::new_v4);
     let value = json!({
         "transactionId": transaction, "worldId": at.world, "channelId": at.channel,
@@ -149,12 +193,13 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
         transaction_id: transaction,
         ..Correlation::default()
     };
-    let headers = event_headers(&args.tenant.tenant(), &correlation);
+    let headers = event_headers(&tenant, &correlation);
     // An operator waits for an answer: give up after a while rather than wait out an outage.
     let producer: FutureProducer = client::producer(settings)
         .set("message.timeout.ms", "15000")
         .create()
         .map_err(|error| format!("producer: {error}"))?;
+    super::reach_broker(producer.client(), settings, &settings.command_topic_drop).await?;
     let key = key.to_be_bytes();
     let record = FutureRecord::to(&settings.command_topic_drop)
         .key(&key[..])

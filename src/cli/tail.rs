@@ -1,7 +1,5 @@
 //! `atlas-drops tail`: follows the event topic, one readable line an event.
 
-use std::time::Duration;
-
 use clap::Args;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
@@ -9,6 +7,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use crate::config::Settings;
+use crate::drop::model::Millis;
 use crate::kafka::client;
 
 #[derive(Args, Debug)]
@@ -34,6 +33,20 @@ pub struct TailArgs {
     /// Only events of this type (CREATED, RESERVED, ...).
     #[arg(long = "type")]
     kind: Option<String>,
+}
+
+/// The type column's width: the longest event type, `RESERVATION_FAILURE`, so the columns after
+/// it line up whatever the events.
+const TYPE_WIDTH: usize = "RESERVATION_FAILURE".len();
+
+/// A record's timestamp as `tail` shows it: UTC, always three fractional digits, so the times
+/// line up (`2026-11-27T14:12:59.090Z`). Not the events' `dropTime` format, which drops
+/// trailing zeros.
+fn time(millis: i64) -> String {
+    let millis = millis.max(0) as u64;
+    let seconds = crate::kafka::message::event::rfc3339(Millis(millis - millis % 1000));
+    let seconds = seconds.trim_end_matches('Z');
+    format!("{seconds}.{:03}Z", millis % 1000)
 }
 
 /// One event as `tail` shows it.
@@ -94,10 +107,7 @@ impl Shown {
     /// `time type tenant region version wN/cN/mN drop=… tx=… body summary`
     fn line(&self) -> String {
         let v = &self.value;
-        let time = self
-            .timestamp
-            .map(|ms| crate::kafka::message::event::rfc3339(crate::drop::model::Millis(ms as u64)))
-            .unwrap_or_else(|| "-".to_owned());
+        let time = self.timestamp.map_or_else(|| "-".to_owned(), time);
         let body = &v["body"];
         let number = |name: &str| body[name].as_i64().unwrap_or_default();
         let summary = match v["type"].as_str().unwrap_or_default() {
@@ -132,7 +142,7 @@ impl Shown {
             _ => String::new(),
         };
         format!(
-            "{time} {:<19} tenant={} {} {} w{}/c{}/m{} drop={} tx={} {summary}",
+            "{time} {:<TYPE_WIDTH$} tenant={} {} {} w{}/c{}/m{} drop={} tx={} {summary}",
             v["type"].as_str().unwrap_or("?"),
             self.tenant,
             self.region,
@@ -157,14 +167,7 @@ pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|error| format!("consumer: {error}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|error| format!("reading the topic {topic}: {error}"))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or_default();
+    let partitions = super::reach_broker(consumer.client(), settings, topic).await?;
     let start = if args.from_beginning {
         Offset::Beginning
     } else {
@@ -196,4 +199,40 @@ pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_three_fractional_digits() {
+        assert_eq!(time(1_795_788_779_093), "2026-11-27T14:12:59.093Z");
+        assert_eq!(time(1_795_788_779_090), "2026-11-27T14:12:59.090Z");
+        assert_eq!(time(1_795_788_779_000), "2026-11-27T14:12:59.000Z");
+        assert_eq!(time(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_type_column_fits_every_type() {
+        for kind in [
+            "CREATED",
+            "RESERVED",
+            "RESERVATION_FAILURE",
+            "PICKED_UP",
+            "EXPIRED",
+        ] {
+            let shown = Shown {
+                timestamp: Some(1_795_788_779_090),
+                tenant: "t".to_owned(),
+                region: "GMS".to_owned(),
+                version: "83.1".to_owned(),
+                drop_id: Some(1),
+                value: serde_json::json!({"type": kind}),
+                raw: String::new(),
+            };
+            let line = shown.line();
+            assert_eq!(line.find(" tenant="), Some(24 + 1 + TYPE_WIDTH), "{line}");
+        }
+    }
 }

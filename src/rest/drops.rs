@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -113,16 +114,47 @@ fn resource(drop: &Drop) -> Resource {
     }
 }
 
-fn parse_number<T: FromStr>(text: &str, what: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{what} {text:?} is not a valid number"))
+/// The unsigned integers a path or query value is read as, with their range for the error.
+trait Number: FromStr {
+    const MAX: u64;
+}
+
+impl Number for u8 {
+    const MAX: u64 = u8::MAX as u64;
+}
+
+impl Number for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+
+impl Number for usize {
+    const MAX: u64 = usize::MAX as u64;
+}
+
+/// `text` as a `T`; a number outside `T`'s range (`worldId` 256, `mapId` -1) is told apart
+/// from text that is no number at all.
+fn parse_number<T: Number>(text: &str, what: &str) -> Result<T, String> {
+    text.parse().map_err(|_| {
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{what} {text} is out of range (0 to {})", T::MAX)
+        } else {
+            format!("{what} {text:?} is not a valid number")
+        }
+    })
 }
 
 pub async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    // A path axum cannot take apart (not UTF-8 once percent-decoded: `/api/drops/%FF`) is
+    // answered as JSON:API like every other error, not with axum's plain text.
+    let Path(id) = match id {
+        Ok(id) => id,
+        Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
+    };
     let tenant = match tenant::parse(&headers) {
         Ok(tenant) => tenant,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
@@ -183,9 +215,17 @@ fn page_of<T>(items: &[T], number: usize, size: usize) -> &[T] {
 pub async fn in_map(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((world, channel, map)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    let Path((world, channel, map)) = match path {
+        Ok(path) => path,
+        Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
+    };
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
+    };
     let request = || -> Result<_, String> {
         let tenant = tenant::parse(&headers)?;
         let location = Location {
@@ -222,7 +262,37 @@ pub async fn in_map(
 
 #[cfg(test)]
 mod tests {
-    use super::page_of;
+    use super::{page_of, parse_number};
+
+    #[test]
+    fn a_number_out_of_range_is_told_apart_from_no_number() {
+        assert_eq!(parse_number::<u8>("255", "worldId"), Ok(255));
+        assert_eq!(
+            parse_number::<u8>("256", "worldId"),
+            Err("worldId 256 is out of range (0 to 255)".to_owned())
+        );
+        assert_eq!(
+            parse_number::<u32>("-1", "mapId"),
+            Err("mapId -1 is out of range (0 to 4294967295)".to_owned())
+        );
+        assert_eq!(
+            parse_number::<u32>("99999999999999999999999999999999999999999", "drop id"),
+            Err(
+                "drop id 99999999999999999999999999999999999999999 is out of range (0 to 4294967295)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_number::<u8>("x", "channelId"),
+            Err("channelId \"x\" is not a valid number".to_owned())
+        );
+        assert!(parse_number::<u8>("-", "worldId")
+            .unwrap_err()
+            .contains("not a valid"));
+        assert!(parse_number::<u8>("", "worldId")
+            .unwrap_err()
+            .contains("not a valid"));
+    }
 
     #[test]
     fn a_page_past_the_end_is_empty_however_far() {
