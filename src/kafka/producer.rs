@@ -260,24 +260,33 @@ impl Producers {
 }
 
 /// A record on its way to a topic, owned until the broker acknowledged it.
-struct Outgoing {
-    topic: Destination,
+///
+/// Events are encoded by the task that sends them, not by the caller: stores publish while they
+/// hold a drop's lock, which must stay short.
+enum Outgoing {
+    Event(Event),
+    DeadLetter(DeadLetter),
+}
+
+impl Outgoing {
     /// What it is, for metrics and logs.
-    kind: RecordKind,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: OwnedHeaders,
-    drop_id: u32,
+    fn kind(&self) -> RecordKind {
+        match self {
+            Outgoing::Event(event) => RecordKind::event(&event.kind),
+            Outgoing::DeadLetter(_) => RecordKind::DeadLetter,
+        }
+    }
+
+    fn drop_id(&self) -> u32 {
+        match self {
+            Outgoing::Event(event) => event.drop_id,
+            Outgoing::DeadLetter(_) => 0,
+        }
+    }
 }
 
 /// A record and who waits for the broker's answer.
 type Queued = (Outgoing, oneshot::Sender<Result<Landed, String>>);
-
-#[derive(Clone, Copy)]
-enum Destination {
-    Events,
-    DeadLetters,
-}
 
 /// Where records go.
 pub struct Topics {
@@ -370,16 +379,7 @@ impl Publisher {
     /// here, whatever expired the drop: its equipment, if any, is handed to the janitor.
     pub fn publish(&self, event: Event) -> Delivery {
         self.clean_up(&event);
-        let value = encode_value(&event);
-        let headers = event_headers(&event.tenant, &event.correlation);
-        self.queue(Outgoing {
-            topic: Destination::Events,
-            kind: RecordKind::event(&event.kind),
-            key: Some(encode_key(event.drop_id).to_vec()),
-            value: Some(value),
-            headers,
-            drop_id: event.drop_id,
-        })
+        self.queue(Outgoing::Event(event))
     }
 
     /// Takes note of an event a shared store wrote to its outbox (`kafka::outbox` sends it):
@@ -409,16 +409,8 @@ impl Publisher {
 
     /// Queues a rejected command for the dead-letter topic, or `None` when there is none.
     pub fn dead_letter(&self, letter: DeadLetter) -> Option<Delivery> {
-        self.dead_letters.then(|| {
-            self.queue(Outgoing {
-                topic: Destination::DeadLetters,
-                kind: RecordKind::DeadLetter,
-                key: letter.key,
-                value: letter.value,
-                headers: letter.headers,
-                drop_id: 0,
-            })
-        })
+        self.dead_letters
+            .then(|| self.queue(Outgoing::DeadLetter(letter)))
     }
 
     fn queue(&self, outgoing: Outgoing) -> Delivery {
@@ -550,16 +542,26 @@ impl Feeder {
         let Some((outgoing, _)) = unanswered.get(&sequence) else {
             return Then::GoOn;
         };
-        let topic = match outgoing.topic {
-            Destination::Events => &self.topics.events,
-            Destination::DeadLetters => (self.topics.dead_letters.as_ref())
-                .expect("dead letters are queued only when there is a topic for them"),
+        let (topic, key, value, headers) = match outgoing {
+            Outgoing::Event(event) => (
+                &self.topics.events,
+                Some(encode_key(event.drop_id).to_vec()),
+                Some(encode_value(event)),
+                event_headers(&event.tenant, &event.correlation),
+            ),
+            Outgoing::DeadLetter(letter) => (
+                (self.topics.dead_letters.as_ref())
+                    .expect("dead letters are queued only when there is a topic for them"),
+                letter.key.clone(),
+                letter.value.clone(),
+                letter.headers.clone(),
+            ),
         };
-        let mut record = FutureRecord::to(topic).headers(outgoing.headers.clone());
-        if let Some(key) = &outgoing.key {
+        let mut record = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = &key {
             record = record.key(&key[..]);
         }
-        if let Some(value) = &outgoing.value {
+        if let Some(value) = &value {
             record = record.payload(&value[..]);
         }
         match enqueue(&lease.producer, record).await {
@@ -592,16 +594,16 @@ impl Feeder {
         };
         let landed = match answer {
             Ok(_) => {
-                self.metrics.published(outgoing.kind);
+                self.metrics.published(outgoing.kind());
                 Ok(Landed::Acknowledged)
             }
             Err(DeliveryError::Undeliverable(reason)) => {
-                tracing::error!(record = outgoing.kind.name(), drop_id = outgoing.drop_id, %reason, "the broker refuses this record for good: it is passed, not sent");
+                tracing::error!(record = outgoing.kind().name(), drop_id = outgoing.drop_id(), %reason, "the broker refuses this record for good: it is passed, not sent");
                 self.metrics.undeliverable();
                 Ok(Landed::Undeliverable(reason))
             }
             Err(error) => {
-                tracing::error!(record = outgoing.kind.name(), drop_id = outgoing.drop_id, %error, "record not delivered");
+                tracing::error!(record = outgoing.kind().name(), drop_id = outgoing.drop_id(), %error, "record not delivered");
                 Err(error.to_string())
             }
         };
