@@ -10,9 +10,10 @@
 //!
 //! The task keeps every record until the broker acknowledged it. An idempotent producer can hit
 //! a fatal error (a broker that lost its state answers `OutOfOrderSequenceNumber` or
-//! `UnknownProducerId`), after which it sends nothing ever again: the task then takes a fresh
-//! producer and sends every record the old one did not get acknowledged, in the order they
-//! came, before any newer one. A record the broker refuses for good (too large, invalid) is
+//! `UnknownProducerId`), after which it sends nothing ever again, or retry forever without
+//! one (caught by `message.timeout.ms`): the task then takes a fresh producer and sends every
+//! record the old one did not get acknowledged, in the order they came, before any newer one.
+//! A topic the broker says is missing is created again and the records sent again in order. A record the broker refuses for good (too large, invalid) is
 //! *undeliverable*: logged, counted and passed, so that it never stops a partition.
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -164,14 +165,7 @@ impl FatalSignal {
 pub struct Producers {
     config: ClientConfig,
     metrics: Arc<Metrics>,
-    current: Mutex<Current>,
-}
-
-#[derive(Clone)]
-struct Current {
-    generation: u64,
-    producer: EventProducer,
-    fatal: Arc<FatalSignal>,
+    current: Mutex<Lease>,
 }
 
 /// A producer as handed out: use `producer`; name `generation` when it broke.
@@ -196,7 +190,7 @@ impl Producers {
         config: &ClientConfig,
         metrics: &Arc<Metrics>,
         generation: u64,
-    ) -> Result<Current, String> {
+    ) -> Result<Lease, String> {
         let fatal = Arc::new(FatalSignal::default());
         let context = KafkaContext {
             metrics: metrics.clone(),
@@ -206,7 +200,7 @@ impl Producers {
         let producer = config
             .create_with_context(context)
             .map_err(|error| format!("producer: {error}"))?;
-        Ok(Current {
+        Ok(Lease {
             generation,
             producer,
             fatal,
@@ -214,18 +208,12 @@ impl Producers {
     }
 
     pub fn current(&self) -> Lease {
-        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        Lease {
-            generation: current.generation,
-            producer: current.producer.clone(),
-            fatal: current.fatal.clone(),
-        }
+        (self.current.lock().unwrap_or_else(PoisonError::into_inner)).clone()
     }
 
     /// Why the current producer is broken, if it is (it is replaced as soon as a user notices).
     pub fn broken(&self) -> Option<String> {
         let lease = self.current();
-        use rdkafka::producer::Producer;
         (lease.producer.client().fatal_error())
             .map(|(code, reason)| format!("{code}: {reason}"))
             .or_else(|| lease.fatal.is_raised().then(|| "fatal error".to_owned()))
@@ -237,7 +225,6 @@ impl Producers {
     pub fn replace(&self, generation: u64) -> Lease {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if current.generation == generation {
-            use rdkafka::producer::Producer;
             let reason = current.producer.client().fatal_error();
             match Producers::build(&self.config, &self.metrics, generation + 1) {
                 Ok(fresh) => {
@@ -251,11 +238,7 @@ impl Producers {
                 }
             }
         }
-        Lease {
-            generation: current.generation,
-            producer: current.producer.clone(),
-            fatal: current.fatal.clone(),
-        }
+        current.clone()
     }
 }
 
