@@ -15,11 +15,7 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
     let broker = Broker::start();
     let names = Names::fresh();
     let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(
-        &broker,
-        &names,
-        &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
-    );
+    let service = Service::start_with_dead_letters(&broker, &names);
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
 
     let tenant = peer.tenant.headers();

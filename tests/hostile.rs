@@ -137,11 +137,7 @@ async fn dead_letters_stay_within_the_broker_limit() {
     let broker = Broker::start();
     let names = Names::fresh();
     let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(
-        &broker,
-        &names,
-        &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
-    );
+    let service = Service::start_with_dead_letters(&broker, &names);
     let producer = large_producer(&broker);
     let key = b"one partition";
     let unknown_type = |bytes: usize| {

@@ -281,11 +281,7 @@ async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
     let broker = Broker::start();
     let names = Names::fresh();
     let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(
-        &broker,
-        &names,
-        &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
-    );
+    let service = Service::start_with_dead_letters(&broker, &names);
     service.ready().await;
     let widest = "Ü".repeat(16);
     assert_eq!(widest.len(), 32);

@@ -287,6 +287,15 @@ impl Service {
         }
     }
 
+    /// Starts `atlas-drops` copying rejected commands to the test's dead-letter topic.
+    pub fn start_with_dead_letters(broker: &Broker, names: &Names) -> Service {
+        Service::start(
+            broker,
+            names,
+            &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
+        )
+    }
+
     /// Starts an instance on the shared store (Redis) with the given extra environment.
     pub fn start_shared(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
         let shared = names.shared_store();
