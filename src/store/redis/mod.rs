@@ -220,7 +220,6 @@ impl RedisStore {
             if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
                 if afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
-                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                     writes.del(key).ignore();
                 }
                 record_applied(writes, key, position, floor);
@@ -231,6 +230,9 @@ impl RedisStore {
             }
             writes.atomic();
             if writes.query::<Option<()>>(connection)?.is_some() {
+                if let (Some(position), Some((_, _, true))) = (position, applied_writes) {
+                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
+                }
                 return Ok(Some(decision));
             }
             // A watched key changed under us: decide again on what is there now.
