@@ -699,10 +699,15 @@ impl Peer {
     }
 
     /// Reads events until none came for `quiet`.
+    /// Reads events until none comes for `quiet`. A read error (a fetch the broker failed, say)
+    /// is reported and reading goes on: stopping there would cut the topic short.
     pub async fn events_until_quiet(&mut self, quiet: Duration) -> Vec<Event> {
         let start = self.seen.len();
-        while let Ok(Ok(message)) = tokio::time::timeout(quiet, self.consumer.recv()).await {
-            self.seen.push(Event::read(&message));
+        while let Ok(received) = tokio::time::timeout(quiet, self.consumer.recv()).await {
+            match received {
+                Ok(message) => self.seen.push(Event::read(&message)),
+                Err(error) => eprintln!("peer: reading events: {error} (reading on)"),
+            }
         }
         self.seen[start..].to_vec()
     }
