@@ -5,6 +5,7 @@ pub mod command;
 pub mod event;
 pub mod model;
 pub mod rules;
+pub mod transition;
 
 #[cfg(test)]
 mod rules_tests;

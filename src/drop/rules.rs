@@ -192,7 +192,8 @@ impl Rules {
     }
 
     /// Reserves `drop` for the requester, or says why not. The drop is changed only on success.
-    pub fn reserve(
+    /// (`transition` turns this decision into the state change.)
+    pub fn try_reserve(
         &self,
         drop: &mut Drop,
         request: &ReserveRequest,
@@ -226,7 +227,7 @@ impl Rules {
     }
 
     /// Cancels the requester's reservation.
-    pub fn cancel(
+    pub fn try_cancel(
         &self,
         drop: &mut Drop,
         request: &CharacterRequest,
@@ -247,7 +248,7 @@ impl Rules {
     ///
     /// A reservation is the authority: its holder takes the drop wherever they now stand, since
     /// they were credited.
-    pub fn pick_up(
+    pub fn try_pick_up(
         &self,
         drop: &Drop,
         request: &CharacterRequest,

@@ -187,27 +187,29 @@ fn reserve_refuses_with_the_first_reason_that_applies() {
     let rules = Rules::default();
     let mut d = drop(0, 7, 0);
     assert_eq!(
-        rules.reserve(&mut d, &request(7, 0, 0), THERE, T0),
+        rules.try_reserve(&mut d, &request(7, 0, 0), THERE, T0),
         Err(Refusal::WrongMap)
     );
     assert_eq!(
-        rules.reserve(&mut d, &request(8, 0, 0), HERE, T0),
+        rules.try_reserve(&mut d, &request(8, 0, 0), HERE, T0),
         Err(Refusal::NotPermitted)
     );
     assert_eq!(
-        rules.reserve(&mut d, &request(7, 900, 0), HERE, T0),
+        rules.try_reserve(&mut d, &request(7, 900, 0), HERE, T0),
         Err(Refusal::OutOfRange)
     );
     assert!(rules.is_available(&d, T0), "refusals change nothing");
-    let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    let held = rules
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, T0)
+        .unwrap();
     assert_eq!(d.status, Status::Reserved(held));
     assert_eq!(
-        rules.reserve(&mut d, &request(7, 0, 0), HERE, T0),
+        rules.try_reserve(&mut d, &request(7, 0, 0), HERE, T0),
         Err(Refusal::AlreadyHeld)
     );
     let late = T0.saturating_add(20_000); // past the ownership window, within the reservation
     assert_eq!(
-        rules.reserve(&mut d, &request(8, 0, 0), HERE, late),
+        rules.try_reserve(&mut d, &request(8, 0, 0), HERE, late),
         Err(Refusal::HeldByOther)
     );
 }
@@ -216,11 +218,19 @@ fn reserve_refuses_with_the_first_reason_that_applies() {
 fn only_the_holder_cancels() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
-    assert_eq!(rules.cancel(&mut d, &by(7), T0), Err(Refusal::NotHolder));
-    rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
-    assert_eq!(rules.cancel(&mut d, &by(8), T0), Err(Refusal::NotHolder));
+    assert_eq!(
+        rules.try_cancel(&mut d, &by(7), T0),
+        Err(Refusal::NotHolder)
+    );
+    rules
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, T0)
+        .unwrap();
+    assert_eq!(
+        rules.try_cancel(&mut d, &by(8), T0),
+        Err(Refusal::NotHolder)
+    );
     assert!(!rules.is_available(&d, T0));
-    assert_eq!(rules.cancel(&mut d, &by(7), T0), Ok(()));
+    assert_eq!(rules.try_cancel(&mut d, &by(7), T0), Ok(()));
     assert!(rules.is_available(&d, T0));
 }
 
@@ -230,10 +240,10 @@ fn pick_up_honours_the_reservation_wherever_the_holder_is() {
     let mut d = drop(0, 7, 0);
     let mut pet = request(7, 0, 0);
     pet.pet_slot = 2;
-    rules.reserve(&mut d, &pet, HERE, T0).unwrap();
-    assert_eq!(rules.pick_up(&d, &by(7), THERE, T0), Ok(2));
+    rules.try_reserve(&mut d, &pet, HERE, T0).unwrap();
+    assert_eq!(rules.try_pick_up(&d, &by(7), THERE, T0), Ok(2));
     assert_eq!(
-        rules.pick_up(&d, &by(8), HERE, T0),
+        rules.try_pick_up(&d, &by(8), HERE, T0),
         Err(Refusal::HeldByOther)
     );
 }
@@ -242,10 +252,13 @@ fn pick_up_honours_the_reservation_wherever_the_holder_is() {
 fn pick_up_of_an_available_drop_needs_the_map_and_the_right() {
     let rules = Rules::default();
     let d = drop(0, 7, 0);
-    assert_eq!(rules.pick_up(&d, &by(7), HERE, T0), Ok(-1));
-    assert_eq!(rules.pick_up(&d, &by(7), THERE, T0), Err(Refusal::WrongMap));
+    assert_eq!(rules.try_pick_up(&d, &by(7), HERE, T0), Ok(-1));
     assert_eq!(
-        rules.pick_up(&d, &by(8), HERE, T0),
+        rules.try_pick_up(&d, &by(7), THERE, T0),
+        Err(Refusal::WrongMap)
+    );
+    assert_eq!(
+        rules.try_pick_up(&d, &by(8), HERE, T0),
         Err(Refusal::NotPermitted)
     );
 }
@@ -254,7 +267,9 @@ fn pick_up_of_an_available_drop_needs_the_map_and_the_right() {
 fn a_reservation_lapses_by_the_clock() {
     let rules = Rules::default();
     let mut d = drop(2, 0, 0);
-    let held = rules.reserve(&mut d, &request(7, 0, 0), HERE, T0).unwrap();
+    let held = rules
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, T0)
+        .unwrap();
     let lapse_at = T0.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(rules.lapses_at(&d), Some(lapse_at));
     assert_eq!(
@@ -282,7 +297,7 @@ fn a_lapsed_drop_is_gone_for_everyone() {
     let mut d = drop(2, 0, 0);
     let mut pet = request(7, 0, 0);
     pet.pet_slot = 1;
-    rules.reserve(&mut d, &pet, HERE, T0).unwrap();
+    rules.try_reserve(&mut d, &pet, HERE, T0).unwrap();
     let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(
         rules.as_seen(d.clone(), Millis(lapsed.0 - 1)),
@@ -291,15 +306,15 @@ fn a_lapsed_drop_is_gone_for_everyone() {
     assert_eq!(rules.as_seen(d.clone(), lapsed), None);
     for character in [7, 8] {
         assert_eq!(
-            rules.pick_up(&d, &by(character), HERE, lapsed),
+            rules.try_pick_up(&d, &by(character), HERE, lapsed),
             Err(Refusal::UnknownDrop)
         );
         assert_eq!(
-            rules.reserve(&mut d, &request(character, 0, 0), HERE, lapsed),
+            rules.try_reserve(&mut d, &request(character, 0, 0), HERE, lapsed),
             Err(Refusal::UnknownDrop)
         );
         assert_eq!(
-            rules.cancel(&mut d, &by(character), lapsed),
+            rules.try_cancel(&mut d, &by(character), lapsed),
             Err(Refusal::UnknownDrop)
         );
     }
@@ -321,7 +336,7 @@ fn what_comes_due_follows_the_state() {
     // Held when its time comes: looked at again when the reservation lapses, and then gone.
     let late = Millis(expires_at.0 - 1000);
     rules
-        .reserve(&mut d, &request(7, 0, 0), HERE, late)
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, late)
         .unwrap();
     let lapse_at = late.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(rules.first_due(&d), Some(lapse_at));
@@ -330,7 +345,7 @@ fn what_comes_due_follows_the_state() {
     // Reserved early: the lapse comes before the expiry, and removes the drop.
     let mut early = drop(2, 0, 0);
     rules
-        .reserve(&mut early, &request(7, 0, 0), HERE, T0)
+        .try_reserve(&mut early, &request(7, 0, 0), HERE, T0)
         .unwrap();
     let early_lapse = T0.saturating_add(rules.reservation_timeout_ms);
     assert_eq!(rules.first_due(&early), Some(early_lapse));
@@ -379,7 +394,7 @@ fn a_full_map_gives_up_its_oldest_available_drop() {
 
     let mut oldest = drop(2, 0, 0);
     rules
-        .reserve(&mut oldest, &request(1, 0, 0), HERE, T0)
+        .try_reserve(&mut oldest, &request(1, 0, 0), HERE, T0)
         .unwrap();
     let mut second = drop(2, 0, 0);
     second.id = DropId::new(1_000_000_005).unwrap();
@@ -412,4 +427,148 @@ fn a_region_is_one_to_32_bytes_of_text() {
         let refused = Tenant::parse_region(region).unwrap_err();
         assert!(refused.contains("REGION"), "{refused}");
     }
+}
+
+// The transitions (`drop::transition`): what each command writes and tells, decided once.
+
+use super::event::EventKind;
+use super::transition::{has_room, Asker, Transition, Write};
+
+const NO_CORRELATION: &Correlation = &Correlation {
+    transaction_id: Uuid::nil(),
+    traceparent: None,
+    tracestate: None,
+};
+
+fn asking(tenant: &TenantRef) -> Asker<'_> {
+    Asker {
+        tenant,
+        location: HERE,
+        correlation: NO_CORRELATION,
+    }
+}
+
+fn kinds<T>(transition: &Transition<T>) -> Vec<&'static str> {
+    transition.events.iter().map(|e| e.kind.name()).collect()
+}
+
+#[test]
+fn a_reservation_updates_the_drop_and_tells_reserved_or_answers_failure() {
+    let rules = Rules::default();
+    let d = drop(2, 0, 0);
+    let tenant = d.tenant.clone();
+    let asker = asking(&tenant);
+    let reserved = rules.reserve(Some(d.clone()), asker, &request(7, 0, 0), T0);
+    assert_eq!(reserved.answer, Ok(()));
+    assert_eq!(kinds(&reserved), ["RESERVED"]);
+    let [Write::Update(held)] = &reserved.writes[..] else {
+        panic!("{reserved:?}")
+    };
+    assert!(rules.is_held(held, T0));
+    // Refused, the requester still hears an answer, naming the drop it asked for.
+    let unknown = rules.reserve(None, asker, &request(7, 0, 0), T0);
+    assert_eq!(unknown.answer, Err(Refusal::UnknownDrop));
+    assert!(unknown.writes.is_empty());
+    assert_eq!(kinds(&unknown), ["RESERVATION_FAILURE"]);
+    assert_eq!(unknown.events[0].drop_id, DropId::FIRST.get());
+    let far = rules.reserve(Some(d), asker, &request(7, 900, 0), T0);
+    assert_eq!(far.answer, Err(Refusal::OutOfRange));
+    assert_eq!(kinds(&far), ["RESERVATION_FAILURE"]);
+    assert!(far.writes.is_empty());
+}
+
+#[test]
+fn a_cancel_frees_the_drop_and_a_pick_up_removes_it() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    let tenant = d.tenant.clone();
+    let asker = asking(&tenant);
+    assert_eq!(
+        rules.cancel(Some(d.clone()), asker, &by(7), T0),
+        Transition::refused(Refusal::NotHolder)
+    );
+    rules
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, T0)
+        .unwrap();
+    let cancelled = rules.cancel(Some(d.clone()), asker, &by(7), T0);
+    assert_eq!(kinds(&cancelled), ["RESERVATION_FAILURE"]);
+    assert!(matches!(&cancelled.writes[..], [Write::Update(free)] if rules.is_available(free, T0)));
+    let picked = rules.pick_up(Some(d.clone()), asker, &by(7), T0);
+    assert_eq!(kinds(&picked), ["PICKED_UP"]);
+    assert_eq!(picked.writes, [Write::Remove(d.clone())]);
+    assert_eq!(
+        rules.pick_up(Some(d), asker, &by(8), T0),
+        Transition::refused(Refusal::HeldByOther)
+    );
+    assert_eq!(
+        rules.pick_up(None, asker, &by(7), T0),
+        Transition::refused(Refusal::UnknownDrop)
+    );
+}
+
+#[test]
+fn a_spawn_on_a_full_map_expires_its_oldest_available_drops_first() {
+    let rules = Rules {
+        map_drop_limit: 2,
+        ..Rules::default()
+    };
+    let at = |n: u32, dropped_at: u64| Drop {
+        id: DropId::new(DropId::FIRST.get() + n).unwrap(),
+        dropped_at: Millis(dropped_at),
+        ..drop(2, 0, 0)
+    };
+    let (old, older, mut held) = (at(1, 20), at(2, 10), at(3, 5));
+    let reserve = ReserveRequest {
+        drop_id: held.id.get(),
+        ..request(7, 0, 0)
+    };
+    rules.try_reserve(&mut held, &reserve, HERE, T0).unwrap();
+    let new = at(9, 30);
+    let correlation = NO_CORRELATION;
+    // Three lie on a map that holds two: two must go to make room, the held one stays.
+    let map = [old.clone(), older.clone(), held.clone()];
+    let spawned = rules.spawn(new.clone(), correlation, 3, &map, T0);
+    assert_eq!(spawned.answer, Ok(new.clone()));
+    assert_eq!(kinds(&spawned), ["EXPIRED", "EXPIRED", "CREATED"]);
+    assert_eq!(
+        spawned.writes,
+        [
+            Write::Remove(older),
+            Write::Remove(old),
+            Write::Insert(new.clone())
+        ]
+    );
+    // Below the cap, the map is not even read.
+    let spawned = rules.spawn(new.clone(), correlation, 1, &[], T0);
+    assert_eq!(spawned.writes, [Write::Insert(new)]);
+    assert_eq!(has_room(9, 10), Ok(()));
+    assert_eq!(has_room(10, 10), Err(Refusal::StoreFull));
+    assert_eq!(has_room(usize::MAX, 0), Ok(()));
+}
+
+#[test]
+fn the_sweep_expires_looks_again_or_forgets() {
+    let rules = Rules::default();
+    let d = drop(2, 0, 0);
+    let id = d.id;
+    let expiry = rules.expires_at(&d).unwrap();
+    let early = rules.sweep(id, Some(d.clone()), T0);
+    assert_eq!(early.writes, [Write::Reschedule { id, at: expiry }]);
+    assert_eq!(early.answer, Ok(false));
+    let due = rules.sweep(id, Some(d.clone()), expiry);
+    assert_eq!(due.answer, Ok(true));
+    assert_eq!(due.writes, [Write::Remove(d.clone())]);
+    assert!(matches!(due.events[0].kind, EventKind::Expired { .. }));
+    assert_eq!(
+        rules.sweep(id, None, expiry).writes,
+        [Write::Unschedule { id }]
+    );
+    let never = Rules {
+        expire_ms: 0,
+        ..rules
+    };
+    assert_eq!(
+        never.sweep(id, Some(d), expiry).writes,
+        [Write::Unschedule { id }]
+    );
 }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use uuid::Uuid;
 
-use super::{failure, DropCounts, DropStore, Origin};
+use super::{DropCounts, DropStore, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{
@@ -18,6 +18,7 @@ use crate::drop::model::{
     TenantRef,
 };
 use crate::drop::rules::{Refusal, Rules};
+use crate::drop::transition::{Transition, Write};
 
 pub const RULES: Rules = Rules {
     expire_ms: 50_000,
@@ -85,7 +86,7 @@ pub fn spawned_id(store: &dyn DropStore) -> u32 {
     spawned.expect("spawned").id.get()
 }
 
-/// The same transitions over a list, scanned every time.
+/// The same transitions (`drop::transition`) over a list, scanned every time.
 struct Model {
     drops: Vec<Drop>,
     /// The position (`DropId::at`) of the next id to try.
@@ -95,32 +96,32 @@ struct Model {
 }
 
 impl Model {
-    fn find(&mut self, tenant: &TenantRef, raw: u32) -> Option<usize> {
-        self.drops
+    fn find(&self, tenant: &TenantRef, raw: u32) -> Option<Drop> {
+        let found = self
+            .drops
             .iter()
-            .position(|d| d.id.get() == raw && d.tenant == *tenant)
+            .find(|d| d.id.get() == raw && d.tenant == *tenant);
+        found.cloned()
     }
 
-    fn remove(&mut self, index: usize, out: &mut Vec<Event>) {
-        let drop = self.drops.remove(index);
-        out.push(Event::expired(&drop));
+    /// Commits a transition to the list; the list has no deadline index to keep.
+    fn commit<T>(&mut self, transition: Transition<T>, out: &mut Vec<Event>) -> Result<T, Refusal> {
+        for write in transition.writes {
+            match write {
+                Write::Insert(drop) => self.drops.push(drop),
+                Write::Update(drop) => {
+                    let index = self.drops.iter().position(|d| d.id == drop.id).unwrap();
+                    self.drops[index] = drop;
+                }
+                Write::Remove(drop) => self.drops.retain(|d| d.id != drop.id),
+                Write::Reschedule { .. } | Write::Unschedule { .. } => {}
+            }
+        }
+        out.extend(transition.events);
+        transition.answer
     }
 
     fn spawn(&mut self, origin: &Origin, spec: DropSpec, now: Millis, out: &mut Vec<Event>) {
-        loop {
-            let in_map = |d: &&Drop| d.tenant == origin.tenant && d.location == origin.location;
-            if !RULES.map_is_full(self.drops.iter().filter(in_map).count()) {
-                break;
-            }
-            let Some(oldest) = RULES
-                .oldest_available(self.drops.iter().filter(in_map), now)
-                .map(|d| d.id)
-            else {
-                break;
-            };
-            let index = self.drops.iter().position(|d| d.id == oldest).unwrap();
-            self.remove(index, out);
-        }
         let mut position = self.next_id;
         if self.ids_follow_the_clock {
             position = position.max(DropId::floor(now));
@@ -129,79 +130,20 @@ impl Model {
             position += 1;
         }
         self.next_id = position + 1;
-        let id = DropId::at(position);
-        let drop = origin.spawned(id, spec, now);
-        out.push(Event::created(&drop, origin.correlation.clone()));
-        self.drops.push(drop);
+        let new = origin.spawned(DropId::at(position), spec, now);
+        let in_map = |d: &&Drop| d.tenant == origin.tenant && d.location == origin.location;
+        let on_map = self.drops.iter().filter(in_map).count();
+        let map = self.drops.iter().filter(in_map);
+        let transition = RULES.spawn(new, &origin.correlation, on_map, map, now);
+        self.commit(transition, out).unwrap();
     }
 
-    fn reserve(
-        &mut self,
-        origin: &Origin,
-        request: &ReserveRequest,
-        now: Millis,
-        out: &mut Vec<Event>,
-    ) -> Result<(), Refusal> {
-        let outcome = match self.find(&origin.tenant, request.drop_id) {
-            None => Err(Refusal::UnknownDrop),
-            Some(index) => RULES
-                .reserve(&mut self.drops[index], request, origin.location, now)
-                .map(|_| {
-                    let drop = &self.drops[index];
-                    let correlation = origin.correlation.clone();
-                    out.push(Event::reserved(drop, correlation, request.character_id));
-                }),
-        };
-        if outcome.is_err() {
-            out.push(failure(origin, request.drop_id, request.character_id));
-        }
-        outcome
-    }
-
-    fn cancel(
-        &mut self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: &mut Vec<Event>,
-    ) -> Result<(), Refusal> {
-        let index = self
-            .find(&origin.tenant, request.drop_id)
-            .ok_or(Refusal::UnknownDrop)?;
-        RULES.cancel(&mut self.drops[index], request, now)?;
-        out.push(failure(origin, request.drop_id, request.character_id));
-        Ok(())
-    }
-
-    fn pick_up(
-        &mut self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: &mut Vec<Event>,
-    ) -> Result<(), Refusal> {
-        let index = self
-            .find(&origin.tenant, request.drop_id)
-            .ok_or(Refusal::UnknownDrop)?;
-        let pet_slot = RULES.pick_up(&self.drops[index], request, origin.location, now)?;
-        let drop = self.drops.remove(index);
-        let correlation = origin.correlation.clone();
-        out.push(Event::picked_up(
-            &drop,
-            correlation,
-            request.character_id,
-            pet_slot,
-        ));
-        Ok(())
-    }
-
-    /// A drop expires once it lay its time and nobody holds it, or once its reservation lapsed.
+    /// A drop expires once it lay its time and nobody holds it, or once its reservation
+    /// lapsed: the sweep's rule, asked of every drop.
     fn expire_due(&mut self, now: Millis, out: &mut Vec<Event>) {
-        while let Some(index) = self.drops.iter().position(|d| {
-            RULES.has_lapsed(d, now)
-                || RULES.is_available(d, now) && RULES.expires_at(d).is_some_and(|at| at <= now)
-        }) {
-            self.remove(index, out);
+        for drop in self.drops.clone() {
+            self.commit(RULES.sweep(drop.id, Some(drop), now), out)
+                .unwrap();
         }
     }
 
@@ -328,9 +270,11 @@ pub fn behaves_as_the_model(
                     pet_slot: if pet { 0 } else { -1 },
                     party_id: party,
                 };
+                let found = model.find(&origin.tenant, request.drop_id);
+                let transition = RULES.reserve(found, origin.asker(), &request, now);
                 prop_assert_eq!(
                     store.reserve(&origin, &request, now, out),
-                    model.reserve(&origin, &request, now, &mut want)
+                    model.commit(transition, &mut want)
                 );
             }
             Op::Cancel {
@@ -343,9 +287,11 @@ pub fn behaves_as_the_model(
                     drop_id: pick(p),
                     character_id: character,
                 };
+                let found = model.find(&origin.tenant, request.drop_id);
+                let transition = RULES.cancel(found, origin.asker(), &request, now);
                 prop_assert_eq!(
                     store.cancel(&origin, &request, now, out),
-                    model.cancel(&origin, &request, now, &mut want)
+                    model.commit(transition, &mut want)
                 );
             }
             Op::PickUp {
@@ -359,9 +305,11 @@ pub fn behaves_as_the_model(
                     drop_id: pick(p),
                     character_id: character,
                 };
+                let found = model.find(&origin.tenant, request.drop_id);
+                let transition = RULES.pick_up(found, origin.asker(), &request, now);
                 prop_assert_eq!(
                     store.pick_up(&origin, &request, now, out),
-                    model.pick_up(&origin, &request, now, &mut want)
+                    model.commit(transition, &mut want)
                 );
             }
             Op::Wait { ms } => {

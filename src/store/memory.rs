@@ -17,11 +17,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
 
-use super::{failure, DropCounts, DropStore, EventOut, Origin};
+use super::{DropCounts, DropStore, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, TenantRef};
-use crate::drop::rules::{Due, Refusal, Rules};
+use crate::drop::rules::{Refusal, Rules};
+use crate::drop::transition::{has_room, Transition, Write};
 
 const MAP_SHARDS: usize = 64;
 const ID_SHARDS: usize = 64;
@@ -123,15 +124,81 @@ impl MemoryStore {
         (lying.drop.tenant == *tenant).then_some((guard, id))
     }
 
-    /// Runs `step` on the tenant's drop `raw` under its shard's lock.
-    fn with_drop<T>(
+    /// Decides a command on the tenant's drop `raw` (`None` when the tenant has no such drop)
+    /// and commits it under the drop's shard's lock.
+    fn on_drop<T>(
         &self,
         tenant: &TenantRef,
         raw: u32,
-        step: impl FnOnce(&mut Shard, DropId) -> Result<T, Refusal>,
+        decide: impl FnOnce(Option<Drop>) -> Transition<T>,
+        out: EventOut<'_>,
     ) -> Result<T, Refusal> {
-        let (mut shard, id) = self.find(tenant, raw).ok_or(Refusal::UnknownDrop)?;
-        step(&mut shard, id)
+        match self.find(tenant, raw) {
+            Some((mut shard, id)) => {
+                let transition = decide(Some(shard.drops[&id].drop.clone()));
+                self.commit(&mut shard, transition, out)
+            }
+            None => {
+                let transition = decide(None);
+                debug_assert!(transition.writes.is_empty(), "no drop, nothing to write");
+                transition.events.into_iter().for_each(out);
+                transition.answer
+            }
+        }
+    }
+
+    /// Makes a transition's writes on the shard that holds its drops, and hands on its events
+    /// while the shard is still locked, so that no later change of these drops can overtake them.
+    fn commit<T>(
+        &self,
+        shard: &mut Shard,
+        transition: Transition<T>,
+        out: EventOut<'_>,
+    ) -> Result<T, Refusal> {
+        for write in transition.writes {
+            match write {
+                Write::Insert(drop) => self.insert(shard, drop),
+                Write::Update(drop) => {
+                    let id = drop.id;
+                    shard
+                        .drops
+                        .get_mut(&id)
+                        .expect("loaded under this lock")
+                        .drop = drop;
+                    self.bring_forward(shard, id);
+                }
+                Write::Remove(drop) => {
+                    self.remove(shard, drop.id);
+                }
+                Write::Reschedule { id, at } => {
+                    if let Some(lying) = shard.drops.get_mut(&id) {
+                        if let Some(before) = lying.due.replace(at) {
+                            shard.deadlines.remove(&(before, id));
+                        }
+                        shard.deadlines.insert((at, id));
+                    }
+                }
+                Write::Unschedule { id } => {
+                    if let Some(before) = shard.drops.get_mut(&id).and_then(|l| l.due.take()) {
+                        shard.deadlines.remove(&(before, id));
+                    }
+                }
+            }
+        }
+        transition.events.into_iter().for_each(out);
+        transition.answer
+    }
+
+    /// Lays a new drop (its id already taken by `allocate`, its place by `has_room`) on its map.
+    fn insert(&self, shard: &mut Shard, drop: Drop) {
+        let id = drop.id;
+        let due = self.rules.first_due(&drop);
+        if let Some(at) = due {
+            shard.deadlines.insert((at, id));
+        }
+        let key = (drop.tenant.clone(), drop.location);
+        shard.maps.entry(key).or_default().insert(id);
+        shard.drops.insert(id, Box::new(Lying { drop, due }));
     }
 
     fn forget_id(&self, id: DropId) {
@@ -184,49 +251,30 @@ impl DropStore for MemoryStore {
         out: EventOut<'_>,
     ) -> Result<Drop, Refusal> {
         let live = self.live.fetch_add(1, Ordering::Relaxed);
-        if self.max_live_drops != 0 && live >= self.max_live_drops {
+        if let Err(refusal) = has_room(live, self.max_live_drops) {
             self.live.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::StoreFull);
+            return Err(refusal);
         }
         let index = self.shard_of(&origin.tenant, origin.location);
         let id = self.allocate(index, now);
         let mut shard = lock(&self.shards[index]);
-        let shard = &mut *shard;
         let key = (origin.tenant.clone(), origin.location);
-        // Drops of one map share the map key's tenant: one allocation per map, not per drop.
-        let tenant = match shard.maps.get_key_value(&key) {
-            Some(((tenant, _), _)) => tenant.clone(),
-            None => origin.tenant.clone(),
-        };
-        loop {
-            let map = shard.maps.get(&key);
-            if !self.rules.map_is_full(map.map_or(0, BTreeSet::len)) {
-                break;
-            }
-            let drops = map.into_iter().flatten().map(|id| &shard.drops[id].drop);
-            let Some(oldest) = self.rules.oldest_available(drops, now).map(|d| d.id) else {
-                // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
-                break;
-            };
-            let evicted = self.remove(shard, oldest).expect("the map listed it");
-            out(Event::expired(&evicted));
-        }
-        let drop = Drop {
-            tenant,
+        let map = shard.maps.get_key_value(&key);
+        let new = Drop {
+            // Drops of one map share the map key's tenant: one allocation per map, not per drop.
+            tenant: map
+                .map_or(&origin.tenant, |((tenant, _), _)| tenant)
+                .clone(),
             ..origin.spawned(id, spec, now)
         };
-        let due = self.rules.first_due(&drop);
-        if let Some(at) = due {
-            shard.deadlines.insert((at, id));
-        }
-        shard.maps.entry(key).or_default().insert(id);
-        out(Event::created(&drop, origin.correlation.clone()));
-        let lying = Box::new(Lying {
-            drop: drop.clone(),
-            due,
-        });
-        shard.drops.insert(id, lying);
-        Ok(drop)
+        let on_map = map.map_or(0, |(_, ids)| ids.len());
+        let drops = map
+            .into_iter()
+            .flat_map(|(_, ids)| ids.iter().map(|id| &shard.drops[id].drop));
+        let transition = self
+            .rules
+            .spawn(new, &origin.correlation, on_map, drops, now);
+        self.commit(&mut shard, transition, out)
     }
 
     fn reserve(
@@ -236,30 +284,8 @@ impl DropStore for MemoryStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let outcome = self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
-            let drop = &mut shard
-                .drops
-                .get_mut(&id)
-                .expect("found under this lock")
-                .drop;
-            // Emitted while the shard is locked, so no later change of this drop can overtake it.
-            match self.rules.reserve(drop, request, origin.location, now) {
-                Ok(_) => {
-                    let correlation = origin.correlation.clone();
-                    out(Event::reserved(drop, correlation, request.character_id));
-                    self.bring_forward(shard, id);
-                    Ok(())
-                }
-                Err(refusal) => {
-                    out(failure(origin, request.drop_id, request.character_id));
-                    Err(refusal)
-                }
-            }
-        });
-        if outcome == Err(Refusal::UnknownDrop) {
-            out(failure(origin, request.drop_id, request.character_id));
-        }
-        outcome
+        let decide = |found| self.rules.reserve(found, origin.asker(), request, now);
+        self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
     fn cancel(
@@ -269,15 +295,8 @@ impl DropStore for MemoryStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
-            let lying = shard.drops.get_mut(&id).expect("found under this lock");
-            let cancelled = self.rules.cancel(&mut lying.drop, request, now);
-            // A sweep that met the drop held put its entry off; free again, it expires on time.
-            self.bring_forward(shard, id);
-            cancelled?;
-            out(failure(origin, request.drop_id, request.character_id));
-            Ok(())
-        })
+        let decide = |found| self.rules.cancel(found, origin.asker(), request, now);
+        self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
     fn pick_up(
@@ -287,48 +306,23 @@ impl DropStore for MemoryStore {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        self.with_drop(&origin.tenant, request.drop_id, |shard, id| {
-            let drop = &shard.drops[&id].drop;
-            let pet_slot = self.rules.pick_up(drop, request, origin.location, now)?;
-            let drop = self.remove(shard, id).expect("found under this lock");
-            let correlation = origin.correlation.clone();
-            out(Event::picked_up(
-                &drop,
-                correlation,
-                request.character_id,
-                pet_slot,
-            ));
-            Ok(())
-        })
+        let decide = |found| self.rules.pick_up(found, origin.asker(), request, now);
+        self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
     fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
-            let shard = &mut *shard;
             while let Some(&(at, id)) = shard.deadlines.first() {
                 if at > now {
                     break;
                 }
                 shard.deadlines.pop_first();
                 let lying = shard.drops.get_mut(&id).expect("indexed drops exist");
-                let due = self.rules.due(&lying.drop, now);
-                lying.due = match due {
-                    Due::At(later) => Some(later),
-                    Due::Expire | Due::Never => None,
-                };
-                match due {
-                    Due::Expire => {
-                        let drop = self.remove(shard, id).expect("indexed drops exist");
-                        out(Event::expired(&drop));
-                        expired += 1;
-                    }
-                    Due::At(later) => {
-                        shard.deadlines.insert((later, id));
-                    }
-                    Due::Never => {}
-                }
+                lying.due = None;
+                let transition = self.rules.sweep(id, Some(lying.drop.clone()), now);
+                expired += usize::from(self.commit(&mut shard, transition, out) == Ok(true));
             }
         }
         expired

@@ -20,11 +20,12 @@ pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::{Event, EventKind};
+use crate::drop::event::Event;
 use crate::drop::model::{
     Correlation, Drop, DropId, DropSpec, Location, Millis, Status, TenantRef,
 };
 use crate::drop::rules::Refusal;
+use crate::drop::transition::Asker;
 
 /// Receives the events of a state change, in order, while the change is being made.
 pub type EventOut<'a> = &'a mut dyn FnMut(Event);
@@ -40,6 +41,15 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Who asked, as an answer names them.
+    pub fn asker(&self) -> Asker<'_> {
+        Asker {
+            tenant: &self.tenant,
+            location: self.location,
+            correlation: &self.correlation,
+        }
+    }
+
     /// The drop this origin's spawn makes as `id`: AVAILABLE, dropped `now`, carrying the
     /// spawn's transaction id (its `EXPIRED` echoes it).
     pub fn spawned(&self, id: DropId, spec: DropSpec, now: Millis) -> Drop {
@@ -168,17 +178,6 @@ pub fn blocking<T>(store: &dyn DropStore, call: impl FnOnce() -> T) -> T {
         tokio::task::block_in_place(call)
     } else {
         call()
-    }
-}
-
-/// Failures answer the requester: they echo the command's tenant and map.
-fn failure(origin: &Origin, drop_id: u32, character_id: u32) -> Event {
-    Event {
-        tenant: origin.tenant.clone(),
-        location: origin.location,
-        drop_id,
-        correlation: origin.correlation.clone(),
-        kind: EventKind::ReservationFailure { character_id },
     }
 }
 

@@ -20,11 +20,11 @@ use redis::{Connection, FromRedisValue, Pipeline, RedisResult, Script, Value};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
 pub use self::pool::client;
 use self::pool::Pool;
-use super::{failure, DropCounts, DropStore, EventOut, LogPosition, Origin};
+use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
-use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
-use crate::drop::rules::{Due, Refusal, Rules};
+use crate::drop::rules::{Refusal, Rules};
+use crate::drop::transition::{has_room, Transition, Write};
 use crate::kafka::outbox;
 
 /// Drops the sweep takes from the deadline index at a time.
@@ -63,23 +63,6 @@ pub struct RedisStore {
     pool: Pool,
     next_id: Script,
     max_live_drops: usize,
-}
-
-/// What a step decided after reading: the answer, and what must be written for it atomically.
-struct Decision<T> {
-    answer: T,
-    writes: Pipeline,
-    events: Vec<Event>,
-}
-
-impl<T> Decision<T> {
-    fn new(answer: T) -> Decision<T> {
-        Decision {
-            answer,
-            writes: redis::pipe(),
-            events: Vec::new(),
-        }
-    }
 }
 
 /// What a partition's applied record says of one offset: `floor` is the highest committed
@@ -163,21 +146,22 @@ impl RedisStore {
 
     /// Runs one step to completion. The first round trip checks the command's offset against
     /// the applied record (watching it) and finds the map of the drop `about`, if any; `decide`
-    /// then watches and reads what it needs (given that map's key) and says what to write; the
-    /// writes, the events and the command's offset go in one MULTI/EXEC. When a watched key
-    /// changed meanwhile, the step is decided again. A command met again (its offset is in the
-    /// applied record) is answered `AlreadyApplied` and changes nothing.
+    /// then watches and reads what its rule needs (given that map's key) and returns the
+    /// rule's transition; its writes, its events and the command's offset go in one
+    /// MULTI/EXEC. When a watched key changed meanwhile, the step is decided again. A command
+    /// met again (its offset is in the applied record) is answered `AlreadyApplied` and
+    /// changes nothing.
     fn step<T>(
         &self,
         what: &str,
         position: Option<&LogPosition>,
         about: Option<u32>,
         out: EventOut<'_>,
-        mut decide: impl FnMut(&mut Connection, Option<&str>) -> RedisResult<Decision<T>>,
+        mut decide: impl FnMut(&mut Connection, Option<&str>) -> RedisResult<Transition<T>>,
     ) -> Result<T, Refusal> {
         let applied = position.map(|position| self.keys.applied(&position.partition));
         let about = about.and_then(DropId::new);
-        let decision = self.pool.run(what, |connection| loop {
+        let transition = self.pool.run(what, |connection| loop {
             let mut first = redis::pipe();
             if let (Some(position), Some(key)) = (position, &applied) {
                 first
@@ -210,21 +194,20 @@ impl RedisStore {
                 }
             }
             let map: Option<String> = from_reply(replies.next())?;
-            let mut decision = decide(connection, map.as_deref())?;
-            if applied_writes.is_none() && decision.events.is_empty() && decision.writes.is_empty()
-            {
+            let transition = decide(connection, map.as_deref())?;
+            if applied_writes.is_none() && transition.is_empty() {
                 redis::cmd("UNWATCH").query::<()>(connection)?;
-                return Ok(Some(decision));
+                return Ok(Some(transition));
             }
-            let writes = &mut decision.writes;
+            let mut writes = self.writes(&transition.writes);
             if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
                 if afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
                     writes.del(key).ignore();
                 }
-                record_applied(writes, key, position, floor);
+                record_applied(&mut writes, key, position, floor);
             }
-            for event in &decision.events {
+            for event in &transition.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
                 writes.xadd(stream, "*", &outbox::entry(event)).ignore();
             }
@@ -233,36 +216,32 @@ impl RedisStore {
                 if let (Some(position), Some((_, _, true))) = (position, applied_writes) {
                     tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                 }
-                return Ok(Some(decision));
+                return Ok(Some(transition));
             }
             // A watched key changed under us: decide again on what is there now.
         });
-        let Some(decision) = decision else {
+        let Some(transition) = transition else {
             return Err(Refusal::AlreadyApplied);
         };
-        for event in decision.events {
-            out(event);
-        }
-        Ok(decision.answer)
+        transition.events.into_iter().for_each(out);
+        transition.answer
     }
 
-    /// A command's step on the tenant's drop `raw`: `decide` gets it, watched, with its map's
-    /// key, or `None` when the tenant has no such drop.
+    /// A command's step on the tenant's drop `raw`: `decide` gets it, watched, or `None` when
+    /// the tenant has no such drop.
     fn step_on_drop<T>(
         &self,
         what: &str,
         origin: &Origin,
         raw: u32,
         out: EventOut<'_>,
-        mut decide: impl FnMut(Option<(Drop, String)>) -> Decision<Result<T, Refusal>>,
+        decide: impl Fn(Option<Drop>) -> Transition<T>,
     ) -> Result<T, Refusal> {
         let position = origin.position.as_ref();
-        let outcome = self.step(what, position, Some(raw), out, |connection, map| {
+        self.step(what, position, Some(raw), out, |connection, map| {
             let found = self.watch_drop(connection, map, raw)?;
-            let found = found.filter(|(drop, _)| drop.tenant == origin.tenant);
-            Ok(decide(found))
-        });
-        outcome.and_then(|answer| answer)
+            Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
+        })
     }
 
     /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
@@ -272,7 +251,7 @@ impl RedisStore {
         connection: &mut Connection,
         map: Option<&str>,
         raw: u32,
-    ) -> RedisResult<Option<(Drop, String)>> {
+    ) -> RedisResult<Option<Drop>> {
         let Some(map) = map else {
             return Ok(None);
         };
@@ -282,9 +261,7 @@ impl RedisStore {
             .ignore()
             .hget(map, raw)
             .query(connection)?;
-        Ok(record
-            .and_then(|record| self.decode(&record))
-            .map(|drop| (drop, map.to_owned())))
+        Ok(record.and_then(|record| self.decode(&record)))
     }
 
     fn decode(&self, record: &[u8]) -> Option<Drop> {
@@ -295,9 +272,49 @@ impl RedisStore {
             .ok()
     }
 
+    /// Hands out the next drop id (`NEXT_ID`).
+    fn allocate(&self, connection: &mut Connection) -> RedisResult<DropId> {
+        let raw: u32 = self
+            .next_id
+            .key(self.keys.last_id())
+            .key(self.keys.ids())
+            .arg(DropId::FIRST.get())
+            .arg(DropId::LAST.get())
+            .invoke(connection)?;
+        Ok(DropId::new(raw).expect("the script keeps to the id range"))
+    }
+
+    /// The commands that make a transition's writes (in a MULTI/EXEC with its events).
+    fn writes(&self, writes: &[Write]) -> Pipeline {
+        let mut pipeline = redis::pipe();
+        for write in writes {
+            match write {
+                Write::Insert(drop) => {
+                    let map = self.keys.map(&drop.tenant, drop.location);
+                    (pipeline.hset(self.keys.ids(), drop.id.get(), &map))
+                        .ignore()
+                        .incr(self.keys.live(), 1)
+                        .ignore();
+                    self.put(&mut pipeline, &map, drop);
+                }
+                Write::Update(drop) => {
+                    let map = self.keys.map(&drop.tenant, drop.location);
+                    self.put(&mut pipeline, &map, drop);
+                }
+                Write::Remove(drop) => self.remove(&mut pipeline, drop),
+                Write::Reschedule { id, at } => {
+                    (pipeline.zadd(self.keys.deadlines(), id.get(), at.0)).ignore();
+                }
+                Write::Unschedule { id } => {
+                    pipeline.zrem(self.keys.deadlines(), id.get()).ignore();
+                }
+            }
+        }
+        pipeline
+    }
+
     /// Writes a drop's record, its entry in the reservations index, and brings its deadline
-    /// entry forward to when its state says the sweep must first look at it (`Rules::first_due`:
-    /// a reservation's lapse); a later entry only makes the sweep look early, and again.
+    /// entry forward to `Rules::first_due` (see `Write::Update`).
     fn put(&self, writes: &mut Pipeline, map: &str, drop: &Drop) {
         let id = drop.id.get();
         writes.hset(map, id, record::encode(drop)).ignore();
@@ -317,8 +334,9 @@ impl RedisStore {
     }
 
     /// Removes a drop from its map and from every index.
-    fn remove(&self, writes: &mut Pipeline, map: &str, id: DropId) {
-        let id = id.get();
+    fn remove(&self, writes: &mut Pipeline, drop: &Drop) {
+        let map = self.keys.map(&drop.tenant, drop.location);
+        let id = drop.id.get();
         writes
             .hdel(map, id)
             .ignore()
@@ -341,33 +359,13 @@ impl RedisStore {
             .collect())
     }
 
-    /// The sweep's step for one drop whose deadline came: expire it, look again later, or forget
-    /// the entry. Returns whether it expired.
-    fn sweep_one(&self, raw: u32, now: Millis, out: EventOut<'_>) -> bool {
+    /// The sweep's step for one drop whose deadline came (`Rules::sweep`). Returns whether it
+    /// expired.
+    fn sweep_one(&self, id: DropId, now: Millis, out: EventOut<'_>) -> bool {
+        let raw = id.get();
         let expired = self.step("expire", None, Some(raw), out, |connection, map| {
-            let mut decision = Decision::new(false);
-            let Some((drop, map)) = self.watch_drop(connection, map, raw)? else {
-                // Gone already (another instance expired it, or it was picked up).
-                decision.writes.zrem(self.keys.deadlines(), raw).ignore();
-                return Ok(decision);
-            };
-            match self.rules.due(&drop, now) {
-                Due::Expire => {
-                    self.remove(&mut decision.writes, &map, drop.id);
-                    decision.events.push(Event::expired(&drop));
-                    decision.answer = true;
-                }
-                Due::At(later) => {
-                    decision
-                        .writes
-                        .zadd(self.keys.deadlines(), raw, later.0)
-                        .ignore();
-                }
-                Due::Never => {
-                    decision.writes.zrem(self.keys.deadlines(), raw).ignore();
-                }
-            }
-            Ok(decision)
+            let found = self.watch_drop(connection, map, raw)?;
+            Ok(self.rules.sweep(id, found, now))
         });
         expired == Ok(true)
     }
@@ -382,69 +380,37 @@ impl DropStore for RedisStore {
         out: EventOut<'_>,
     ) -> Result<Drop, Refusal> {
         let map = self.keys.map(&origin.tenant, origin.location);
-        let ids = self.keys.ids();
         let mut id = None;
-        let outcome = self.step(
-            "spawn",
-            origin.position.as_ref(),
-            None,
-            out,
-            |connection, _| {
-                if self.max_live_drops != 0 {
-                    let live: Option<usize> =
-                        redis::cmd("GET").arg(self.keys.live()).query(connection)?;
-                    if live.unwrap_or(0) >= self.max_live_drops {
-                        return Ok(Decision::new(Err(Refusal::StoreFull)));
-                    }
+        let position = origin.position.as_ref();
+        self.step("spawn", position, None, out, |connection, _| {
+            if self.max_live_drops != 0 {
+                let live: Option<usize> =
+                    redis::cmd("GET").arg(self.keys.live()).query(connection)?;
+                if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
+                    return Ok(Transition::refused(refusal));
                 }
-                // Allocated once: a step decided again keeps its id.
-                let id = match id {
-                    Some(id) => id,
-                    None => {
-                        let raw: u32 = self
-                            .next_id
-                            .key(self.keys.last_id())
-                            .key(&ids)
-                            .arg(DropId::FIRST.get())
-                            .arg(DropId::LAST.get())
-                            .invoke(connection)?;
-                        *id.insert(DropId::new(raw).expect("the script keeps to the id range"))
-                    }
-                };
-                let (count,): (usize,) = redis::pipe()
-                    .cmd("WATCH")
-                    .arg(&map)
-                    .ignore()
-                    .hlen(&map)
-                    .query(connection)?;
-                let drop = origin.spawned(id, spec, now);
-                let mut decision = Decision::new(Ok(drop.clone()));
-                if self.rules.map_is_full(count) {
-                    let mut drops = self.map_drops(connection, &map)?;
-                    let mut count = drops.len();
-                    while self.rules.map_is_full(count) {
-                        // Every drop of the map is reserved: they resolve soon; the new drop is not lost.
-                        let Some(oldest) = self.rules.oldest_available(&drops, now).map(|d| d.id)
-                        else {
-                            break;
-                        };
-                        let index = drops.iter().position(|d| d.id == oldest).expect("listed");
-                        let evicted = drops.swap_remove(index);
-                        self.remove(&mut decision.writes, &map, evicted.id);
-                        decision.events.push(Event::expired(&evicted));
-                        count -= 1;
-                    }
-                }
-                self.put(&mut decision.writes, &map, &drop);
-                decision.writes.hset(&ids, id.get(), &map).ignore();
-                decision.writes.incr(self.keys.live(), 1).ignore();
-                decision
-                    .events
-                    .push(Event::created(&drop, origin.correlation.clone()));
-                Ok(decision)
-            },
-        );
-        outcome.and_then(|spawned| spawned)
+            }
+            // Allocated once: a step decided again keeps its id.
+            let id = match id {
+                Some(id) => id,
+                None => *id.insert(self.allocate(connection)?),
+            };
+            let (on_map,): (usize,) = redis::pipe()
+                .cmd("WATCH")
+                .arg(&map)
+                .ignore()
+                .hlen(&map)
+                .query(connection)?;
+            // The map's drops are read only when one must make room.
+            let drops = match self.rules.map_is_full(on_map) {
+                true => self.map_drops(connection, &map)?,
+                false => Vec::new(),
+            };
+            let new = origin.spawned(id, spec, now);
+            Ok(self
+                .rules
+                .spawn(new, &origin.correlation, on_map, &drops, now))
+        })
     }
 
     fn reserve(
@@ -455,29 +421,7 @@ impl DropStore for RedisStore {
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
         self.step_on_drop("reserve", origin, request.drop_id, out, |found| {
-            let reserved = match found {
-                None => Err(Refusal::UnknownDrop),
-                Some((mut drop, map)) => self
-                    .rules
-                    .reserve(&mut drop, request, origin.location, now)
-                    .map(|_| (drop, map)),
-            };
-            match reserved {
-                Ok((drop, map)) => {
-                    let mut decision = Decision::new(Ok(()));
-                    self.put(&mut decision.writes, &map, &drop);
-                    let correlation = origin.correlation.clone();
-                    let event = Event::reserved(&drop, correlation, request.character_id);
-                    decision.events.push(event);
-                    decision
-                }
-                Err(refusal) => {
-                    let mut decision = Decision::new(Err(refusal));
-                    let event = failure(origin, request.drop_id, request.character_id);
-                    decision.events.push(event);
-                    decision
-                }
-            }
+            self.rules.reserve(found, origin.asker(), request, now)
         })
     }
 
@@ -489,21 +433,7 @@ impl DropStore for RedisStore {
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
         self.step_on_drop("cancel", origin, request.drop_id, out, |found| {
-            let Some((mut drop, map)) = found else {
-                return Decision::new(Err(Refusal::UnknownDrop));
-            };
-            let before = drop.status;
-            let cancelled = self.rules.cancel(&mut drop, request, now);
-            let mut decision = Decision::new(cancelled);
-            if drop.status != before {
-                // A sweep that met the drop held put its entry off; free again, it expires on time.
-                self.put(&mut decision.writes, &map, &drop);
-            }
-            if cancelled.is_ok() {
-                let event = failure(origin, request.drop_id, request.character_id);
-                decision.events.push(event);
-            }
-            decision
+            self.rules.cancel(found, origin.asker(), request, now)
         })
     }
 
@@ -515,19 +445,7 @@ impl DropStore for RedisStore {
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
         self.step_on_drop("pick_up", origin, request.drop_id, out, |found| {
-            let Some((drop, map)) = found else {
-                return Decision::new(Err(Refusal::UnknownDrop));
-            };
-            let pet_slot = match self.rules.pick_up(&drop, request, origin.location, now) {
-                Ok(pet_slot) => pet_slot,
-                Err(refusal) => return Decision::new(Err(refusal)),
-            };
-            let mut decision = Decision::new(Ok(()));
-            self.remove(&mut decision.writes, &map, drop.id);
-            let correlation = origin.correlation.clone();
-            let event = Event::picked_up(&drop, correlation, request.character_id, pet_slot);
-            decision.events.push(event);
-            decision
+            self.rules.pick_up(found, origin.asker(), request, now)
         })
     }
 
@@ -544,8 +462,8 @@ impl DropStore for RedisStore {
                     .arg(SWEEP_BATCH)
                     .query(connection)
             });
-            for &raw in &due {
-                expired += usize::from(self.sweep_one(raw, now, out));
+            for id in due.iter().copied().filter_map(DropId::new) {
+                expired += usize::from(self.sweep_one(id, now, out));
             }
             if (due.len() as isize) < SWEEP_BATCH {
                 return expired;

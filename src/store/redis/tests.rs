@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::drop::command::CharacterRequest;
+use crate::drop::event::Event;
 use crate::drop::model::Point;
 use crate::store::contract_tests::{self, op, origin, spec, RULES};
 
