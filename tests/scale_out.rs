@@ -279,26 +279,10 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
     names.clean_redis();
 }
 
-type Headers = Vec<(String, Vec<u8>)>;
-
-/// The outbox format, read as a relay taking over finds it: key, value, then header names and
-/// values, each prefixed by its length (u32, big-endian).
-fn outbox_record(mut bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Headers) {
-    let mut parts = Vec::new();
-    while let Some((length, rest)) = bytes.split_first_chunk::<4>() {
-        let length = u32::from_be_bytes(*length) as usize;
-        parts.push(rest[..length].to_vec());
-        bytes = &rest[length..];
-    }
-    let headers = parts[2..]
-        .chunks(2)
-        .map(|pair| (String::from_utf8(pair[0].clone()).unwrap(), pair[1].clone()))
-        .collect();
-    (parts[0].clone(), parts[1].clone(), headers)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
+    use atlas_drops::kafka::message::event::{encode_key, encode_value};
+    use atlas_drops::kafka::message::headers::event_headers;
     use atlas_drops::kafka::{
         client,
         context::KafkaContext,
@@ -306,8 +290,7 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
         producer::{EventProducer, Producers},
         topics::OurTopics,
     };
-    use atlas_drops::store::redis::{Keys, OUTBOX_SHARDS};
-    use rdkafka::message::{Header, OwnedHeaders};
+    use atlas_drops::store::redis::{decode_event, Keys, OUTBOX_SHARDS};
     use rdkafka::producer::FutureRecord;
 
     let broker = Broker::start();
@@ -382,19 +365,13 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
             .query(&mut redis)
             .unwrap();
         for (_, fields) in &entries[..entries.len().div_ceil(2)] {
-            let (key, value, headers) = outbox_record(&fields[0].1);
-            let headers = headers
-                .iter()
-                .fold(OwnedHeaders::new(), |all, (name, value)| {
-                    all.insert(Header {
-                        key: name,
-                        value: Some(value),
-                    })
-                });
+            // The record a relay makes of the entry's event.
+            let event = decode_event(&fields[0].1).expect("an event record");
+            let (key, value) = (encode_key(event.drop_id), encode_value(&event));
             let record = FutureRecord::to(&names.events)
                 .key(&key)
                 .payload(&value)
-                .headers(headers);
+                .headers(event_headers(&event.tenant, &event.correlation));
             producer
                 .send(record, Duration::from_secs(5))
                 .await

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use redis::{Connection, RedisResult, Script};
@@ -29,13 +29,14 @@ use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
 use super::producer::{broker_answer, enqueue_blocking, DeliveryError, Producers};
 use super::topics::OurTopics;
-use crate::drop::event::Event;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::store::redis::{self as redis_store, Keys, OUTBOX_SHARDS};
+use crate::store::redis::{self as redis_store, decode_event, Keys, OUTBOX_FIELD, OUTBOX_SHARDS};
 
-/// The one field of an outbox entry: the Kafka record (see `encode_record`).
-const FIELD: &str = "r";
+/// The field of an outbox entry written by versions before the store's own event format
+/// (`OUTBOX_FIELD`): the Kafka record itself (see `decode_record`). Still read, so that an
+/// upgrade loses none of the entries waiting.
+const LEGACY_FIELD: &str = "r";
 /// How long a relay's hold on a stream lasts unless renewed.
 const LEASE: Duration = Duration::from_secs(3);
 /// How often leases are renewed, and free streams claimed.
@@ -81,15 +82,31 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// The outbox entry of an event: its Kafka record exactly as it will go on the wire.
-pub fn entry(event: &Event) -> [(&'static str, Vec<u8>); 1] {
-    let headers = event_headers(&event.tenant, &event.correlation);
-    let record = encode_record(&encode_key(event.drop_id), &encode_value(event), &headers);
-    [(FIELD, record)]
+/// The Kafka record an outbox entry goes out as: the event as `kafka::message` encodes it;
+/// an entry of an earlier version as it was written. `None`: unreadable.
+fn record_of(fields: &[(String, Vec<u8>)]) -> Option<OutboxRecord> {
+    let (name, bytes) = fields.first()?;
+    if name == LEGACY_FIELD {
+        return decode_record(bytes);
+    }
+    if name != OUTBOX_FIELD {
+        return None;
+    }
+    let event = decode_event(bytes)
+        .inspect_err(|error| tracing::error!(%error, "outbox relay: unreadable entry"))
+        .ok()?;
+    Some(OutboxRecord {
+        key: encode_key(event.drop_id).to_vec(),
+        value: encode_value(&event),
+        headers: event_headers(&event.tenant, &event.correlation),
+    })
 }
 
-/// Key, value and headers, each length-prefixed (u32 big-endian; header names u16).
+/// Key, value and headers, each length-prefixed (u32 big-endian; header names u16), as
+/// versions before `OUTBOX_FIELD` wrote them.
+#[cfg(test)]
 fn encode_record(key: &[u8], value: &[u8], headers: &OwnedHeaders) -> Vec<u8> {
+    use rdkafka::message::Headers;
     let mut bytes = Vec::with_capacity(key.len() + value.len() + 128);
     let mut put = |part: &[u8]| {
         bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -298,10 +315,8 @@ impl Relay {
                 Some((field.strip_prefix('p')?.parse().ok()?, offset.parse().ok()?))
             })
             .collect();
-        let record_of = |fields: &Vec<(String, Vec<u8>)>| {
-            let (_, bytes) = fields.iter().find(|(name, _)| name == FIELD)?;
-            decode_record(bytes).map(|record| (record.key, record.value))
-        };
+        let record_of =
+            |fields: &Vec<(String, Vec<u8>)>| record_of(fields).map(|r| (r.key, r.value));
         let mut wanted: HashMap<KeyAndValue, usize> = HashMap::new();
         for (_, fields) in &maybe_sent {
             if let Some(record) = record_of(fields) {
@@ -468,10 +483,7 @@ impl Relay {
         for (shard, entries) in streams {
             let stream = held.get_mut(&shard).expect("read from held streams only");
             for (id, fields) in entries {
-                let record = fields
-                    .iter()
-                    .find(|(name, _)| name == FIELD)
-                    .and_then(|(_, bytes)| decode_record(bytes));
+                let record = record_of(&fields);
                 let sent = match record {
                     Some(record) => {
                         let record = FutureRecord::to(&self.topic)
@@ -623,10 +635,13 @@ fn relay_error(what: &'static str, error: impl std::fmt::Display) -> redis::Redi
 
 #[cfg(test)]
 mod tests {
+    use rdkafka::message::Headers;
+
     use super::*;
 
+    /// An entry an earlier version wrote goes out as it was written.
     #[test]
-    fn records_come_back_as_they_went_in() {
+    fn legacy_records_come_back_as_they_went_in() {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "TENANT_ID",

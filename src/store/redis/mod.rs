@@ -20,13 +20,15 @@ use redis::{Connection, FromRedisValue, Pipeline, RedisResult, Script, Value};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
 pub use self::pool::client;
 use self::pool::Pool;
+pub use self::record::decode_event;
 use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
 use crate::drop::rules::{Refusal, Rules};
 use crate::drop::transition::{has_room, Transition, Write};
-use crate::kafka::outbox;
 
+/// The one field of an outbox entry: the event in the store's own format (`decode_event`).
+pub const OUTBOX_FIELD: &str = "e";
 /// Drops the sweep takes from the deadline index at a time.
 const SWEEP_BATCH: isize = 256;
 /// The member of an applied record whose score is the partition's floor: the highest committed
@@ -209,7 +211,8 @@ impl RedisStore {
             }
             for event in &transition.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
-                writes.xadd(stream, "*", &outbox::entry(event)).ignore();
+                let entry = [(OUTBOX_FIELD, record::encode_event(event))];
+                writes.xadd(stream, "*", &entry).ignore();
             }
             writes.atomic();
             if writes.query::<Option<()>>(connection)?.is_some() {

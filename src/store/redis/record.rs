@@ -1,13 +1,17 @@
-//! How a drop is written in Redis: a compact JSON record, one field of its map's hash. A wire
-//! type of its own, so the domain types stay free of serde and of storage concerns.
+//! How a drop is written in Redis: a compact JSON record, one field of its map's hash; and how
+//! an event waits in the outbox (`EventRecord`), in the store's own format, for the relay to
+//! encode as a Kafka record. Wire types of their own, so the domain types stay free of serde
+//! and of storage concerns, and the store knows nothing of Kafka.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{
-    Contents, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Reservation, Status, Tenant,
+    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Reservation,
+    Status, Tenant,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -55,16 +59,35 @@ pub struct DropRecord {
     held: Option<ReservationRecord>,
 }
 
+impl TenantRecord {
+    fn of(tenant: &Tenant) -> TenantRecord {
+        TenantRecord {
+            id: tenant.id,
+            region: tenant.region.clone(),
+            major: tenant.major_version,
+            minor: tenant.minor_version,
+        }
+    }
+
+    fn read(self) -> Tenant {
+        Tenant {
+            id: self.id,
+            region: self.region,
+            major_version: self.major,
+            minor_version: self.minor,
+        }
+    }
+}
+
 pub fn encode(drop: &Drop) -> String {
+    serde_json::to_string(&record_of(drop)).expect("a drop record always serializes")
+}
+
+fn record_of(drop: &Drop) -> DropRecord {
     let spec = &drop.spec;
-    let record = DropRecord {
+    DropRecord {
         id: drop.id.get(),
-        tenant: TenantRecord {
-            id: drop.tenant.id,
-            region: drop.tenant.region.clone(),
-            major: drop.tenant.major_version,
-            minor: drop.tenant.minor_version,
-        },
+        tenant: TenantRecord::of(&drop.tenant),
         world: drop.location.world_id,
         channel: drop.location.channel_id,
         map: drop.location.map_id,
@@ -92,25 +115,21 @@ pub fn encode(drop: &Drop) -> String {
                 at: held.reserved_at.0,
             }),
         },
-    };
-    serde_json::to_string(&record).expect("a drop record always serializes")
+    }
 }
 
 /// Reads a record back; `Err` names what is wrong with one no version of us wrote.
 pub fn decode(text: &[u8]) -> Result<Drop, String> {
-    let record: DropRecord =
-        serde_json::from_slice(text).map_err(|error| format!("drop record: {error}"))?;
+    read(serde_json::from_slice(text).map_err(|error| format!("drop record: {error}"))?)
+}
+
+fn read(record: DropRecord) -> Result<Drop, String> {
     let id = DropId::new(record.id).ok_or_else(|| format!("drop record: id {}", record.id))?;
     let contents = Contents::new(record.item, record.equipment, record.quantity, record.meso)
         .map_err(|error| format!("drop record {id}: {error}"))?;
     Ok(Drop {
         id,
-        tenant: Arc::new(Tenant {
-            id: record.tenant.id,
-            region: record.tenant.region,
-            major_version: record.tenant.major,
-            minor_version: record.tenant.minor,
-        }),
+        tenant: Arc::new(record.tenant.read()),
         location: Location {
             world_id: record.world,
             channel_id: record.channel,
@@ -146,4 +165,237 @@ pub fn decode(text: &[u8]) -> Result<Drop, String> {
             }),
         },
     })
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContentsRecord {
+    item: u32,
+    equipment: u32,
+    quantity: u32,
+    meso: u32,
+}
+
+impl ContentsRecord {
+    fn of(contents: Contents) -> ContentsRecord {
+        ContentsRecord {
+            item: contents.item_id(),
+            equipment: contents.equipment_id(),
+            quantity: contents.quantity(),
+            meso: contents.meso(),
+        }
+    }
+
+    fn read(self) -> Result<Contents, String> {
+        Contents::new(self.item, self.equipment, self.quantity, self.meso)
+            .map_err(|error| format!("event record: {error}"))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum KindRecord {
+    /// The drop as it was created (its record carries the spec and the time).
+    Created(Box<DropRecord>),
+    Expired {
+        equipment: u32,
+    },
+    PickedUp {
+        character: u32,
+        contents: ContentsRecord,
+        pet: i8,
+    },
+    Reserved {
+        character: u32,
+        contents: ContentsRecord,
+    },
+    ReservationFailure {
+        character: u32,
+    },
+}
+
+/// An event waiting in the outbox.
+#[derive(Serialize, Deserialize)]
+struct EventRecord {
+    tenant: TenantRecord,
+    world: u8,
+    channel: u8,
+    map: u32,
+    drop: u32,
+    transaction: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tracestate: Option<Vec<u8>>,
+    kind: KindRecord,
+}
+
+pub fn encode_event(event: &Event) -> String {
+    let kind = match &event.kind {
+        EventKind::Created { spec, dropped_at } => {
+            let drop = Drop {
+                id: DropId::new(event.drop_id).expect("a created drop has a valid id"),
+                tenant: event.tenant.clone(),
+                location: event.location,
+                spec: *spec,
+                dropped_at: *dropped_at,
+                transaction_id: event.correlation.transaction_id,
+                status: Status::Available,
+            };
+            KindRecord::Created(Box::new(record_of(&drop)))
+        }
+        EventKind::Expired { equipment_id } => KindRecord::Expired {
+            equipment: *equipment_id,
+        },
+        EventKind::PickedUp {
+            character_id,
+            contents,
+            pet_slot,
+        } => KindRecord::PickedUp {
+            character: *character_id,
+            contents: ContentsRecord::of(*contents),
+            pet: *pet_slot,
+        },
+        EventKind::Reserved {
+            character_id,
+            contents,
+        } => KindRecord::Reserved {
+            character: *character_id,
+            contents: ContentsRecord::of(*contents),
+        },
+        EventKind::ReservationFailure { character_id } => KindRecord::ReservationFailure {
+            character: *character_id,
+        },
+    };
+    let record = EventRecord {
+        tenant: TenantRecord::of(&event.tenant),
+        world: event.location.world_id,
+        channel: event.location.channel_id,
+        map: event.location.map_id,
+        drop: event.drop_id,
+        transaction: event.correlation.transaction_id,
+        traceparent: event.correlation.traceparent.clone(),
+        tracestate: event.correlation.tracestate.clone(),
+        kind,
+    };
+    serde_json::to_string(&record).expect("an event record always serializes")
+}
+
+/// Reads an outbox entry back; `Err` names what is wrong with one no version of us wrote.
+pub fn decode_event(text: &[u8]) -> Result<Event, String> {
+    let record: EventRecord =
+        serde_json::from_slice(text).map_err(|error| format!("event record: {error}"))?;
+    let kind = match record.kind {
+        KindRecord::Created(drop) => {
+            let drop = read(*drop)?;
+            EventKind::Created {
+                spec: drop.spec,
+                dropped_at: drop.dropped_at,
+            }
+        }
+        KindRecord::Expired { equipment } => EventKind::Expired {
+            equipment_id: equipment,
+        },
+        KindRecord::PickedUp {
+            character,
+            contents,
+            pet,
+        } => EventKind::PickedUp {
+            character_id: character,
+            contents: contents.read()?,
+            pet_slot: pet,
+        },
+        KindRecord::Reserved {
+            character,
+            contents,
+        } => EventKind::Reserved {
+            character_id: character,
+            contents: contents.read()?,
+        },
+        KindRecord::ReservationFailure { character } => EventKind::ReservationFailure {
+            character_id: character,
+        },
+    };
+    Ok(Event {
+        tenant: Arc::new(record.tenant.read()),
+        location: Location {
+            world_id: record.world,
+            channel_id: record.channel,
+            map_id: record.map,
+        },
+        drop_id: record.drop,
+        correlation: Correlation {
+            transaction_id: record.transaction,
+            traceparent: record.traceparent,
+            tracestate: record.tracestate,
+        },
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drop::model::TenantRef;
+
+    fn drop() -> Drop {
+        let tenant: TenantRef = Arc::new(Tenant {
+            id: Uuid::from_u128(7),
+            region: "Ünï}".into(),
+            major_version: 83,
+            minor_version: 1,
+        });
+        Drop {
+            id: DropId::LAST,
+            tenant,
+            location: Location {
+                world_id: 1,
+                channel_id: 2,
+                map_id: 100_000_000,
+            },
+            spec: DropSpec {
+                contents: Contents::new(1_302_000, 77, 1, 0).unwrap(),
+                drop_type: 1,
+                position: Point { x: -5, y: 9 },
+                owner_id: 3,
+                owner_party_id: 4,
+                dropper: Dropper {
+                    id: 5,
+                    position: Point { x: 6, y: -7 },
+                },
+                player_drop: true,
+                mod_: 2,
+            },
+            dropped_at: Millis(1_000),
+            transaction_id: Uuid::from_u128(9),
+            status: Status::Available,
+        }
+    }
+
+    #[test]
+    fn every_kind_of_event_comes_back_from_the_outbox_as_it_went_in() {
+        let drop = drop();
+        let traced = Correlation {
+            transaction_id: Uuid::from_u128(11),
+            traceparent: Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec()),
+            tracestate: Some(vec![0xff, 0, b'x']),
+        };
+        let failure = Event {
+            kind: EventKind::ReservationFailure { character_id: 8 },
+            drop_id: 12,
+            ..Event::expired(&drop)
+        };
+        let events = [
+            Event::created(&drop, traced.clone()),
+            Event::reserved(&drop, traced.clone(), 8),
+            Event::picked_up(&drop, Correlation::default(), 8, 2),
+            Event::expired(&drop),
+            failure,
+        ];
+        for event in events {
+            let text = encode_event(&event);
+            assert_eq!(decode_event(text.as_bytes()), Ok(event), "{text}");
+        }
+        assert!(decode_event(b"{}").is_err());
+        let record = encode(&drop);
+        assert_eq!(decode(record.as_bytes()), Ok(drop));
+    }
 }
