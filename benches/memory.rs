@@ -8,7 +8,7 @@ use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
 use atlas_drops::drop::rules::Rules;
-use atlas_drops::store::{DropStore, MemoryStore, Origin};
+use atlas_drops::store::{MemoryStore, Origin};
 use uuid::Uuid;
 
 const MAPS: u32 = 10_000;

@@ -1,7 +1,8 @@
 //! The Redis store's transitions a second, on the real Redis (`ATLAS_BENCH_REDIS_URL`, else
 //! 127.0.0.1:6379), as the service makes them: each with its command's offset recorded and its
-//! events written to the outbox. Threads stand for partitions (of one or several instances);
-//! each runs for `SECONDS` and the total is printed. Keys go under a fresh prefix, deleted after.
+//! events written to the outbox. Tasks on a two-thread runtime stand for partitions (of one or
+//! several instances), each applying its commands one after another, as a partition does; each
+//! runs for `SECONDS` and the total is printed. Keys go under a fresh prefix, deleted after.
 //!
 //! `cargo bench --bench redis_store`
 
@@ -14,7 +15,7 @@ use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
 use atlas_drops::drop::rules::Rules;
-use atlas_drops::store::{DropStore, LogPosition, Origin, RedisStore, RedisStoreConfig};
+use atlas_drops::store::{LogPosition, Origin, RedisStore, RedisStoreConfig};
 use uuid::Uuid;
 
 const SECONDS: f64 = 3.0;
@@ -59,13 +60,30 @@ impl Partition {
     }
 }
 
-/// Runs `threads` threads doing `work` (which returns transitions made) until time is up.
-fn measure(
+/// What a partition does over and over.
+#[derive(Clone, Copy)]
+enum Work {
+    ReserveCancel,
+    SpawnPickUp,
+}
+
+impl Work {
+    /// Does it once: the transitions made.
+    async fn once(self, store: &RedisStore, partition: &mut Partition) -> usize {
+        match self {
+            Work::ReserveCancel => reserve_cancel(store, partition).await,
+            Work::SpawnPickUp => spawn_pick_up(store, partition).await,
+        }
+    }
+}
+
+/// Runs `threads` partitions doing `work` until time is up.
+async fn measure(
     name: &str,
     store: &Arc<RedisStore>,
     threads: usize,
     shared_map: bool,
-    work: fn(&RedisStore, &mut Partition) -> usize,
+    work: Work,
 ) {
     let tenant = Arc::new(Tenant {
         id: Uuid::new_v4(),
@@ -87,31 +105,35 @@ fn measure(
                 name: format!("bench/{name}/{threads}/{n}").into(),
                 offset: 0,
             };
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 let mut done = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    done += work(&store, &mut partition);
+                    done += work.once(&store, &mut partition).await;
                 }
                 done
             })
         })
         .collect();
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(SECONDS));
+    tokio::time::sleep(Duration::from_secs_f64(SECONDS)).await;
     stop.store(true, Ordering::Relaxed);
-    let done: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let mut done = 0;
+    for worker in workers {
+        done += worker.await.expect("a partition ran");
+    }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{name:<28} threads={threads}  {:>8.0} transitions/s",
+        "{name:<28} partitions={threads}  {:>8.0} transitions/s",
         done as f64 / seconds
     );
 }
 
 /// Reserve and cancel one drop (spawned on first use): two transitions.
-fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize {
+async fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize {
     let origin = partition.next();
     let drop = store
         .spawn(&origin, spec(), Millis(1), &mut |_| {})
+        .await
         .expect("spawned");
     let mut made = 1;
     for _ in 0..50 {
@@ -123,13 +145,17 @@ fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize {
             pet_slot: -1,
             party_id: 0,
         };
-        let reserved = store.reserve(&origin, &request, Millis(2), &mut |_| {});
+        let reserved = store
+            .reserve(&origin, &request, Millis(2), &mut |_| {})
+            .await;
         let origin = partition.next();
         let request = CharacterRequest {
             drop_id: drop.id.get(),
             character_id: 7,
         };
-        let cancelled = store.cancel(&origin, &request, Millis(2), &mut |_| {});
+        let cancelled = store
+            .cancel(&origin, &request, Millis(2), &mut |_| {})
+            .await;
         made += usize::from(reserved.is_ok()) + usize::from(cancelled.is_ok());
     }
     let request = CharacterRequest {
@@ -138,14 +164,16 @@ fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize {
     };
     store
         .pick_up(&partition.next(), &request, Millis(3), &mut |_| {})
+        .await
         .expect("picked up");
     made + 1
 }
 
 /// A spawn and its pick-up: two transitions.
-fn spawn_pick_up(store: &RedisStore, partition: &mut Partition) -> usize {
+async fn spawn_pick_up(store: &RedisStore, partition: &mut Partition) -> usize {
     let drop = store
         .spawn(&partition.next(), spec(), Millis(1), &mut |_| {})
+        .await
         .expect("spawned");
     let request = CharacterRequest {
         drop_id: drop.id.get(),
@@ -153,11 +181,13 @@ fn spawn_pick_up(store: &RedisStore, partition: &mut Partition) -> usize {
     };
     store
         .pick_up(&partition.next(), &request, Millis(2), &mut |_| {})
+        .await
         .expect("picked up");
     2
 }
 
-fn main() {
+#[tokio::main(worker_threads = 2)]
+async fn main() {
     let url =
         std::env::var("ATLAS_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("atlas-drops-bench:{}", Uuid::new_v4());
@@ -169,17 +199,33 @@ fn main() {
             ..Rules::default()
         },
         max_live_drops: 0,
-    }) {
+    })
+    .await
+    {
         Ok(store) => Arc::new(store),
         Err(error) => return eprintln!("no Redis to measure against: {error}"),
     };
     for threads in [1, 4, 8] {
-        measure("reserve+cancel", &store, threads, false, reserve_cancel);
+        measure(
+            "reserve+cancel",
+            &store,
+            threads,
+            false,
+            Work::ReserveCancel,
+        )
+        .await;
     }
     for threads in [1, 4, 8] {
-        measure("spawn+pick_up", &store, threads, false, spawn_pick_up);
+        measure("spawn+pick_up", &store, threads, false, Work::SpawnPickUp).await;
     }
-    measure("reserve+cancel, one map", &store, 8, true, reserve_cancel);
+    measure(
+        "reserve+cancel, one map",
+        &store,
+        8,
+        true,
+        Work::ReserveCancel,
+    )
+    .await;
 
     // The outbox holds every event written: delete the bench's keys.
     let mut redis = redis::Client::open(url.as_str())

@@ -10,7 +10,7 @@ use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
 use atlas_drops::drop::rules::Rules;
-use atlas_drops::store::{DropStore, MemoryStore, Origin};
+use atlas_drops::store::{MemoryStore, Origin};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use uuid::Uuid;
 

@@ -16,7 +16,7 @@ use crate::store::DropStore;
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 pub async fn run(
-    store: Arc<dyn DropStore>,
+    store: Arc<DropStore>,
     publisher: Publisher,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
@@ -29,10 +29,9 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         let mut sink = publisher.sink(store.shared());
-        // A sweep may meet many drops at once; let the runtime move other tasks off this thread.
-        let expired = tokio::task::block_in_place(|| {
-            store.expire_due(clock::now(), &mut |event| sink.take(event))
-        });
+        let expired = store
+            .expire_due(clock::now(), &mut |event| sink.take(event))
+            .await;
         let deliveries = sink.deliveries;
         metrics.expired(ExpiryCause::Timeout, expired);
         if expired > 0 {

@@ -73,17 +73,20 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .subscribe(&[&settings.command_topic_drop])
         .map_err(|error| format!("subscribing: {error}"))?;
 
-    let store: Arc<dyn DropStore> = match settings.store {
-        StoreKind::Memory => Arc::new(MemoryStore::new(settings.rules(), settings.max_live_drops)),
-        StoreKind::Redis => Arc::new(tokio::task::block_in_place(|| {
+    let store = Arc::new(match settings.store {
+        StoreKind::Memory => {
+            DropStore::Memory(MemoryStore::new(settings.rules(), settings.max_live_drops))
+        }
+        StoreKind::Redis => DropStore::Shared(
             RedisStore::connect(RedisStoreConfig {
                 url: &settings.redis_url,
                 key_prefix: &settings.redis_key_prefix,
                 rules: settings.rules(),
                 max_live_drops: settings.max_live_drops,
             })
-        })?),
-    };
+            .await?,
+        ),
+    });
     // A shared store's events wait in its outbox until the relay sends them.
     let (relay_trigger, relay_stop) = shutdown::channel();
     let relaying = (settings.store == StoreKind::Redis).then(|| {

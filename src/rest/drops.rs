@@ -14,7 +14,6 @@ use super::{tenant, AppState};
 use crate::clock;
 use crate::drop::model::{Drop, Location, Status};
 use crate::kafka::message::event::rfc3339;
-use crate::store;
 
 /// The default and largest page.
 const MAX_PAGE_SIZE: usize = 250;
@@ -163,8 +162,7 @@ pub async fn one(
         Ok(id) => id,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    let store = &*state.store;
-    match store::blocking(store, || store.get(&tenant, id, clock::now())) {
+    match state.store.get(&tenant, id, clock::now()).await {
         Some(drop) => document(
             &headers,
             StatusCode::OK,
@@ -239,8 +237,7 @@ pub async fn in_map(
         Ok(request) => request,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
-    let store = &*state.store;
-    let drops = store::blocking(store, || store.list(&tenant, location, clock::now()));
+    let drops = state.store.list(&tenant, location, clock::now()).await;
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
     let data: Vec<Resource> = page_of(&drops, number, size).iter().map(resource).collect();

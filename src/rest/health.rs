@@ -30,7 +30,7 @@ pub struct Readiness {
     pub metrics: Arc<Metrics>,
     pub event_topic: String,
     pub shutdown: Shutdown,
-    pub store: Arc<dyn DropStore>,
+    pub store: Arc<DropStore>,
 }
 
 impl Readiness {
@@ -58,19 +58,20 @@ impl Readiness {
                 "the producer broke ({reason}); a fresh one replaces it"
             ));
         }
-        // A metadata request is a round trip to the broker, and librdkafka blocks; so does a
-        // shared store's ping: off the runtime.
+        // A metadata request is a round trip to the broker, and librdkafka blocks: off the runtime.
+        let producers = self.producers.clone();
+        let event_topic = self.event_topic.clone();
         tokio::task::spawn_blocking(move || {
-            self.producers
+            producers
                 .current()
                 .producer
                 .client()
-                .fetch_metadata(Some(&self.event_topic), BROKER_PROBE_TIMEOUT)
-                .map_err(|error| format!("producer cannot reach the broker: {error}"))?;
-            self.store.check()
+                .fetch_metadata(Some(&event_topic), BROKER_PROBE_TIMEOUT)
+                .map_err(|error| format!("producer cannot reach the broker: {error}"))
         })
         .await
-        .map_err(|error| format!("probe failed: {error}"))?
+        .map_err(|error| format!("probe failed: {error}"))??;
+        self.store.check().await
     }
 }
 
@@ -90,11 +91,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    // Counting drops visits every shard: off the runtime's threads.
-    let counts = tokio::task::spawn_blocking(move || store.counts(clock::now()))
-        .await
-        .unwrap_or_default();
+    let counts = state.store.counts(clock::now()).await;
     let gauges = Gauges {
         live_drops: counts.live,
         reserved_drops: counts.reserved,

@@ -20,7 +20,7 @@ use crate::store::DropStore;
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn DropStore>,
+    pub store: Arc<DropStore>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
 }

@@ -4,13 +4,14 @@
 //! reservations; unique ids under concurrent spawns; tenants sharing an id kept apart.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, LazyLock};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use tokio::runtime::Runtime;
 use uuid::Uuid;
 
-use super::{DropCounts, DropStore, Origin};
+use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{
@@ -19,6 +20,97 @@ use crate::drop::model::{
 };
 use crate::drop::rules::{Refusal, Rules};
 use crate::drop::transition::{Transition, Write};
+
+/// The runtime that runs the tests' store calls (the tests' threads wait on it).
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+});
+
+/// A store driven from a test's thread: each call runs to completion before it returns.
+pub struct Blocking(pub DropStore);
+
+impl Blocking {
+    /// Runs `future` to completion.
+    pub fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        RUNTIME.block_on(future)
+    }
+
+    pub fn spawn(
+        &self,
+        origin: &Origin,
+        spec: DropSpec,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<Drop, Refusal> {
+        Blocking::run(self.0.spawn(origin, spec, now, out))
+    }
+
+    pub fn reserve(
+        &self,
+        origin: &Origin,
+        request: &ReserveRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        Blocking::run(self.0.reserve(origin, request, now, out))
+    }
+
+    pub fn cancel(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        Blocking::run(self.0.cancel(origin, request, now, out))
+    }
+
+    pub fn pick_up(
+        &self,
+        origin: &Origin,
+        request: &CharacterRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        Blocking::run(self.0.pick_up(origin, request, now, out))
+    }
+
+    pub fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+        Blocking::run(self.0.expire_due(now, out))
+    }
+
+    pub fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize {
+        self.0.expire_on_shutdown(out)
+    }
+
+    pub fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+        Blocking::run(self.0.get(tenant, id, now))
+    }
+
+    pub fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+        Blocking::run(self.0.list(tenant, location, now))
+    }
+
+    pub fn counts(&self, now: Millis) -> DropCounts {
+        Blocking::run(self.0.counts(now))
+    }
+
+    pub fn shared(&self) -> bool {
+        self.0.shared()
+    }
+
+    pub fn was_applied(&self, position: &LogPosition) -> bool {
+        Blocking::run(self.0.was_applied(position))
+    }
+
+    pub fn note_committed(&self, partition: &str, committed: i64) {
+        Blocking::run(self.0.note_committed(partition, committed))
+    }
+}
 
 pub const RULES: Rules = Rules {
     expire_ms: 50_000,
@@ -76,7 +168,7 @@ pub fn spec(meso: bool, drop_type: u8, owner_id: u32, x: i16) -> DropSpec {
 }
 
 /// Spawns a meso drop on tenant 0's map 0 at time 0: its id.
-pub fn spawned_id(store: &dyn DropStore) -> u32 {
+pub fn spawned_id(store: &Blocking) -> u32 {
     let spawned = store.spawn(
         &origin(0, 0, 0),
         spec(true, 2, 0, 0),
@@ -220,7 +312,7 @@ fn by_drop(mut events: Vec<Event>) -> Vec<Event> {
 /// clock and the floor is past it) and on the model, comparing every answer, event, listing and
 /// count. A shared store keeps its drops at shutdown; the others expire them.
 pub fn behaves_as_the_model(
-    store: &dyn DropStore,
+    store: &Blocking,
     first: DropId,
     ids_follow_the_clock: bool,
     ops: Vec<Op>,
@@ -369,7 +461,7 @@ pub fn behaves_as_the_model(
 
 /// Racers on every instance reserve one drop at once: exactly one wins, and every racer
 /// hears exactly one answer.
-pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<dyn DropStore>]) {
+pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blocking>]) {
     const RACERS: u32 = 16;
     for _ in 0..50 {
         let drop = instances[0]
@@ -416,7 +508,7 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<dyn Dro
 }
 
 /// Spawners on every instance at once all get different ids.
-pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<dyn DropStore>]) {
+pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<Blocking>]) {
     let spawners: Vec<_> = (0..4u8)
         .map(|n| {
             let store = instances[usize::from(n) % instances.len()].clone();
@@ -448,7 +540,7 @@ pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<dyn DropStore>]) {
 /// (contract §2): on one map under a cap of 3 (`RULES`), the first fills it and each of the
 /// others spawns one drop there. No drop is evicted for another tenant's, each lists only its
 /// own, and none finds another's by id.
-pub fn tenants_sharing_an_id_share_no_map(store: &dyn DropStore) {
+pub fn tenants_sharing_an_id_share_no_map(store: &Blocking) {
     let first = tenant(0);
     let variant = |region: &str, major_version, minor_version| {
         Arc::new(Tenant {

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
 
-use super::{DropCounts, DropStore, EventOut, Origin};
+use super::{DropCounts, EventOut, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, TenantRef};
@@ -242,8 +242,9 @@ impl MemoryStore {
     }
 }
 
-impl DropStore for MemoryStore {
-    fn spawn(
+/// The commands and reads (see `DropStore`): each takes its shard's lock and returns.
+impl MemoryStore {
+    pub fn spawn(
         &self,
         origin: &Origin,
         spec: DropSpec,
@@ -277,7 +278,7 @@ impl DropStore for MemoryStore {
         self.commit(&mut shard, transition, out)
     }
 
-    fn reserve(
+    pub fn reserve(
         &self,
         origin: &Origin,
         request: &ReserveRequest,
@@ -288,7 +289,7 @@ impl DropStore for MemoryStore {
         self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
-    fn cancel(
+    pub fn cancel(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
@@ -299,7 +300,7 @@ impl DropStore for MemoryStore {
         self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
-    fn pick_up(
+    pub fn pick_up(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
@@ -310,7 +311,7 @@ impl DropStore for MemoryStore {
         self.on_drop(&origin.tenant, request.drop_id, decide, out)
     }
 
-    fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+    pub fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
@@ -328,7 +329,7 @@ impl DropStore for MemoryStore {
         expired
     }
 
-    fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize {
+    pub fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
@@ -348,12 +349,12 @@ impl DropStore for MemoryStore {
         expired
     }
 
-    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+    pub fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         let (shard, id) = self.find(tenant, id)?;
         self.rules.as_seen(shard.drops[&id].drop.clone(), now)
     }
 
-    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+    pub fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let shard = lock(&self.shards[self.shard_of(tenant, location)]);
         let key = (tenant.clone(), location);
         let ids = shard.maps.get(&key).into_iter().flatten();
@@ -362,7 +363,7 @@ impl DropStore for MemoryStore {
     }
 
     /// Scans every drop: meant for a metrics scrape, not for the command path.
-    fn counts(&self, now: Millis) -> DropCounts {
+    pub fn counts(&self, now: Millis) -> DropCounts {
         let mut counts = DropCounts::default();
         for shard in self.shards.iter() {
             let shard = lock(shard);

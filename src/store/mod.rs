@@ -27,8 +27,9 @@ use crate::drop::model::{
 use crate::drop::rules::Refusal;
 use crate::drop::transition::Asker;
 
-/// Receives the events of a state change, in order, while the change is being made.
-pub type EventOut<'a> = &'a mut dyn FnMut(Event);
+/// Receives the events of a state change, in order (the in-memory store calls it while the
+/// change is being made, under its lock).
+pub type EventOut<'a> = &'a mut (dyn FnMut(Event) + Send);
 
 /// Who is asking, where, and with which correlation to echo; and where in the command log the
 /// command was read, so that a store outliving the process can recognise it when it comes again.
@@ -90,94 +91,148 @@ impl LogPosition {
     }
 }
 
-pub trait DropStore: Send + Sync + 'static {
+/// Where the drops live: chosen once, at start-up. Each command is one atomic step: the store
+/// loads what the rule of `drop::transition` reads, under its lock or WATCH, and commits the
+/// transition the rule returns. The in-memory store does it under a lock and returns; the
+/// shared store speaks Redis asynchronously, so a partition waiting on Redis holds no thread.
+pub enum DropStore {
+    Memory(MemoryStore),
+    Shared(RedisStore),
+}
+
+impl DropStore {
     /// Creates a drop (`CREATED`), first expiring the map's oldest AVAILABLE drops (`EXPIRED`)
     /// when the map is full. Refused, with no event, when the store holds its most drops.
-    fn spawn(
+    pub async fn spawn(
         &self,
         origin: &Origin,
         spec: DropSpec,
         now: Millis,
         out: EventOut<'_>,
-    ) -> Result<Drop, Refusal>;
+    ) -> Result<Drop, Refusal> {
+        match self {
+            DropStore::Memory(store) => store.spawn(origin, spec, now, out),
+            DropStore::Shared(store) => store.spawn(origin, spec, now, out).await,
+        }
+    }
 
     /// Reserves a drop: `RESERVED`, or `RESERVATION_FAILURE` with the reason returned.
-    fn reserve(
+    pub async fn reserve(
         &self,
         origin: &Origin,
         request: &ReserveRequest,
         now: Millis,
         out: EventOut<'_>,
-    ) -> Result<(), Refusal>;
+    ) -> Result<(), Refusal> {
+        match self {
+            DropStore::Memory(store) => store.reserve(origin, request, now, out),
+            DropStore::Shared(store) => store.reserve(origin, request, now, out).await,
+        }
+    }
 
     /// Cancels the requester's reservation: `RESERVATION_FAILURE` for them; nothing otherwise.
-    fn cancel(
+    pub async fn cancel(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
         now: Millis,
         out: EventOut<'_>,
-    ) -> Result<(), Refusal>;
+    ) -> Result<(), Refusal> {
+        match self {
+            DropStore::Memory(store) => store.cancel(origin, request, now, out),
+            DropStore::Shared(store) => store.cancel(origin, request, now, out).await,
+        }
+    }
 
     /// Removes a drop into a character's hands: `PICKED_UP`; nothing when refused.
-    fn pick_up(
+    pub async fn pick_up(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
         now: Millis,
         out: EventOut<'_>,
-    ) -> Result<(), Refusal>;
+    ) -> Result<(), Refusal> {
+        match self {
+            DropStore::Memory(store) => store.pick_up(origin, request, now, out),
+            DropStore::Shared(store) => store.pick_up(origin, request, now, out).await,
+        }
+    }
 
     /// Expires the drops whose time came by `now` (reservations lapse by themselves, see
     /// `Rules::holding`). Returns how many expired. Costs what comes due, not what lies on the ground.
-    fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize;
+    pub async fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+        match self {
+            DropStore::Memory(store) => store.expire_due(now, out),
+            DropStore::Shared(store) => store.expire_due(now, out).await,
+        }
+    }
 
     /// What becomes of the drops as the process stops; returns how many expired. A store that
     /// forgets everything expires them all, so no client keeps a drop that no longer exists; a
     /// shared store keeps them for the other instances and the next start.
-    fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize;
+    pub fn expire_on_shutdown(&self, out: EventOut<'_>) -> usize {
+        match self {
+            DropStore::Memory(store) => store.expire_on_shutdown(out),
+            DropStore::Shared(_) => 0,
+        }
+    }
 
-    /// A drop of this tenant, by id, as it is at `now` (a lapsed reservation reads AVAILABLE).
-    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop>;
+    /// A drop of this tenant, by id, as it is at `now` (none once its reservation lapsed).
+    pub async fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+        match self {
+            DropStore::Memory(store) => store.get(tenant, id, now),
+            DropStore::Shared(store) => store.get(tenant, id, now).await,
+        }
+    }
 
     /// A map's drops, sorted by id, as they are at `now`.
-    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop>;
+    pub async fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+        match self {
+            DropStore::Memory(store) => store.list(tenant, location, now),
+            DropStore::Shared(store) => store.list(tenant, location, now).await,
+        }
+    }
 
     /// How many drops lie on all maps of all tenants, how many of them are reserved at `now`,
     /// and how many events wait in the outbox.
-    fn counts(&self, now: Millis) -> DropCounts;
-
-    /// Whether the drops live outside this process, shared with other instances: calls then wait
-    /// on the network, and events go through the store's outbox rather than straight to Kafka.
-    fn shared(&self) -> bool {
-        false
+    pub async fn counts(&self, now: Millis) -> DropCounts {
+        match self {
+            DropStore::Memory(store) => store.counts(now),
+            DropStore::Shared(store) => store.counts(now).await,
+        }
     }
 
-    /// Whether the command at `position` took effect already (a store that records applied
-    /// commands knows; the others answer no).
-    fn was_applied(&self, _position: &LogPosition) -> bool {
-        false
+    /// Whether the drops live outside this process, shared with other instances: events then
+    /// go through the store's outbox rather than straight to Kafka.
+    pub fn shared(&self) -> bool {
+        matches!(self, DropStore::Shared(_))
+    }
+
+    /// Whether the command at `position` took effect already (the shared store records
+    /// applied commands; the in-memory store answers no).
+    pub async fn was_applied(&self, position: &LogPosition) -> bool {
+        match self {
+            DropStore::Memory(_) => false,
+            DropStore::Shared(store) => store.was_applied(position).await,
+        }
     }
 
     /// Notes the group's committed offset of a partition (`LogPosition::partition`), for a
     /// store that records applied commands: it tells a record met again from one of a log
     /// that started again (`LogPosition::is_of_another_log`), also to a reader that comes
     /// after this one.
-    fn note_committed(&self, _partition: &str, _committed: i64) {}
+    pub async fn note_committed(&self, partition: &str, committed: i64) {
+        if let DropStore::Shared(store) = self {
+            store.note_committed(partition, committed).await;
+        }
+    }
 
     /// Whether the store answers now (for readiness): the in-memory store always does.
-    fn check(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Runs a store call from async code: a shared store's calls wait on the network, so the
-/// runtime is told to move its other tasks off this thread meanwhile.
-pub fn blocking<T>(store: &dyn DropStore, call: impl FnOnce() -> T) -> T {
-    if store.shared() {
-        tokio::task::block_in_place(call)
-    } else {
-        call()
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            DropStore::Memory(_) => Ok(()),
+            DropStore::Shared(store) => store.check().await,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::kafka::message::headers::{
 };
 use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
 use crate::metrics::{ExpiryCause, Metrics, Outcome};
-use crate::store::{self, DropStore, LogPosition, Origin};
+use crate::store::{DropStore, LogPosition, Origin};
 use crate::trace::{CommandSpan, SpanExporter, TraceParent};
 
 /// How many leading bytes of a rejected value the log shows.
@@ -36,7 +36,7 @@ pub enum Handled {
 }
 
 pub struct Handler {
-    pub store: Arc<dyn DropStore>,
+    pub store: Arc<DropStore>,
     pub publisher: Publisher,
     pub metrics: Arc<Metrics>,
     pub spans: SpanExporter,
@@ -105,7 +105,11 @@ impl Handler {
     /// SPAWN first waits for the equipment service, beside the partition's other commands, not
     /// in front of them. Either way the answer is the deliveries of the events the command
     /// caused: its offset may be committed once they are all acknowledged.
-    pub fn handle(self: &Arc<Self>, message: &OwnedMessage, position: LogPosition) -> Handled {
+    pub async fn handle(
+        self: &Arc<Self>,
+        message: &OwnedMessage,
+        position: LogPosition,
+    ) -> Handled {
         let (command_type, mut command) = match decode(message.payload(), message.headers()) {
             Ok(decoded) => decoded,
             Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
@@ -122,10 +126,9 @@ impl Handler {
         };
         // A redelivered equip spawn is recognised before it asks for a second equipment (that
         // nobody would use): `apply` then answers it as already applied.
-        let store = &*self.store;
-        let equip = equip.filter(|_| !store::blocking(store, || store.was_applied(&position)));
-        let Some((equipment, item_id)) = equip else {
-            return Handled::Now(self.apply(command_type, command, position));
+        let applied_before = equip.is_some() && self.store.was_applied(&position).await;
+        let Some((equipment, item_id)) = equip.filter(|_| !applied_before) else {
+            return Handled::Now(self.apply(command_type, command, position).await);
         };
         let (handler, message) = (self.clone(), message.clone());
         Handled::Later(Box::pin(async move {
@@ -134,7 +137,7 @@ impl Handler {
                     if let Action::Spawn(spec) = &mut command.action {
                         spec.contents = spec.contents.with_equipment(equipment_id);
                     }
-                    handler.apply(command_type, command, position)
+                    handler.apply(command_type, command, position).await
                 }
                 Err(reason) => {
                     let rejection = Rejection {
@@ -169,7 +172,7 @@ impl Handler {
     }
 
     /// Applies a decoded command to the store and publishes its events.
-    fn apply(
+    async fn apply(
         &self,
         command_type: CommandType,
         command: Command,
@@ -201,24 +204,25 @@ impl Handler {
             evicted += usize::from(matches!(event.kind, EventKind::Expired { .. }));
             sink.take(event);
         };
-        let (drop_id, outcome) = store::blocking(&*self.store, || match &command.action {
-            Action::Spawn(spec) => match self.store.spawn(&origin, *spec, now, out) {
+        let store = &self.store;
+        let (drop_id, outcome) = match &command.action {
+            Action::Spawn(spec) => match store.spawn(&origin, *spec, now, out).await {
                 Ok(drop) => (drop.id.get(), Ok(())),
                 Err(refusal) => (0, Err(refusal)),
             },
             Action::Reserve(request) => (
                 request.drop_id,
-                self.store.reserve(&origin, request, now, out),
+                store.reserve(&origin, request, now, out).await,
             ),
             Action::CancelReservation(request) => (
                 request.drop_id,
-                self.store.cancel(&origin, request, now, out),
+                store.cancel(&origin, request, now, out).await,
             ),
             Action::PickUp(request) => (
                 request.drop_id,
-                self.store.pick_up(&origin, request, now, out),
+                store.pick_up(&origin, request, now, out).await,
             ),
-        });
+        };
         self.metrics.expired(ExpiryCause::MapLimit, evicted);
         let command = command_type.name();
         let tenant = &origin.tenant.id;

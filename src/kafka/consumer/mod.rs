@@ -28,7 +28,7 @@ use super::context::KafkaContext;
 use super::producer::{all_landed, FatalSignal};
 use super::topics::OurTopics;
 use crate::shutdown::Shutdown;
-use crate::store::{self, LogPosition};
+use crate::store::LogPosition;
 
 pub type CommandConsumer = StreamConsumer<KafkaContext>;
 
@@ -182,9 +182,8 @@ async fn partition(
                 let committed = commits.committed_since(partition, applied.commits_before);
                 if committed.is_some() && committed != noted {
                     noted = committed;
-                    let store = &*handler.store;
                     let committed = committed.unwrap_or(i64::MIN);
-                    store::blocking(store, || store.note_committed(&log_name, committed));
+                    handler.store.note_committed(&log_name, committed).await;
                 }
             }
             Some((era, offset, latency, landed)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -239,7 +238,9 @@ async fn partition(
                         applied = Applied::new_era(applied.era + 1, offset - 1, &commits);
                         position.committed = i64::MIN;
                     }
-                    let handled = handler.handle(&message, position);
+                    // Applied here, in the partition's order (an equip SPAWN's wait for its
+                    // equipment is what goes on beside the partition).
+                    let handled = handler.handle(&message, position).await;
                     applied.through = offset;
                     let era = applied.era;
                     in_flight.push_back(async move {
@@ -268,8 +269,7 @@ async fn partition(
         });
         match tokio::time::timeout(FINAL_COMMIT_TIMEOUT, committing).await {
             Ok(Ok(Ok(()))) => {
-                let store = &*handler.store;
-                store::blocking(store, || store.note_committed(&log_name, committed));
+                handler.store.note_committed(&log_name, committed).await;
             }
             Ok(Ok(Err(error))) => {
                 tracing::warn!(%error, partition, "final commit of the partition failed")

@@ -7,7 +7,12 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::drop::command::CharacterRequest;
-use crate::store::contract_tests::{self, op, origin, spec, RULES};
+use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
+use crate::store::DropStore;
+
+fn blocking(store: MemoryStore) -> Blocking {
+    Blocking(DropStore::Memory(store))
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
@@ -16,25 +21,25 @@ proptest! {
     fn the_store_behaves_as_the_model(near_wrap in any::<bool>(), ops in prop::collection::vec(op(), 1..80)) {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let store = MemoryStore::starting_at(RULES, first);
-        contract_tests::behaves_as_the_model(&store, first, true, ops)?;
+        contract_tests::behaves_as_the_model(&blocking(store), first, true, ops)?;
     }
 }
 
 #[test]
 fn of_many_concurrent_reservations_exactly_one_wins() {
-    let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(Rules::default(), 0));
+    let store = Arc::new(blocking(MemoryStore::new(Rules::default(), 0)));
     contract_tests::of_many_concurrent_reservations_exactly_one_wins(&[store]);
 }
 
 #[test]
 fn concurrent_spawns_get_unique_ids() {
-    let store: Arc<dyn DropStore> = Arc::new(MemoryStore::new(RULES, 0));
+    let store = Arc::new(blocking(MemoryStore::new(RULES, 0)));
     contract_tests::concurrent_spawns_get_unique_ids(&[store]);
 }
 
 #[test]
 fn tenants_sharing_an_id_share_no_map() {
-    contract_tests::tenants_sharing_an_id_share_no_map(&MemoryStore::new(RULES, 0));
+    contract_tests::tenants_sharing_an_id_share_no_map(&blocking(MemoryStore::new(RULES, 0)));
 }
 
 #[test]
@@ -45,7 +50,15 @@ fn ids_skip_those_still_in_use_after_wrapping() {
         ..RULES
     };
     let store = MemoryStore::starting_at(unlimited, near_end);
-    let spawn = |store: &MemoryStore| contract_tests::spawned_id(store);
+    let spawn = |store: &MemoryStore| {
+        let spawned = store.spawn(
+            &origin(0, 0, 0),
+            spec(true, 2, 0, 0),
+            Millis(0),
+            &mut |_| {},
+        );
+        spawned.expect("spawned").id.get()
+    };
     assert_eq!(spawn(&store), 1_999_999_999);
     assert_eq!(spawn(&store), 2_000_000_000);
     assert_eq!(spawn(&store), 1_000_000_001);

@@ -15,13 +15,16 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use redis::{Connection, FromRedisValue, Pipeline, RedisResult, Script, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use futures_util::future::BoxFuture;
+use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
 
 pub use self::keys::{Keys, OUTBOX_SHARDS};
 pub use self::pool::client;
-use self::pool::Pool;
+use self::pool::{Connection, Pool};
 pub use self::record::decode_event;
-use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
+use super::{DropCounts, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
 use crate::drop::rules::{Refusal, Rules};
@@ -129,9 +132,9 @@ fn from_reply<T: FromRedisValue>(reply: Option<Value>) -> RedisResult<T> {
 
 impl RedisStore {
     /// Connects and checks that Redis answers.
-    pub fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, String> {
+    pub async fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, String> {
         let pool = Pool::new(config.url)?;
-        pool.ping()?;
+        pool.ping().await?;
         Ok(RedisStore {
             rules: config.rules,
             keys: Keys::new(config.key_prefix),
@@ -141,11 +144,6 @@ impl RedisStore {
         })
     }
 
-    #[cfg(test)]
-    fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     /// Runs one step to completion. The first round trip checks the command's offset against
     /// the applied record (watching it) and finds the map of the drop `about`, if any; `decide`
     /// then watches and reads what its rule needs (given that map's key) and returns the
@@ -153,17 +151,39 @@ impl RedisStore {
     /// MULTI/EXEC. When a watched key changed meanwhile, the step is decided again. A command
     /// met again (its offset is in the applied record) is answered `AlreadyApplied` and
     /// changes nothing.
-    fn step<T>(
-        &self,
+    async fn step<'a, T: Send + 'a>(
+        &'a self,
         what: &str,
-        position: Option<&LogPosition>,
+        position: Option<&'a LogPosition>,
         about: Option<u32>,
         out: EventOut<'_>,
-        mut decide: impl FnMut(&mut Connection, Option<&str>) -> RedisResult<Transition<T>>,
+        decide: impl Fn(Connection, Option<String>) -> Deciding<'a, T> + Send + Sync + 'a,
     ) -> Result<T, Refusal> {
-        let applied = position.map(|position| self.keys.applied(&position.partition));
         let about = about.and_then(DropId::new);
-        let transition = self.pool.run(what, |connection| loop {
+        let decide = &decide;
+        let transition = (self.pool)
+            .run(what, |connection| {
+                self.attempt(connection, position, about, decide)
+            })
+            .await;
+        let Some(transition) = transition else {
+            return Err(Refusal::AlreadyApplied);
+        };
+        transition.events.into_iter().for_each(out);
+        transition.answer
+    }
+
+    /// One go at a step (see `step`), on a connection of its own: `None` when the command
+    /// was applied before.
+    async fn attempt<'a, T>(
+        &'a self,
+        mut connection: Connection,
+        position: Option<&'a LogPosition>,
+        about: Option<DropId>,
+        decide: &(impl Fn(Connection, Option<String>) -> Deciding<'a, T> + Sync),
+    ) -> RedisResult<Option<Transition<T>>> {
+        let applied = position.map(|position| self.keys.applied(&position.partition));
+        loop {
             let mut first = redis::pipe();
             if let (Some(position), Some(key)) = (position, &applied) {
                 first
@@ -180,7 +200,7 @@ impl RedisStore {
             let replies = if first.is_empty() {
                 Vec::new()
             } else {
-                first.query::<Vec<Value>>(connection)?
+                first.query_async::<Vec<Value>>(&mut connection).await?
             };
             let mut replies = replies.into_iter();
             let mut applied_writes = None;
@@ -188,7 +208,7 @@ impl RedisStore {
                 let record = AppliedRecord::read(&mut replies)?;
                 match record.verdict(position) {
                     Verdict::MetAgain => {
-                        redis::cmd("UNWATCH").query::<()>(connection)?;
+                        unwatch(&mut connection).await?;
                         return Ok(None);
                     }
                     Verdict::New => applied_writes = Some((key, record.floor, false)),
@@ -196,9 +216,9 @@ impl RedisStore {
                 }
             }
             let map: Option<String> = from_reply(replies.next())?;
-            let transition = decide(connection, map.as_deref())?;
+            let transition = decide(connection.clone(), map).await?;
             if applied_writes.is_none() && transition.is_empty() {
-                redis::cmd("UNWATCH").query::<()>(connection)?;
+                unwatch(&mut connection).await?;
                 return Ok(Some(transition));
             }
             let mut writes = self.writes(&transition.writes);
@@ -215,41 +235,43 @@ impl RedisStore {
                 writes.xadd(stream, "*", &entry).ignore();
             }
             writes.atomic();
-            if writes.query::<Option<()>>(connection)?.is_some() {
+            let committed = writes.query_async::<Option<()>>(&mut connection).await?;
+            if committed.is_some() {
                 if let (Some(position), Some((_, _, true))) = (position, applied_writes) {
                     tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                 }
                 return Ok(Some(transition));
             }
             // A watched key changed under us: decide again on what is there now.
-        });
-        let Some(transition) = transition else {
-            return Err(Refusal::AlreadyApplied);
-        };
-        transition.events.into_iter().for_each(out);
-        transition.answer
+        }
     }
 
     /// A command's step on the tenant's drop `raw`: `decide` gets it, watched, or `None` when
     /// the tenant has no such drop.
-    fn step_on_drop<T>(
+    async fn step_on_drop<T: Send>(
         &self,
         what: &str,
         origin: &Origin,
         raw: u32,
         out: EventOut<'_>,
-        decide: impl Fn(Option<Drop>) -> Transition<T>,
+        decide: impl Fn(Option<Drop>) -> Transition<T> + Send + Sync,
     ) -> Result<T, Refusal> {
         let position = origin.position.as_ref();
-        self.step(what, position, Some(raw), out, |connection, map| {
-            let found = self.watch_drop(connection, map, raw)?;
-            Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
-        })
+        let decide = &decide;
+        let on_drop = move |mut connection: Connection, map: Option<String>| -> Deciding<'_, T> {
+            Box::pin(async move {
+                let found = self
+                    .watch_drop(&mut connection, map.as_deref(), raw)
+                    .await?;
+                Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
+            })
+        };
+        self.step(what, position, Some(raw), out, on_drop).await
     }
 
     /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
     /// not there (or `map` is `None`: the id is unknown).
-    fn watch_drop(
+    async fn watch_drop(
         &self,
         connection: &mut Connection,
         map: Option<&str>,
@@ -263,7 +285,8 @@ impl RedisStore {
             .arg(map)
             .ignore()
             .hget(map, raw)
-            .query(connection)?;
+            .query_async(connection)
+            .await?;
         Ok(record.and_then(|record| self.decode(&record)))
     }
 
@@ -276,14 +299,15 @@ impl RedisStore {
     }
 
     /// Hands out the next drop id (`NEXT_ID`).
-    fn allocate(&self, connection: &mut Connection) -> RedisResult<DropId> {
+    async fn allocate(&self, connection: &mut Connection) -> RedisResult<DropId> {
         let raw: u32 = self
             .next_id
             .key(self.keys.last_id())
             .key(self.keys.ids())
             .arg(DropId::FIRST.get())
             .arg(DropId::LAST.get())
-            .invoke(connection)?;
+            .invoke_async(connection)
+            .await?;
         Ok(DropId::new(raw).expect("the script keeps to the id range"))
     }
 
@@ -354,8 +378,11 @@ impl RedisStore {
     }
 
     /// The drops of a map, as stored.
-    fn map_drops(&self, connection: &mut Connection, map: &str) -> RedisResult<Vec<Drop>> {
-        let records: Vec<(u32, Vec<u8>)> = redis::cmd("HGETALL").arg(map).query(connection)?;
+    async fn map_drops(&self, connection: &mut Connection, map: &str) -> RedisResult<Vec<Drop>> {
+        let records: Vec<(u32, Vec<u8>)> = redis::cmd("HGETALL")
+            .arg(map)
+            .query_async(connection)
+            .await?;
         Ok(records
             .iter()
             .filter_map(|(_, record)| self.decode(record))
@@ -364,18 +391,21 @@ impl RedisStore {
 
     /// The sweep's step for one drop whose deadline came (`Rules::sweep`). Returns whether it
     /// expired.
-    fn sweep_one(&self, id: DropId, now: Millis, out: EventOut<'_>) -> bool {
+    async fn sweep_one(&self, id: DropId, now: Millis, out: EventOut<'_>) -> bool {
         let raw = id.get();
-        let expired = self.step("expire", None, Some(raw), out, |connection, map| {
-            let found = self.watch_drop(connection, map, raw)?;
-            Ok(self.rules.sweep(id, found, now))
-        });
-        expired == Ok(true)
+        let sweep = move |mut connection: Connection, map: Option<String>| -> Deciding<'_, bool> {
+            Box::pin(async move {
+                let found = self
+                    .watch_drop(&mut connection, map.as_deref(), raw)
+                    .await?;
+                Ok(self.rules.sweep(id, found, now))
+            })
+        };
+        self.step("expire", None, Some(raw), out, sweep).await == Ok(true)
     }
-}
 
-impl DropStore for RedisStore {
-    fn spawn(
+    /// Creates a drop (`Rules::spawn`), unless the store holds its most drops (`has_room`).
+    pub async fn spawn(
         &self,
         origin: &Origin,
         spec: DropSpec,
@@ -383,40 +413,51 @@ impl DropStore for RedisStore {
         out: EventOut<'_>,
     ) -> Result<Drop, Refusal> {
         let map = self.keys.map(&origin.tenant, origin.location);
-        let mut id = None;
-        let position = origin.position.as_ref();
-        self.step("spawn", position, None, out, |connection, _| {
-            if self.max_live_drops != 0 {
-                let live: Option<usize> =
-                    redis::cmd("GET").arg(self.keys.live()).query(connection)?;
-                if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
-                    return Ok(Transition::refused(refusal));
+        let map = &map;
+        // Allocated once (0: not yet): a step decided again keeps its id.
+        let allocated = &AtomicU32::new(0);
+        let spawn = move |mut connection: Connection, _| -> Deciding<'_, Drop> {
+            Box::pin(async move {
+                if self.max_live_drops != 0 {
+                    let live: Option<usize> = redis::cmd("GET")
+                        .arg(self.keys.live())
+                        .query_async(&mut connection)
+                        .await?;
+                    if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
+                        return Ok(Transition::refused(refusal));
+                    }
                 }
-            }
-            // Allocated once: a step decided again keeps its id.
-            let id = match id {
-                Some(id) => id,
-                None => *id.insert(self.allocate(connection)?),
-            };
-            let (on_map,): (usize,) = redis::pipe()
-                .cmd("WATCH")
-                .arg(&map)
-                .ignore()
-                .hlen(&map)
-                .query(connection)?;
-            // The map's drops are read only when one must make room.
-            let drops = match self.rules.map_is_full(on_map) {
-                true => self.map_drops(connection, &map)?,
-                false => Vec::new(),
-            };
-            let new = origin.spawned(id, spec, now);
-            Ok(self
-                .rules
-                .spawn(new, &origin.correlation, on_map, &drops, now))
-        })
+                let id = match DropId::new(allocated.load(Ordering::Relaxed)) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.allocate(&mut connection).await?;
+                        allocated.store(id.get(), Ordering::Relaxed);
+                        id
+                    }
+                };
+                let (on_map,): (usize,) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(map)
+                    .ignore()
+                    .hlen(map)
+                    .query_async(&mut connection)
+                    .await?;
+                // The map's drops are read only when one must make room.
+                let drops = match self.rules.map_is_full(on_map) {
+                    true => self.map_drops(&mut connection, map).await?,
+                    false => Vec::new(),
+                };
+                let new = origin.spawned(id, spec, now);
+                Ok(self
+                    .rules
+                    .spawn(new, &origin.correlation, on_map, &drops, now))
+            })
+        };
+        self.step("spawn", origin.position.as_ref(), None, out, spawn)
+            .await
     }
 
-    fn reserve(
+    pub async fn reserve(
         &self,
         origin: &Origin,
         request: &ReserveRequest,
@@ -426,9 +467,10 @@ impl DropStore for RedisStore {
         self.step_on_drop("reserve", origin, request.drop_id, out, |found| {
             self.rules.reserve(found, origin.asker(), request, now)
         })
+        .await
     }
 
-    fn cancel(
+    pub async fn cancel(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
@@ -438,9 +480,10 @@ impl DropStore for RedisStore {
         self.step_on_drop("cancel", origin, request.drop_id, out, |found| {
             self.rules.cancel(found, origin.asker(), request, now)
         })
+        .await
     }
 
-    fn pick_up(
+    pub async fn pick_up(
         &self,
         origin: &Origin,
         request: &CharacterRequest,
@@ -450,23 +493,30 @@ impl DropStore for RedisStore {
         self.step_on_drop("pick_up", origin, request.drop_id, out, |found| {
             self.rules.pick_up(found, origin.asker(), request, now)
         })
+        .await
     }
 
-    fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
+    /// Expires what came due by `now`, `SWEEP_BATCH` deadline entries at a time; returns how
+    /// many expired.
+    pub async fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         loop {
-            let due: Vec<u32> = self.pool.run("sweep", |connection| {
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.keys.deadlines())
-                    .arg("-inf")
-                    .arg(now.0)
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(SWEEP_BATCH)
-                    .query(connection)
-            });
+            let due: Vec<u32> = self
+                .pool
+                .run("sweep", |mut connection| async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(self.keys.deadlines())
+                        .arg("-inf")
+                        .arg(now.0)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(SWEEP_BATCH)
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await;
             for id in due.iter().copied().filter_map(DropId::new) {
-                expired += usize::from(self.sweep_one(id, now, out));
+                expired += usize::from(self.sweep_one(id, now, out).await);
             }
             if (due.len() as isize) < SWEEP_BATCH {
                 return expired;
@@ -474,36 +524,37 @@ impl DropStore for RedisStore {
         }
     }
 
-    /// The drops stay: other instances, and this one's next start, carry on with them.
-    fn expire_on_shutdown(&self, _out: EventOut<'_>) -> usize {
-        0
-    }
-
-    fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+    pub async fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
         // A read: nothing to watch.
-        let record = self.pool.run("get", |connection| {
-            let map: Option<String> = redis::cmd("HGET")
-                .arg(self.keys.ids())
-                .arg(id)
-                .query(connection)?;
-            let Some(map) = map else {
-                return Ok(None);
-            };
-            redis::cmd("HGET")
-                .arg(map)
-                .arg(id)
-                .query::<Option<Vec<u8>>>(connection)
-        });
+        let record = (self.pool)
+            .run("get", |mut connection| async move {
+                let map: Option<String> = redis::cmd("HGET")
+                    .arg(self.keys.ids())
+                    .arg(id)
+                    .query_async(&mut connection)
+                    .await?;
+                let Some(map) = map else {
+                    return Ok(None);
+                };
+                redis::cmd("HGET")
+                    .arg(map)
+                    .arg(id)
+                    .query_async::<Option<Vec<u8>>>(&mut connection)
+                    .await
+            })
+            .await;
         let drop = record.and_then(|record| self.decode(&record));
         let drop = drop.filter(|drop| drop.tenant == *tenant);
         drop.and_then(|drop| self.rules.as_seen(drop, now))
     }
 
-    fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
-        let map = self.keys.map(tenant, location);
-        let mut drops = self
-            .pool
-            .run("list", |connection| self.map_drops(connection, &map));
+    pub async fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
+        let map = &self.keys.map(tenant, location);
+        let mut drops = (self.pool)
+            .run("list", |mut connection| async move {
+                self.map_drops(&mut connection, map).await
+            })
+            .await;
         drops.retain(|drop| drop.tenant == *tenant);
         drops.sort_by_key(|drop| drop.id);
         drops
@@ -513,27 +564,31 @@ impl DropStore for RedisStore {
     }
 
     /// Counters, not a scan: a reservation is held while younger than the timeout.
-    fn counts(&self, now: Millis) -> DropCounts {
+    pub async fn counts(&self, now: Millis) -> DropCounts {
         let held_since = match self.rules.reservation_timeout_ms {
             0 => 0,
             timeout => now.0.saturating_sub(timeout).saturating_add(1),
         };
-        let (live, reserved, outbox) = self.pool.run("counts", |connection| {
-            let mut counts = redis::pipe();
-            counts
-                .get(self.keys.live())
-                .zcount(self.keys.reservations(), held_since, "+inf");
-            for shard in 0..OUTBOX_SHARDS {
-                counts.xlen(self.keys.outbox(shard));
-            }
-            let mut replies = counts.query::<Vec<Value>>(connection)?.into_iter();
-            let live: Option<i64> = from_reply(replies.next())?;
-            let reserved: usize = from_reply(replies.next())?;
-            let outbox = replies
-                .map(|reply| from_reply::<usize>(Some(reply)))
-                .sum::<RedisResult<usize>>()?;
-            Ok((live, reserved, outbox))
-        });
+        let mut counts = redis::pipe();
+        counts
+            .get(self.keys.live())
+            .zcount(self.keys.reservations(), held_since, "+inf");
+        for shard in 0..OUTBOX_SHARDS {
+            counts.xlen(self.keys.outbox(shard));
+        }
+        let counts = &counts;
+        let (live, reserved, outbox) = (self.pool)
+            .run("counts", |mut connection| async move {
+                let replies = counts.query_async::<Vec<Value>>(&mut connection).await?;
+                let mut replies = replies.into_iter();
+                let live: Option<i64> = from_reply(replies.next())?;
+                let reserved: usize = from_reply(replies.next())?;
+                let outbox = replies
+                    .map(|reply| from_reply::<usize>(Some(reply)))
+                    .sum::<RedisResult<usize>>()?;
+                Ok((live, reserved, outbox))
+            })
+            .await;
         DropCounts {
             live: live.unwrap_or(0).max(0) as usize,
             reserved,
@@ -541,43 +596,52 @@ impl DropStore for RedisStore {
         }
     }
 
-    fn shared(&self) -> bool {
-        true
-    }
-
-    fn was_applied(&self, position: &LogPosition) -> bool {
+    /// Whether the command at `position` took effect already.
+    pub async fn was_applied(&self, position: &LogPosition) -> bool {
         let key = self.keys.applied(&position.partition);
-        self.pool.run("was_applied", |connection| {
-            let mut replies = redis::pipe()
-                .zscore(&key, FLOOR)
-                .zscore(&key, position.offset)
-                .query::<Vec<Value>>(connection)?
-                .into_iter();
-            let record = AppliedRecord::read(&mut replies)?;
-            Ok(record.verdict(position) == Verdict::MetAgain)
-        })
+        let mut ask = redis::pipe();
+        ask.zscore(&key, FLOOR).zscore(&key, position.offset);
+        let ask = &ask;
+        (self.pool)
+            .run("was_applied", |mut connection| async move {
+                let replies = ask.query_async::<Vec<Value>>(&mut connection).await?;
+                let record = AppliedRecord::read(&mut replies.into_iter())?;
+                Ok(record.verdict(position) == Verdict::MetAgain)
+            })
+            .await
     }
 
-    fn note_committed(&self, partition: &str, committed: i64) {
+    /// Raises a partition's floor to `committed` (see `DropStore::note_committed`).
+    pub async fn note_committed(&self, partition: &str, committed: i64) {
         let key = self.keys.applied(partition);
         // Raised, never lowered: another reader may know a later commit already.
-        self.pool.run("note_committed", |connection| {
-            redis::pipe()
-                .atomic()
-                .cmd("ZADD")
-                .arg(&key)
-                .arg("GT")
-                .arg(committed)
-                .arg(FLOOR)
-                .ignore()
-                .zrembyscore(&key, "-inf", format!("({committed}"))
-                .ignore()
-                .query::<()>(connection)
-        })
+        let mut note = redis::pipe();
+        note.atomic()
+            .cmd("ZADD")
+            .arg(&key)
+            .arg("GT")
+            .arg(committed)
+            .arg(FLOOR)
+            .ignore()
+            .zrembyscore(&key, "-inf", format!("({committed}"))
+            .ignore();
+        let note = &note;
+        (self.pool)
+            .run("note_committed", |mut connection| async move {
+                note.query_async::<()>(&mut connection).await
+            })
+            .await
     }
 
     /// One PING, not retried: readiness must answer, not wait for Redis.
-    fn check(&self) -> Result<(), String> {
-        self.pool.ping()
+    pub async fn check(&self) -> Result<(), String> {
+        self.pool.ping().await
     }
+}
+
+/// What a step's `decide` returns: reading, then the rule's transition.
+type Deciding<'a, T> = BoxFuture<'a, RedisResult<Transition<T>>>;
+
+async fn unwatch(connection: &mut Connection) -> RedisResult<()> {
+    redis::cmd("UNWATCH").query_async(connection).await
 }

@@ -13,7 +13,8 @@ use super::*;
 use crate::drop::command::CharacterRequest;
 use crate::drop::event::Event;
 use crate::drop::model::Point;
-use crate::store::contract_tests::{self, op, origin, spec, RULES};
+use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
+use crate::store::DropStore;
 
 fn redis_url() -> String {
     std::env::var("ATLAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -22,7 +23,7 @@ fn redis_url() -> String {
 /// Instances of one store (one key prefix); its keys are deleted when it goes.
 struct Shared {
     prefix: String,
-    instances: Vec<Arc<RedisStore>>,
+    instances: Vec<Arc<Blocking>>,
 }
 
 impl Shared {
@@ -34,23 +35,21 @@ impl Shared {
         Shared { prefix, instances }
     }
 
-    fn connect(prefix: &str, rules: Rules, max_live_drops: usize) -> RedisStore {
-        RedisStore::connect(RedisStoreConfig {
+    fn connect(prefix: &str, rules: Rules, max_live_drops: usize) -> Blocking {
+        let store = Blocking::run(RedisStore::connect(RedisStoreConfig {
             url: &redis_url(),
             key_prefix: prefix,
             rules,
             max_live_drops,
-        })
-        .expect("Redis answers")
+        }));
+        Blocking(DropStore::Shared(store.expect("Redis answers")))
     }
 
-    fn dyn_instances(&self) -> Vec<Arc<dyn DropStore>> {
-        (self.instances.iter())
-            .map(|store| store.clone() as Arc<dyn DropStore>)
-            .collect()
+    fn keys(&self) -> Keys {
+        Keys::new(&self.prefix)
     }
 
-    fn redis(&self) -> Connection {
+    fn redis(&self) -> redis::Connection {
         redis::Client::open(redis_url())
             .and_then(|client| client.get_connection())
             .expect("Redis answers")
@@ -59,7 +58,7 @@ impl Shared {
     /// The next spawn gets `id`.
     fn next_id_is(&self, id: u32) {
         let _: () = redis::cmd("SET")
-            .arg(self.instances[0].keys().last_id())
+            .arg(self.keys().last_id())
             .arg(id - 1)
             .query(&mut self.redis())
             .unwrap();
@@ -71,7 +70,7 @@ impl Shared {
         (0..OUTBOX_SHARDS)
             .map(|shard| {
                 redis::cmd("XLEN")
-                    .arg(self.instances[0].keys().outbox(shard))
+                    .arg(self.keys().outbox(shard))
                     .query::<usize>(&mut redis)
                     .unwrap()
             })
@@ -116,7 +115,7 @@ proptest! {
 #[test]
 fn of_many_reservations_racing_on_three_instances_exactly_one_wins() {
     let shared = Shared::new(3, Rules::default(), 0);
-    contract_tests::of_many_concurrent_reservations_exactly_one_wins(&shared.dyn_instances());
+    contract_tests::of_many_concurrent_reservations_exactly_one_wins(&shared.instances);
     // 50 drops: each one CREATED, one RESERVED and 15 RESERVATION_FAILUREs, all in the outbox.
     assert_eq!(shared.outbox_len(), 50 * 17);
 }
@@ -124,7 +123,7 @@ fn of_many_reservations_racing_on_three_instances_exactly_one_wins() {
 #[test]
 fn spawns_on_three_instances_get_unique_ids() {
     let shared = Shared::new(3, RULES, 0);
-    contract_tests::concurrent_spawns_get_unique_ids(&shared.dyn_instances());
+    contract_tests::concurrent_spawns_get_unique_ids(&shared.instances);
 }
 
 #[test]
@@ -145,7 +144,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     );
     let (a, b) = (&shared.instances[0], &shared.instances[1]);
     let mut events = Vec::new();
-    let mut spawn_at = |store: &RedisStore, offset, committed| {
+    let mut spawn_at = |store: &Blocking, offset, committed| {
         let origin = Origin {
             position: at("group/commands/0", offset, committed),
             ..origin(0, 0, offset as u128)
@@ -311,7 +310,7 @@ fn spawns_past_the_most_drops_are_refused() {
         },
         2,
     );
-    let spawn = |store: &RedisStore| {
+    let spawn = |store: &Blocking| {
         store.spawn(
             &origin(0, 0, 0),
             spec(true, 2, 0, 0),
