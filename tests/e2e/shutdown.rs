@@ -1,11 +1,9 @@
 //! Shutdown on SIGTERM/SIGINT: every drop expires with EXPIRED, offsets are committed, exit 0.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 const MAP: u32 = 400_000_000;
 

@@ -1,11 +1,9 @@
 //! The REST API through real HTTP against the running service (contract §4), and the operators'
 //! endpoints: health, readiness, metrics.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const MAP: u32 = 500_000_000;

@@ -1,12 +1,10 @@
 //! Faults: the broker cut off under load, commands redelivered after the cut, shutdown with the
 //! broker gone. Nothing lost, nothing applied twice, nothing hanging.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 const MAP: u32 = 700_000_000;

@@ -1,11 +1,9 @@
 //! The load generator itself, end to end: against the service and against the relay, a small
 //! run completes with no anomaly.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::harness::*;
 
 /// Runs the generator to its end, off the test's runtime; its report.
 async fn load(bootstrap: &str, names: &Names, args: &[&str]) -> String {

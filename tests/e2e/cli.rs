@@ -1,10 +1,8 @@
 //! The operators' subcommands against a running service: send, tail, list, get.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 const MAP: u32 = 800_000_000;

@@ -4,7 +4,7 @@
 //! The broker is Tansu (`TANSU_BIN`, installed by `.ci/run`), one per test on a free port; set
 //! `ATLAS_TEST_BOOTSTRAP` to run against any real Kafka instead (topics are fresh per test).
 
-#![allow(dead_code)] // each test binary uses its own part of the harness
+#![allow(dead_code)] // to go: every helper is used or deleted
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};

@@ -1,11 +1,9 @@
 //! A drop's whole life through the real broker and the real binary, checked byte for byte as a
 //! peer reads it (kafka.md, contract §2 and §5).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 const MAP: u32 = 100_000_000;

@@ -2,17 +2,15 @@
 //! ours stands in for it, speaking its JSON:API: `POST {URL}equipables` answered with the new
 //! equipment's id, `DELETE {URL}equipables/{id}`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::harness::*;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::Router;
-use common::*;
 use serde_json::{json, Value};
 
 const MAP: u32 = 900_000_000;

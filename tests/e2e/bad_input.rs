@@ -1,10 +1,8 @@
 //! Contract §6: bad input is rejected, committed, and touches nothing else; the partition goes on.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
 

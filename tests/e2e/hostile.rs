@@ -1,11 +1,9 @@
 //! Contract §2 sizes: nothing a peer sends may make us produce a record the broker refuses, and
 //! a record the broker would refuse never stops a partition or the outbox.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;

@@ -1,10 +1,8 @@
 //! Rules that act on their own: expiry, reservation lapse, the per-map cap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::json;
 
 const MAP: u32 = 200_000_000;

@@ -3,13 +3,11 @@
 //! and restarted under load lose no effect and duplicate none; a replica's shutdown leaves the
 //! drops to the others.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 /// Starts instances and waits until each is ready (has partitions, sees the broker).
 async fn instances(broker: &Broker, names: &Names, count: usize) -> Vec<Service> {

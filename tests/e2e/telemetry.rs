@@ -1,14 +1,12 @@
 //! Traces and logs as operators see them: W3C trace context carried from command to events,
 //! spans exported over OTLP/HTTP to a collector, JSON log lines naming the drop.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::harness::*;
 use axum::routing::post;
 use axum::Router;
-use common::*;
 use rdkafka::message::Header;
 use serde_json::Value;
 

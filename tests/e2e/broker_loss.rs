@@ -3,14 +3,12 @@
 //! idempotent producer's sequence numbers mean nothing to it, its consumer group is gone. The
 //! service must go on: every command sent after each restart has its events, none twice.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
