@@ -1,123 +1,25 @@
 //! Equip drops and the equipment service. The service is a peer we do not own, so a stub of
-//! ours stands in for it, speaking its JSON:API: `POST {URL}equipables` answered with the new
-//! equipment's id, `DELETE {URL}equipables/{id}`.
+//! ours stands in for it (`EquipmentService`), speaking its JSON:API.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::harness::*;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, post};
-use axum::Router;
-use serde_json::{json, Value};
 
 const MAP: u32 = 900_000_000;
 
-/// `(method, path, tenant headers, body)` of one request.
-type Request = (String, String, Vec<String>, Value);
-
-#[derive(Default)]
-struct Stub {
-    /// Every request, in order.
-    requests: Mutex<Vec<Request>>,
-    /// Creations to answer 500 before succeeding.
-    failures_left: AtomicUsize,
-    /// Answer every creation 500.
-    down: AtomicBool,
-    next_id: AtomicU32,
-}
-
-fn tenant_of(headers: &HeaderMap) -> Vec<String> {
-    ["TENANT_ID", "REGION", "MAJOR_VERSION", "MINOR_VERSION"]
-        .iter()
-        .map(|name| {
-            headers
-                .get(*name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect()
-}
-
-async fn create(
-    State(stub): State<Arc<Stub>>,
-    headers: HeaderMap,
-    body: String,
-) -> (StatusCode, String) {
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    stub.requests.lock().unwrap().push((
-        "POST".into(),
-        "/api/equipables".into(),
-        tenant_of(&headers),
-        body.clone(),
-    ));
-    let failing = stub.down.load(Ordering::SeqCst)
-        || stub
-            .failures_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-    if failing {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "{}".into());
-    }
-    let id = 5001 + stub.next_id.fetch_add(1, Ordering::SeqCst);
-    let item = &body["data"]["attributes"]["itemId"];
-    let answer = json!({"data": {"type": "equipables", "id": id.to_string(), "attributes": {"itemId": item, "strength": 3}}});
-    (StatusCode::CREATED, answer.to_string())
-}
-
-async fn remove(
-    State(stub): State<Arc<Stub>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> StatusCode {
-    stub.requests.lock().unwrap().push((
-        "DELETE".into(),
-        format!("/api/equipables/{id}"),
-        tenant_of(&headers),
-        Value::Null,
-    ));
-    StatusCode::NO_CONTENT
-}
-
-async fn stub() -> (String, Arc<Stub>) {
-    let stub = Arc::new(Stub::default());
-    let app = Router::new()
-        .route("/api/equipables", post(create))
-        .route("/api/equipables/{id}", delete(remove))
-        .with_state(stub.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, stub)
-}
-
-fn requests(stub: &Stub, method: &str) -> Vec<Request> {
-    stub.requests
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.0 == method)
-        .cloned()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn equip_spawns_carry_their_equipment_and_expired_ones_delete_it() {
-    let (url, stub) = stub().await;
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let _service = Service::start(
-        &broker,
-        &names,
-        &[("EQUIPABLES_SERVICE_URL", &url), ("DROP_EXPIRE_MS", "1500")],
-    );
+    let equipment = EquipmentService::start().await;
+    let options = Options::default()
+        .env("EQUIPABLES_SERVICE_URL", &equipment.url)
+        .env("DROP_EXPIRE_MS", "1500");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
 
     let kept = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await.drop_id();
-    let posts = requests(&stub, "POST");
+    let posts = equipment.requests("POST");
     assert_eq!(posts.len(), 1);
     let tenant = &peer.tenant;
     assert_eq!(
@@ -149,7 +51,7 @@ async fn equip_spawns_carry_their_equipment_and_expired_ones_delete_it() {
     }
     let expiring = peer.spawn_drop(&spawn_item(MAP, 1_302_002)).await.drop_id();
     assert_eq!(
-        requests(&stub, "POST").len(),
+        equipment.requests("POST").len(),
         2,
         "only SPAWNs of equip items create equipment"
     );
@@ -160,7 +62,11 @@ async fn equip_spawns_carry_their_equipment_and_expired_ones_delete_it() {
     assert!(expired.iter().any(|e| e.drop_id() == expiring));
     let started = std::time::Instant::now();
     loop {
-        let mut deleted: Vec<String> = requests(&stub, "DELETE").into_iter().map(|r| r.1).collect();
+        let mut deleted: Vec<String> = equipment
+            .requests("DELETE")
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
         deleted.sort();
         if deleted == ["/api/equipables/5002", "/api/equipables/77"] {
             break;
@@ -171,34 +77,28 @@ async fn equip_spawns_carry_their_equipment_and_expired_ones_delete_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(requests(&stub, "DELETE")[0].2[2], "83");
+    assert_eq!(equipment.requests("DELETE")[0].2[2], "83");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_equipment_service_is_retried_then_the_spawn_rejected_without_blocking_others() {
-    let (url, stub) = stub().await;
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let _service = Service::start(
-        &broker,
-        &names,
-        &[
-            ("EQUIPABLES_SERVICE_URL", &url),
-            ("EQUIPMENT_TIMEOUT_MS", "2500"),
-            ("DEAD_LETTER_TOPIC_DROP", &names.dead_letters),
-        ],
-    );
+    let equipment = EquipmentService::start().await;
+    let options = Options::default()
+        .env("EQUIPABLES_SERVICE_URL", &equipment.url)
+        .env("EQUIPMENT_TIMEOUT_MS", "2500")
+        .dead_letters();
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
     // Two failures, then success: retried, and the drop carries the equipment.
-    stub.failures_left.store(2, Ordering::SeqCst);
+    equipment.fail_next(2);
     let id = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await.drop_id();
-    assert_eq!(requests(&stub, "POST").len(), 3);
+    assert_eq!(equipment.requests("POST").len(), 3);
     peer.send(&reserve(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.body()["equipmentId"], 5001);
 
     // Down for good: the spawn is rejected after its budget, and dead-lettered; meanwhile the
     // commands after it, on the same partition, go on.
-    stub.down.store(true, Ordering::SeqCst);
+    equipment.go_down();
     let doomed = spawn_item(MAP, 1_302_003);
     let mut commands = vec![doomed.clone()];
     commands
@@ -208,13 +108,13 @@ async fn a_failing_equipment_service_is_retried_then_the_spawn_rejected_without_
     assert!(created
         .iter()
         .all(|e| e.kind() == "CREATED" && e.value["mapId"] == MAP + 1));
-    let letters = peer.dead_letters(&broker, 1).await;
+    let letters = peer.dead_letters(&env.broker, 1).await;
     let reason = String::from_utf8_lossy(&letters[0].headers["dlq.reason"]).into_owned();
     assert_eq!(letters[0].headers["dlq.class"], b"equipment_unavailable");
     assert!(reason.contains("500"), "{reason}");
     assert_eq!(letters[0].value["transactionId"], doomed["transactionId"]);
     assert!(
-        requests(&stub, "POST").len() > 4,
+        equipment.requests("POST").len() > 4,
         "retried before giving up"
     );
     peer.expect_quiet(Duration::from_millis(500)).await;
@@ -222,21 +122,19 @@ async fn a_failing_equipment_service_is_retried_then_the_spawn_rejected_without_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_equip_spawn_on_the_shared_store_asks_for_no_second_equipment() {
-    let (url, stub) = stub().await;
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
+    let equipment = EquipmentService::start().await;
     // No commit before the kill: the restarted instance gets the spawn again.
-    let env = [
-        ("EQUIPABLES_SERVICE_URL", url.as_str()),
-        ("KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS", "600000"),
-    ];
-    let first = Service::start_shared(&broker, &names, &env);
-    first.ready().await;
+    let options = Options::default()
+        .shared()
+        .env("EQUIPABLES_SERVICE_URL", &equipment.url)
+        .env("KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS", "600000");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
+    env.service.ready().await;
     let created = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await;
-    drop(first.kill());
+    drop(env.service.kill());
 
-    let second = Service::start_shared(&broker, &names, &env);
+    let second = Service::start(&env.broker, &env.names, &env.options);
     second.ready().await;
     let started = std::time::Instant::now();
     while !second
@@ -251,17 +149,14 @@ async fn a_redelivered_equip_spawn_on_the_shared_store_asks_for_no_second_equipm
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        requests(&stub, "POST").len(),
+        equipment.requests("POST").len(),
         1,
         "one equipment for one drop"
     );
     peer.expect_quiet(Duration::from_millis(500)).await;
-    let (status, _, body) = http_get(
-        &format!("{}/api/drops/{}", second.http, created.drop_id()),
-        &peer.tenant.http_headers(),
-    )
-    .await;
+    let (status, _, body) = second
+        .get(&format!("/api/drops/{}", created.drop_id()), &peer.tenant)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"equipmentId\":5001"), "{body}");
-    names.clean_redis();
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Tenant;
+use super::{Service, Tenant};
 
 /// A plain HTTP GET: `(status, content type, body)`; status 0 when nothing answers.
 pub async fn http_get(url: &str, headers: &[(&str, String)]) -> (u16, String, String) {
@@ -48,5 +48,19 @@ impl Tenant {
             ("MAJOR_VERSION", self.major.to_string()),
             ("MINOR_VERSION", self.minor.to_string()),
         ]
+    }
+}
+
+impl Service {
+    /// GET `path` of its REST API as `tenant`: `(status, content type, body)`.
+    pub async fn get(&self, path: &str, tenant: &Tenant) -> (u16, String, String) {
+        http_get(&format!("{}{path}", self.http), &tenant.http_headers()).await
+    }
+
+    /// The value of a metric line of `/metrics` (`name` with its labels, as printed).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, _, text) = http_get(&format!("{}/metrics", self.http), &[]).await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 }

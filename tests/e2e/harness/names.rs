@@ -25,19 +25,9 @@ impl Names {
         }
     }
 
-    /// The environment of an instance on the shared store.
-    pub fn shared_store(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("STORE", "redis".to_owned()),
-            ("REDIS_URL", redis_url()),
-            ("REDIS_KEY_PREFIX", self.redis_prefix.clone()),
-        ]
-    }
-
     /// Deletes the shared store's keys of this test.
     pub fn clean_redis(&self) {
-        let Ok(mut redis) = redis::Client::open(redis_url()).and_then(|c| c.get_connection())
-        else {
+        let Ok(mut redis) = redis_connection() else {
             return;
         };
         let keys: Vec<String> = redis::cmd("KEYS")
@@ -53,4 +43,9 @@ impl Names {
 /// The Redis of the tests: `ATLAS_TEST_REDIS_URL`, else the local one.
 pub fn redis_url() -> String {
     std::env::var("ATLAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A connection to the tests' Redis.
+pub fn redis_connection() -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(redis_url()).and_then(|client| client.get_connection())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{free_port, http_get, Broker, Names, PARTITIONS};
+use super::{free_port, http_get, redis_url, Broker, Names, PARTITIONS};
 
 /// How the service ended, and what it logged.
 #[derive(Debug)]
@@ -21,6 +21,53 @@ impl Stopped {
     }
 }
 
+/// Where the service keeps its drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Store {
+    /// In memory (`STORE=memory`): one instance per group.
+    #[default]
+    Memory,
+    /// The shared store (`STORE=redis`, the tests' Redis) under the test's key prefix.
+    Shared,
+}
+
+/// How a test starts the service, beyond what every instance gets (the test's broker and
+/// names, fast group joins, debug logs).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    store: Store,
+    dead_letters: bool,
+    env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn store(mut self, store: Store) -> Options {
+        self.store = store;
+        self
+    }
+
+    /// On the shared store.
+    pub fn shared(self) -> Options {
+        self.store(Store::Shared)
+    }
+
+    /// Copies rejected commands to the test's dead-letter topic.
+    pub fn dead_letters(mut self) -> Options {
+        self.dead_letters = true;
+        self
+    }
+
+    /// One more setting, as an environment variable; set after the others, so it wins.
+    pub fn env(mut self, name: &str, value: &str) -> Options {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.store == Store::Shared
+    }
+}
+
 /// The service binary, running.
 pub struct Service {
     process: Option<Child>,
@@ -30,8 +77,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `atlas-drops` with fast group joins and the given extra environment.
-    pub fn start(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
+    /// Starts `atlas-drops` on the test's broker and names, with fast group joins and `options`.
+    pub fn start(broker: &Broker, names: &Names, options: &Options) -> Service {
         let log = std::env::temp_dir().join(format!("atlas-drops-{}.log", Uuid::new_v4()));
         let file = std::fs::File::create(&log).expect("log file");
         let rest_port = free_port();
@@ -51,7 +98,16 @@ impl Service {
             .env("KAFKA_CFG_LINGER_MS", "0")
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        for (name, value) in env {
+        if options.is_shared() {
+            command
+                .env("STORE", "redis")
+                .env("REDIS_URL", redis_url())
+                .env("REDIS_KEY_PREFIX", &names.redis_prefix);
+        }
+        if options.dead_letters {
+            command.env("DEAD_LETTER_TOPIC_DROP", &names.dead_letters);
+        }
+        for (name, value) in &options.env {
             command.env(name, value);
         }
         let process = command.spawn().expect("starting atlas-drops");
@@ -60,23 +116,6 @@ impl Service {
             log,
             http: format!("http://127.0.0.1:{rest_port}"),
         }
-    }
-
-    /// Starts `atlas-drops` copying rejected commands to the test's dead-letter topic.
-    pub fn start_with_dead_letters(broker: &Broker, names: &Names) -> Service {
-        Service::start(
-            broker,
-            names,
-            &[("DEAD_LETTER_TOPIC_DROP", names.dead_letters.as_str())],
-        )
-    }
-
-    /// Starts an instance on the shared store (Redis) with the given extra environment.
-    pub fn start_shared(broker: &Broker, names: &Names, env: &[(&str, &str)]) -> Service {
-        let shared = names.shared_store();
-        let mut all: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        all.extend_from_slice(env);
-        Service::start(broker, names, &all)
     }
 
     /// How the process ended, if it did.
@@ -166,11 +205,4 @@ impl Drop for Service {
             eprintln!("atlas-drops log: {}", self.log.display());
         }
     }
-}
-
-/// The value of a metric line of `/metrics` (`name` with its labels, as printed).
-pub async fn metric(service: &Service, name: &str) -> Option<f64> {
-    let (_, _, text) = http_get(&format!("{}/metrics", service.http), &[]).await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
