@@ -4,8 +4,6 @@
 //! The broker is Tansu (`TANSU_BIN`, installed by `.ci/run`), one per test on a free port; set
 //! `ATLAS_TEST_BOOTSTRAP` to run against any real Kafka instead (topics are fresh per test).
 
-#![allow(dead_code)] // to go: every helper is used or deleted
-
 mod broker;
 mod commands;
 mod http;
