@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 300_000_000;
 

@@ -2,8 +2,9 @@
 
 use std::process::Output;
 
-use crate::harness::*;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 800_000_000;
 

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 700_000_000;
 

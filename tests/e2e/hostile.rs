@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+
+use crate::harness::*;
 
 const MAP: u32 = 310_000_000;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

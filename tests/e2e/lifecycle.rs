@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 100_000_000;
 

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
 use serde_json::{json, Value};
+
+use crate::harness::*;
 
 const MAP: u32 = 500_000_000;
 
@@ -57,7 +58,7 @@ async fn a_drop_by_id_as_json_api() {
 
     // Another tenant: it does not exist. Nonsense ids: bad requests; unknown ids: not found.
     let (status, _, body) = get(
-        &service,
+        service,
         &format!("/api/drops/{id}"),
         &Tenant::new("GMS", 83, 1),
     )

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 200_000_000;
 
