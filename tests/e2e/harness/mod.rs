@@ -3,6 +3,13 @@
 //!
 //! The broker is Tansu (`TANSU_BIN`, installed by `.ci/run`), one per test on a free port; set
 //! `ATLAS_TEST_BOOTSTRAP` to run against any real Kafka instead (topics are fresh per test).
+//!
+//! `TestEnv` (here) arranges a test. Its parts: `broker` (Tansu, the topics), `names` (fresh
+//! topics, group and Redis key prefix; the tests' Redis), `service` (the binary as a process, and
+//! the `Options` it starts with), `peer` (our own Kafka client: commands out, events in),
+//! `commands` (commands as peers write them), `http` (the REST API and operators' endpoints),
+//! `proxy` (a TCP proxy a test can cut), `stand_ins` (the equipment service and an OTLP
+//! collector), `load_generator` (`atlas-drops-load`).
 
 mod broker;
 mod commands;

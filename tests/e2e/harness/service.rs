@@ -24,7 +24,7 @@ impl Stopped {
 /// Where the service keeps its drops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Store {
-    /// In memory (`STORE=memory`): one instance per group.
+    /// In memory (`STORE=memory`, the service's default): one instance per group.
     #[default]
     Memory,
     /// The shared store (`STORE=redis`, the tests' Redis) under the test's key prefix.
