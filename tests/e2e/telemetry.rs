@@ -1,51 +1,25 @@
 //! Traces and logs as operators see them: W3C trace context carried from command to events,
 //! spans exported over OTLP/HTTP to a collector, JSON log lines naming the drop.
 
-mod common;
-
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::routing::post;
-use axum::Router;
-use common::*;
 use rdkafka::message::Header;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 600_000_000;
 const PARENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
 
-/// A stand-in OTLP/HTTP collector: keeps every JSON body posted to /v1/traces.
-async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let kept = received.clone();
-    let app = Router::new().route(
-        "/v1/traces",
-        post(move |body: String| async move {
-            kept.lock()
-                .unwrap()
-                .push(serde_json::from_str::<Value>(&body).expect("OTLP JSON"));
-            "{}"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commands_trace_goes_on_in_its_events_and_to_the_collector() {
-    let (endpoint, received) = collector().await;
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(
-        &broker,
-        &names,
-        &[("TRACE_ENDPOINT", &endpoint), ("LOG_FORMAT", "json")],
-    );
+    let collector = Collector::start().await;
+    let options = Options::default()
+        .env("TRACE_ENDPOINT", &collector.url)
+        .env("LOG_FORMAT", "json");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
 
     let traceparent = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
     let headers = peer
@@ -79,18 +53,11 @@ async fn a_commands_trace_goes_on_in_its_events_and_to_the_collector() {
     // The service's span reaches the collector, child of the command's.
     let started = std::time::Instant::now();
     let span = loop {
-        let spans: Vec<Value> = received
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|body| {
-                body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        if let Some(span) = spans.into_iter().find(|s| s["traceId"] == PARENT_TRACE) {
+        if let Some(span) = collector
+            .spans()
+            .into_iter()
+            .find(|s| s["traceId"] == PARENT_TRACE)
+        {
             break span;
         }
         assert!(
@@ -118,7 +85,7 @@ async fn a_commands_trace_goes_on_in_its_events_and_to_the_collector() {
     );
 
     // Logs: one JSON object a line; the line about the drop names tenant, drop and transaction.
-    let logs = service.logs();
+    let logs = env.service.logs();
     let lines: Vec<Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON log line"))
@@ -136,10 +103,8 @@ async fn a_commands_trace_goes_on_in_its_events_and_to_the_collector() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_traceparent_is_not_passed_on() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let _service = Service::start(&broker, &names, &[]);
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let headers = peer
         .tenant
         .headers()

@@ -1,13 +1,12 @@
 //! Faults: the broker cut off under load, commands redelivered after the cut, shutdown with the
 //! broker gone. Nothing lost, nothing applied twice, nothing hanging.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 700_000_000;
 
@@ -26,15 +25,11 @@ fn by_transaction(events: &[Event]) -> HashMap<String, Vec<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_cut_under_load_loses_nothing_and_applies_nothing_twice() {
     let (broker, proxy) = Broker::start_behind_proxy().await;
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
     // Offsets are committed rarely, so after the cut the group hands the partitions back from
     // their start: every command is redelivered, and must be recognised as applied.
-    let service = Service::start(
-        &broker,
-        &names,
-        &[("KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS", "600000")],
-    );
+    let options = Options::default().env("KAFKA_CFG_AUTO_COMMIT_INTERVAL_MS", "600000");
+    let mut env = TestEnv::on(broker, options).await;
+    let peer = &mut env.peer;
     let mut ids = Vec::new();
     for map in 0..40 {
         ids.push(
@@ -59,8 +54,8 @@ async fn a_broker_cut_under_load_loses_nothing_and_applies_nothing_twice() {
     proxy.cut();
     let sending_during_cut = {
         let waves: Vec<Vec<Value>> = after.iter().map(|wave| wave.to_vec()).collect();
-        let broker_address = broker.bootstrap.clone();
-        let names = names.clone();
+        let broker_address = env.broker.bootstrap.clone();
+        let names = env.names.clone();
         let tenant = peer.tenant.clone();
         tokio::spawn(async move {
             // A second peer of the same tenant, so its sends wait out the cut without holding
@@ -93,7 +88,7 @@ async fn a_broker_cut_under_load_loses_nothing_and_applies_nothing_twice() {
         };
         assert_eq!(kinds, &[want], "{command}");
     }
-    let logs = service.logs();
+    let logs = env.service.logs();
     assert!(
         logs.contains("redelivered command skipped"),
         "the partitions were redelivered after the cut, and recognised"
@@ -109,16 +104,19 @@ async fn shutdown_with_the_broker_gone_ends_within_its_deadline_and_says_so() {
     if !broker.is_ours() {
         return; // only a broker of our own can be taken away
     }
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[("SHUTDOWN_TIMEOUT_MS", "2000")]);
+    let mut env = TestEnv::on(
+        broker,
+        Options::default().env("SHUTDOWN_TIMEOUT_MS", "2000"),
+    )
+    .await;
     for map in 0..3 {
-        peer.spawn_drop(&spawn_item(MAP + map, 2_000_000)).await;
+        env.peer.spawn_drop(&spawn_item(MAP + map, 2_000_000)).await;
     }
-    drop(peer);
-    drop(broker);
+    drop(env.peer);
+    drop(env.broker);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
+    let service = env.service;
     let http = service.http.clone();
     let stopping = tokio::task::spawn_blocking(move || service.stop(Duration::from_secs(20)));
     // While it shuts down, it tells the orchestrator it is not ready.

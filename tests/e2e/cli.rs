@@ -1,34 +1,28 @@
 //! The operators' subcommands against a running service: send, tail, list, get.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 800_000_000;
 
-/// Runs `atlas-drops <args>` as an operator would, with the broker, topics, tenant and URL in
-/// the environment.
-async fn atlas(
-    broker: &Broker,
-    names: &Names,
-    service: &Service,
-    tenant: &Tenant,
-    args: &[&str],
-) -> Output {
+/// Runs `atlas-drops <args>` as an operator would, with the test's broker, topics, tenant (the
+/// peer's) and service URL in the environment.
+async fn atlas(env: &TestEnv, args: &[&str]) -> Output {
+    let tenant = &env.peer.tenant;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-drops"));
     command
         .env_clear()
-        .env("BOOTSTRAP_SERVERS", &broker.bootstrap)
-        .env("COMMAND_TOPIC_DROP", &names.commands)
-        .env("EVENT_TOPIC_DROP_STATUS", &names.events)
+        .env("BOOTSTRAP_SERVERS", &env.broker.bootstrap)
+        .env("COMMAND_TOPIC_DROP", &env.names.commands)
+        .env("EVENT_TOPIC_DROP_STATUS", &env.names.events)
         .env("TENANT_ID", tenant.id.to_string())
         .env("REGION", &tenant.region)
         .env("MAJOR_VERSION", tenant.major.to_string())
         .env("MINOR_VERSION", tenant.minor.to_string())
-        .env("ATLAS_DROPS_URL", &service.http)
+        .env("ATLAS_DROPS_URL", &env.service.http)
         .args(args);
     tokio::task::spawn_blocking(move || command.output().expect("atlas-drops runs"))
         .await
@@ -46,12 +40,9 @@ fn stdout(output: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_follows_a_drops_life() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
-    service.ready().await;
-    let tenant = peer.tenant.clone();
+    let mut env = TestEnv::start().await;
+    env.service.ready().await;
+    let tenant = env.peer.tenant.clone();
     let map = MAP.to_string();
     let at = ["--world", "1", "--channel", "2", "--map", map.as_str()];
 
@@ -70,36 +61,27 @@ async fn an_operator_follows_a_drops_life() {
         ],
     ]
     .concat();
-    let sent = stdout(&atlas(&broker, &names, &service, &tenant, &spawn).await);
+    let sent = stdout(&atlas(&env, &spawn).await);
     let transaction = sent
         .split_whitespace()
         .nth(3)
         .expect("the transaction id")
         .to_owned();
-    let created = peer.next_event().await;
+    let created = env.peer.next_event().await;
     assert_eq!(created.kind(), "CREATED");
     assert_eq!(created.transaction_id(), transaction, "{sent}");
     assert_eq!(created.body()["x"], -30);
     assert_eq!(created.body()["quantity"], 4);
     let id = created.drop_id().to_string();
 
-    let listed = stdout(
-        &atlas(
-            &broker,
-            &names,
-            &service,
-            &tenant,
-            &[&["list"][..], &at].concat(),
-        )
-        .await,
-    );
+    let listed = stdout(&atlas(&env, &[&["list"][..], &at].concat()).await);
     assert!(
         listed.starts_with(&format!(
             "{id} AVAILABLE item 2000000 x4 at (-30,7) w1/c2/m{MAP}"
         )),
         "{listed}"
     );
-    let got = stdout(&atlas(&broker, &names, &service, &tenant, &["get", &id, "--json"]).await);
+    let got = stdout(&atlas(&env, &["get", &id, "--json"]).await);
     let document: Value = serde_json::from_str(&got).expect("JSON:API");
     assert_eq!(document["data"]["id"], id.as_str());
 
@@ -109,9 +91,9 @@ async fn an_operator_follows_a_drops_life() {
         &["--drop", &id, "--character", "7", "--x", "-30", "--y", "7"],
     ]
     .concat();
-    stdout(&atlas(&broker, &names, &service, &tenant, &reserve).await);
-    assert_eq!(peer.next_event().await.kind(), "RESERVED");
-    let got = stdout(&atlas(&broker, &names, &service, &tenant, &["get", &id]).await);
+    stdout(&atlas(&env, &reserve).await);
+    assert_eq!(env.peer.next_event().await.kind(), "RESERVED");
+    let got = stdout(&atlas(&env, &["get", &id]).await);
     assert!(got.contains(" RESERVED "), "{got}");
     let pick = [
         &["send", "pick-up"][..],
@@ -119,15 +101,12 @@ async fn an_operator_follows_a_drops_life() {
         &["--drop", &id, "--character", "7"],
     ]
     .concat();
-    stdout(&atlas(&broker, &names, &service, &tenant, &pick).await);
-    assert_eq!(peer.next_event().await.kind(), "PICKED_UP");
+    stdout(&atlas(&env, &pick).await);
+    assert_eq!(env.peer.next_event().await.kind(), "PICKED_UP");
 
     let tail = stdout(
         &atlas(
-            &broker,
-            &names,
-            &service,
-            &tenant,
+            &env,
             &["tail", "--from-beginning", "--count", "3", "--drop", &id],
         )
         .await,
@@ -151,10 +130,7 @@ async fn an_operator_follows_a_drops_life() {
     }
     let only = stdout(
         &atlas(
-            &broker,
-            &names,
-            &service,
-            &tenant,
+            &env,
             &[
                 "tail",
                 "--from-beginning",
@@ -171,7 +147,7 @@ async fn an_operator_follows_a_drops_life() {
     assert_eq!(picked["body"]["characterId"], 7);
 
     // Gone: `get` says so in a line, and fails.
-    let missing = atlas(&broker, &names, &service, &tenant, &["get", &id]).await;
+    let missing = atlas(&env, &["get", &id]).await;
     assert!(!missing.status.success());
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr),
@@ -179,7 +155,7 @@ async fn an_operator_follows_a_drops_life() {
     );
     assert!(missing.stdout.is_empty());
     // An empty map: `list` says so.
-    let empty = stdout(&atlas(&broker, &names, &service, &tenant, &["list", "--map", "7"]).await);
+    let empty = stdout(&atlas(&env, &["list", "--map", "7"]).await);
     assert_eq!(
         empty,
         "no drops on map 7 (world 0, channel 0) for this tenant\n"
@@ -191,30 +167,23 @@ async fn an_operator_follows_a_drops_life() {
 /// every line.
 #[tokio::test(flavor = "multi_thread")]
 async fn tail_keeps_its_columns() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
-    service.ready().await;
-    let tenant = peer.tenant.clone();
-    let created = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await;
+    let mut env = TestEnv::start().await;
+    env.service.ready().await;
+    let created = env.peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await;
     let id = created.drop_id();
     // Out of range: refused with RESERVATION_FAILURE, the longest type.
     let mut far = reserve(MAP, id, 7);
     far["body"]["characterX"] = serde_json::json!(30_000);
-    peer.send(&far).await;
-    assert_eq!(peer.next_event().await.kind(), "RESERVATION_FAILURE");
-    peer.send(&reserve(MAP, id, 7)).await;
-    assert_eq!(peer.next_event().await.kind(), "RESERVED");
-    peer.send(&pick_up(MAP, id, 7)).await;
-    assert_eq!(peer.next_event().await.kind(), "PICKED_UP");
+    env.peer.send(&far).await;
+    assert_eq!(env.peer.next_event().await.kind(), "RESERVATION_FAILURE");
+    env.peer.send(&reserve(MAP, id, 7)).await;
+    assert_eq!(env.peer.next_event().await.kind(), "RESERVED");
+    env.peer.send(&pick_up(MAP, id, 7)).await;
+    assert_eq!(env.peer.next_event().await.kind(), "PICKED_UP");
 
     let tail = stdout(
         &atlas(
-            &broker,
-            &names,
-            &service,
-            &tenant,
+            &env,
             &[
                 "tail",
                 "--from-beginning",

@@ -1,18 +1,18 @@
 //! A drop's whole life through the real broker and the real binary, checked byte for byte as a
 //! peer reads it (kafka.md, contract §2 and §5).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 100_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn created_is_exact_on_the_wire() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let spawn = spawn_item(MAP, 2_000_000);
     peer.send(&spawn).await;
     let created = peer.next_event().await;
@@ -62,7 +62,8 @@ async fn created_is_exact_on_the_wire() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn item_life_reserve_then_pick_up() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let created = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await;
     let id = created.drop_id();
 
@@ -97,7 +98,8 @@ async fn item_life_reserve_then_pick_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn character_meso_and_equip_drops_carry_their_values() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let meso = command(
         "SPAWN_FROM_CHARACTER",
         MAP,
@@ -141,7 +143,8 @@ async fn character_meso_and_equip_drops_carry_their_values() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reservation_failures_are_reported() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     // Owned by 7 (dropType 0) for the ownership window.
     let mut owned = spawn_item(MAP, 2_000_000);
     owned["body"]["dropType"] = json!(0);
@@ -189,7 +192,8 @@ async fn reservation_failures_are_reported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn party_drops_and_the_ownership_window() {
-    let (_broker, _service, mut peer) = setup(&[("OWNERSHIP_MS", "4000")]).await;
+    let mut env = TestEnv::with(Options::default().env("OWNERSHIP_MS", "4000")).await;
+    let peer = &mut env.peer;
     let mut party = spawn_item(MAP, 2_000_000);
     party["body"]["dropType"] = json!(1);
     party["body"]["ownerId"] = json!(7);
@@ -228,7 +232,8 @@ async fn party_drops_and_the_ownership_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_returns_the_drop_and_only_the_holder_may() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
     peer.send(&reserve(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.kind(), "RESERVED");
@@ -253,7 +258,8 @@ async fn cancel_returns_the_drop_and_only_the_holder_may() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_never_see_each_others_drops() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
     let other = Tenant::new("GMS", 83, 1);
     peer.send_as(&other, &reserve(MAP, id, 7)).await;
@@ -278,7 +284,8 @@ async fn tenants_never_see_each_others_drops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_racers_one_winner() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     const RACERS: u32 = 24;
     for round in 0..3 {
         let id = peer
@@ -315,7 +322,8 @@ async fn many_racers_one_winner() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_of_a_drop_keep_the_order_of_its_changes() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     // Reserve and cancel over and over, each command on a random partition: the service may
     // apply them in any order, but the events must replay as one valid history of the drop.
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
@@ -353,7 +361,8 @@ async fn events_of_a_drop_keep_the_order_of_its_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_fields_take_their_defaults() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     // No transactionId: the nil UUID, echoed. No petSlot: a manual pick-up (-1).
     let spawn = json!({"worldId": 1, "channelId": 2, "mapId": MAP, "type": "SPAWN", "body": {"mesos": 10, "dropType": 2, "x": 100, "y": 50}});
     let created = peer.spawn_drop(&spawn).await;

@@ -1,21 +1,18 @@
 //! Contract §6: bad input is rejected, committed, and touches nothing else; the partition goes on.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 300_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_commands_change_nothing_and_stall_nothing() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start_with_dead_letters(&broker, &names);
+    let mut env = TestEnv::with(Options::default().dead_letters()).await;
+    let peer = &mut env.peer;
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
 
     let tenant = peer.tenant.headers();
@@ -79,7 +76,7 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
             .await;
     }
     // Every rejected record is on the dead-letter topic, unchanged, with why and whence.
-    let letters = peer.dead_letters(&broker, bad.len() * 3).await;
+    let letters = peer.dead_letters(&env.broker, bad.len() * 3).await;
     for (headers, value) in &bad {
         let value = String::from_utf8_lossy(value);
         let copies: Vec<&Event> = letters.iter().filter(|l| l.raw == value).collect();
@@ -91,7 +88,7 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
         for letter in &copies {
             let text = |key: &str| String::from_utf8_lossy(&letter.headers[key]).into_owned();
             assert!(!text("dlq.reason").is_empty());
-            assert_eq!(text("dlq.original.topic"), names.commands);
+            assert_eq!(text("dlq.original.topic"), env.names.commands);
             assert!(text("dlq.original.partition").parse::<i32>().is_ok());
             assert!(text("dlq.original.offset").parse::<i64>().is_ok());
         }
@@ -110,11 +107,11 @@ async fn bad_commands_change_nothing_and_stall_nothing() {
         .iter()
         .any(|l| String::from_utf8_lossy(&l.headers["dlq.class"]) == "bad_header"));
     peer.expect_quiet(Duration::from_millis(500)).await;
-    let (_, _, metrics) = http_get(&format!("{}/metrics", service.http), &[]).await;
+    let (_, _, metrics) = http_get(&format!("{}/metrics", env.service.http), &[]).await;
     let counted = format!("atlas_drops_dead_lettered_total {}", bad.len() * 3);
     assert!(metrics.lines().any(|line| line == counted), "{metrics}");
 
-    let logs = service.logs();
+    let logs = env.service.logs();
     assert!(logs.contains("command rejected"), "rejections are logged");
     assert!(
         logs.contains("unknown command type \\\"DESTROY\\\"")

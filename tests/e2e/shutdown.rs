@@ -1,20 +1,16 @@
 //! Shutdown on SIGTERM/SIGINT: every drop expires with EXPIRED, offsets are committed, exit 0.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 const MAP: u32 = 400_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_expires_every_drop_commits_and_exits_zero() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let mut ids = HashSet::new();
     for map in 0..10 {
         ids.insert(
@@ -28,7 +24,7 @@ async fn sigterm_expires_every_drop_commits_and_exits_zero() {
     peer.send(&reserve(MAP, held, 7)).await;
     peer.next_event().await;
 
-    let status = service.stop(Duration::from_secs(30));
+    let status = env.service.stop(Duration::from_secs(30));
     assert!(status.success(), "exit status {status:?}");
     let expired = peer.next_events(ids.len(), Duration::from_secs(10)).await;
     assert!(
@@ -39,7 +35,7 @@ async fn sigterm_expires_every_drop_commits_and_exits_zero() {
     assert_eq!(expired_ids, ids);
 
     // Committed: a restarted service in the same group applies none of the old commands again.
-    let restarted = Service::start(&broker, &names, &[]);
+    let restarted = Service::start(&env.broker, &env.names, &env.options);
     peer.expect_quiet(Duration::from_secs(4)).await;
     let spawn = spawn_item(MAP, 2_000_000);
     let created = peer.spawn_drop(&spawn).await;
@@ -51,12 +47,10 @@ async fn sigterm_expires_every_drop_commits_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_shuts_down_too() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
-    let status = service.interrupt(Duration::from_secs(30));
+    let status = env.service.interrupt(Duration::from_secs(30));
     assert!(status.success(), "exit status {status:?}");
     let expired = peer.next_event().await;
     assert_eq!((expired.kind(), expired.drop_id()), ("EXPIRED", id));
@@ -67,15 +61,13 @@ async fn sigint_shuts_down_too() {
 /// the old id is refused rather than reserving the new drop.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_service_does_not_hand_out_the_ids_of_the_run_before() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let first = Service::start(&broker, &names, &[]);
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let old = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
-    assert!(first.stop(Duration::from_secs(30)).success());
+    assert!(env.service.stop(Duration::from_secs(30)).success());
     assert_eq!(peer.next_event().await.kind(), "EXPIRED");
 
-    let second = Service::start(&broker, &names, &[]);
+    let second = Service::start(&env.broker, &env.names, &env.options);
     let new = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
     assert_ne!(new, old, "an id of the run before");
     assert!((1_000_000_001..=2_000_000_000).contains(&new), "{new}");

@@ -1,17 +1,17 @@
 //! Rules that act on their own: expiry, reservation lapse, the per-map cap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+
+use crate::harness::*;
 
 const MAP: u32 = 200_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn available_drops_expire_with_their_spawns_transaction() {
-    let (_broker, _service, mut peer) = setup(&[("DROP_EXPIRE_MS", "1000")]).await;
+    let mut env = TestEnv::with(Options::default().env("DROP_EXPIRE_MS", "1000")).await;
+    let peer = &mut env.peer;
     let spawn = spawn_item(MAP, 2_000_000);
     let created = peer.spawn_drop(&spawn).await;
     let id = created.drop_id();
@@ -37,16 +37,13 @@ async fn available_drops_expire_with_their_spawns_transaction() {
 /// Contract §5: the holder was credited when `RESERVED` went out, so a lapsed reservation
 /// removes the drop with `EXPIRED` (even where drops never expire); nobody reserves it again,
 /// and the holder's late pick-up finds no drop.
-async fn a_lapsed_reservation_removes_the_drop(shared: bool) {
-    let env = [("RESERVATION_TIMEOUT_MS", "700"), ("DROP_EXPIRE_MS", "0")];
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = if shared {
-        Service::start_shared(&broker, &names, &env)
-    } else {
-        Service::start(&broker, &names, &env)
-    };
+async fn a_lapsed_reservation_removes_the_drop(store: Store) {
+    let options = Options::default()
+        .store(store)
+        .env("RESERVATION_TIMEOUT_MS", "700")
+        .env("DROP_EXPIRE_MS", "0");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
     let id = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
     peer.send(&reserve(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.kind(), "RESERVED");
@@ -61,29 +58,27 @@ async fn a_lapsed_reservation_removes_the_drop(shared: bool) {
     );
     peer.send(&pick_up(MAP, id, 7)).await;
     peer.expect_quiet(Duration::from_millis(700)).await;
-    let (status, _, _) = http_get(
-        &format!("{}/api/drops/{id}", service.http),
-        &peer.tenant.http_headers(),
-    )
-    .await;
+    let (status, _, _) = env
+        .service
+        .get(&format!("/api/drops/{id}"), &peer.tenant)
+        .await;
     assert_eq!(status, 404);
-    drop(service);
-    names.clean_redis();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lapsed_reservation_removes_the_drop_in_memory() {
-    a_lapsed_reservation_removes_the_drop(false).await;
+    a_lapsed_reservation_removes_the_drop(Store::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lapsed_reservation_removes_the_drop_on_the_shared_store() {
-    a_lapsed_reservation_removes_the_drop(true).await;
+    a_lapsed_reservation_removes_the_drop(Store::Shared).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_map_gives_up_its_oldest_available_drop() {
-    let (_broker, _service, mut peer) = setup(&[("MAP_DROP_LIMIT", "3")]).await;
+    let mut env = TestEnv::with(Options::default().env("MAP_DROP_LIMIT", "3")).await;
+    let peer = &mut env.peer;
     let mut ids = Vec::new();
     for item in 0..3 {
         ids.push(

@@ -1,24 +1,22 @@
 //! The REST API through real HTTP against the running service (contract §4), and the operators'
 //! endpoints: health, readiness, metrics.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use serde_json::{json, Value};
+
+use crate::harness::*;
 
 const MAP: u32 = 500_000_000;
 
-async fn ready_setup() -> (Broker, Service, Peer) {
-    let (broker, service, peer) = setup(&[]).await;
-    service.ready().await;
-    (broker, service, peer)
+async fn ready_env() -> TestEnv {
+    let env = TestEnv::start().await;
+    env.service.ready().await;
+    env
 }
 
 async fn get(service: &Service, path: &str, tenant: &Tenant) -> (u16, String, Value) {
-    let (status, content_type, body) =
-        http_get(&format!("{}{path}", service.http), &tenant.http_headers()).await;
+    let (status, content_type, body) = service.get(path, tenant).await;
     let body = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON from {path}: {body}"));
     (status, content_type, body)
 }
@@ -29,7 +27,8 @@ fn map_path(map: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drop_by_id_as_json_api() {
-    let (_broker, service, mut peer) = ready_setup().await;
+    let mut env = ready_env().await;
+    let (service, peer) = (&env.service, &mut env.peer);
     let mut spawn = spawn_item(MAP, 1_302_000);
     spawn["body"]["ownerId"] = json!(7);
     spawn["body"]["ownerPartyId"] = json!(3);
@@ -38,7 +37,7 @@ async fn a_drop_by_id_as_json_api() {
     let id = created.drop_id();
 
     let (status, content_type, body) =
-        get(&service, &format!("/api/drops/{id}"), &peer.tenant).await;
+        get(service, &format!("/api/drops/{id}"), &peer.tenant).await;
     assert_eq!(status, 200);
     assert_eq!(content_type, "application/vnd.api+json");
     assert_eq!(
@@ -54,12 +53,12 @@ async fn a_drop_by_id_as_json_api() {
     // Reserved, the status says so.
     peer.send(&reserve(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.kind(), "RESERVED");
-    let (_, _, body) = get(&service, &format!("/api/drops/{id}"), &peer.tenant).await;
+    let (_, _, body) = get(service, &format!("/api/drops/{id}"), &peer.tenant).await;
     assert_eq!(body["data"]["attributes"]["status"], "RESERVED");
 
     // Another tenant: it does not exist. Nonsense ids: bad requests; unknown ids: not found.
     let (status, _, body) = get(
-        &service,
+        service,
         &format!("/api/drops/{id}"),
         &Tenant::new("GMS", 83, 1),
     )
@@ -67,23 +66,23 @@ async fn a_drop_by_id_as_json_api() {
     assert_eq!(status, 404);
     assert_eq!(body["errors"][0]["status"], "404");
     assert_eq!(
-        get(&service, "/api/drops/1999999999", &peer.tenant).await.0,
+        get(service, "/api/drops/1999999999", &peer.tenant).await.0,
         404
     );
-    assert_eq!(get(&service, "/api/drops/7", &peer.tenant).await.0, 404);
-    let (status, _, body) = get(&service, "/api/drops/abc", &peer.tenant).await;
+    assert_eq!(get(service, "/api/drops/7", &peer.tenant).await.0, 404);
+    let (status, _, body) = get(service, "/api/drops/abc", &peer.tenant).await;
     assert_eq!(status, 400);
     assert!(body["errors"][0]["detail"]
         .as_str()
         .unwrap()
         .contains("abc"));
-    assert_eq!(get(&service, "/api/drops/-1", &peer.tenant).await.0, 400);
+    assert_eq!(get(service, "/api/drops/-1", &peer.tenant).await.0, 400);
 
     // Picked up: gone.
     peer.send(&pick_up(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.kind(), "PICKED_UP");
     assert_eq!(
-        get(&service, &format!("/api/drops/{id}"), &peer.tenant)
+        get(service, &format!("/api/drops/{id}"), &peer.tenant)
             .await
             .0,
         404
@@ -92,7 +91,8 @@ async fn a_drop_by_id_as_json_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_headers_are_required_and_checked() {
-    let (_broker, service, peer) = ready_setup().await;
+    let env = ready_env().await;
+    let (service, peer) = (&env.service, &env.peer);
     let valid = peer.tenant.http_headers();
     let mut cases: Vec<Vec<(&str, String)>> = Vec::new();
     for missing in 0..valid.len() {
@@ -141,7 +141,8 @@ async fn tenant_headers_are_required_and_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_maps_drops_sorted_scoped_and_paged() {
-    let (_broker, service, mut peer) = ready_setup().await;
+    let mut env = ready_env().await;
+    let (service, peer) = (&env.service, &mut env.peer);
     let mut ids = Vec::new();
     for item in 0..5 {
         ids.push(
@@ -159,7 +160,7 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     peer.send_as(&stranger, &spawn_item(MAP, 2_000_000)).await;
     peer.next_event().await;
 
-    let (status, _, body) = get(&service, &map_path(MAP), &peer.tenant).await;
+    let (status, _, body) = get(service, &map_path(MAP), &peer.tenant).await;
     assert_eq!(status, 200);
     let listed: Vec<u64> = body["data"]
         .as_array()
@@ -171,9 +172,9 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!(body["meta"]["total"], 5);
     assert_eq!(body["data"][0]["type"], "drops");
     assert_eq!(body["data"][0]["attributes"]["mapId"], MAP);
-    let (_, _, theirs) = get(&service, &map_path(MAP), &stranger).await;
+    let (_, _, theirs) = get(service, &map_path(MAP), &stranger).await;
     assert_eq!(theirs["meta"]["total"], 1);
-    let (status, _, empty) = get(&service, &map_path(MAP + 7), &peer.tenant).await;
+    let (status, _, empty) = get(service, &map_path(MAP + 7), &peer.tenant).await;
     assert_eq!((status, &empty["data"]), (200, &json!([])));
     assert_eq!(
         empty["links"]["last"],
@@ -184,7 +185,7 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         format!("{}?page[number]={number}&page[size]={size}", map_path(MAP))
     };
     // Middle page.
-    let (_, _, body) = get(&service, &page("2", "2"), &peer.tenant).await;
+    let (_, _, body) = get(service, &page("2", "2"), &peer.tenant).await;
     let ids_of = |body: &Value| -> Vec<u64> {
         body["data"]
             .as_array()
@@ -199,22 +200,22 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         json!({"self": page("2", "2"), "first": page("1", "2"), "last": page("3", "2"), "prev": page("1", "2"), "next": page("3", "2")})
     );
     // Last page: short, no next.
-    let (_, _, body) = get(&service, &page("3", "2"), &peer.tenant).await;
+    let (_, _, body) = get(service, &page("3", "2"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids[4..]);
     assert_eq!(body["links"]["next"], Value::Null);
     // Past the end: empty, total still told.
-    let (status, _, body) = get(&service, &page("9", "2"), &peer.tenant).await;
+    let (status, _, body) = get(service, &page("9", "2"), &peer.tenant).await;
     assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 0));
     assert_eq!(body["meta"]["total"], 5);
     assert_eq!(body["links"]["prev"], page("3", "2"));
     // Far past the end: (2^62 + 1 - 1) × 4 wraps to 0 unless checked, which read page 1.
     for number in ["4611686018427387905", "18446744073709551615"] {
-        let (status, _, body) = get(&service, &page(number, "4"), &peer.tenant).await;
+        let (status, _, body) = get(service, &page(number, "4"), &peer.tenant).await;
         assert_eq!((status, &body["data"]), (200, &json!([])), "{number}");
         assert_eq!(body["meta"]["total"], 5);
     }
     // First page: no prev.
-    let (_, _, body) = get(&service, &page("1", "250"), &peer.tenant).await;
+    let (_, _, body) = get(service, &page("1", "250"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids);
     assert_eq!(body["links"]["prev"], Value::Null);
     // Bad pages and paths.
@@ -225,7 +226,7 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         page("x", "2"),
         page("1", "-3"),
     ] {
-        let (status, _, body) = get(&service, &bad, &peer.tenant).await;
+        let (status, _, body) = get(service, &bad, &peer.tenant).await;
         assert_eq!(status, 400, "{bad}");
         assert!(
             body["errors"][0]["detail"]
@@ -253,7 +254,7 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
             "drop id 4294967296 is out of range (0 to 4294967295)",
         ),
     ] {
-        let (status, content_type, body) = get(&service, bad, &peer.tenant).await;
+        let (status, content_type, body) = get(service, bad, &peer.tenant).await;
         assert_eq!(status, 400, "{bad}");
         assert_eq!(content_type, "application/vnd.api+json", "{bad}");
         assert_eq!(body["errors"][0]["detail"], detail, "{bad}");
@@ -264,13 +265,13 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         "/api/worlds/%FF/channels/2/maps/1/drops",
         "/api/worlds/1/channels/2/maps/1/drops?page[number]=%FF",
     ] {
-        let (status, content_type, body) = get(&service, bad, &peer.tenant).await;
+        let (status, content_type, body) = get(service, bad, &peer.tenant).await;
         assert_eq!(status, 400, "{bad}");
         assert_eq!(content_type, "application/vnd.api+json", "{bad}");
         assert_eq!(body["errors"][0]["status"], "400", "{bad}");
         assert!(body["errors"][0]["detail"].is_string(), "{bad}: {body}");
     }
-    assert_eq!(get(&service, "/api/nothing", &peer.tenant).await.0, 404);
+    assert_eq!(get(service, "/api/nothing", &peer.tenant).await.0, 404);
 }
 
 /// REGION is 1–32 bytes of UTF-8 text on Kafka and on HTTP alike (contract §2): a drop spawned
@@ -278,11 +279,9 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
 /// bytes is refused on both.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start_with_dead_letters(&broker, &names);
-    service.ready().await;
+    let mut env = TestEnv::with(Options::default().dead_letters()).await;
+    env.service.ready().await;
+    let (service, peer) = (&env.service, &mut env.peer);
     let widest = "Ü".repeat(16);
     assert_eq!(widest.len(), 32);
     for region in ["Ünïcode", widest.as_str()] {
@@ -292,16 +291,16 @@ async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
         assert_eq!(created.kind(), "CREATED");
         assert_eq!(created.headers["REGION"], region.as_bytes());
         let id = created.drop_id();
-        let (status, _, body) = get(&service, &format!("/api/drops/{id}"), &tenant).await;
+        let (status, _, body) = get(service, &format!("/api/drops/{id}"), &tenant).await;
         assert_eq!((status, &body["data"]["id"]), (200, &json!(id.to_string())));
-        let (status, _, body) = get(&service, &map_path(MAP), &tenant).await;
+        let (status, _, body) = get(service, &map_path(MAP), &tenant).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"][0]["id"], id.to_string(), "{body}");
         assert_eq!(body["meta"]["total"], 1, "{body}");
     }
 
     let too_long = Tenant::new(&format!("{widest}x"), 83, 1);
-    let (status, _, body) = get(&service, &map_path(MAP), &too_long).await;
+    let (status, _, body) = get(service, &map_path(MAP), &too_long).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["errors"][0]["detail"]
@@ -311,7 +310,7 @@ async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
         "{body}"
     );
     peer.send_as(&too_long, &spawn_item(MAP, 2_000_000)).await;
-    let letter = peer.dead_letters(&broker, 1).await.remove(0);
+    let letter = peer.dead_letters(&env.broker, 1).await.remove(0);
     let text = |key: &str| String::from_utf8_lossy(&letter.headers[key]).into_owned();
     assert_eq!(text("dlq.class"), "bad_header");
     assert!(
@@ -324,11 +323,9 @@ async fn a_region_is_any_text_of_up_to_32_bytes_on_kafka_and_on_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[("MAP_DROP_LIMIT", "2")]);
-    service.ready().await;
+    let mut env = TestEnv::with(Options::default().env("MAP_DROP_LIMIT", "2")).await;
+    env.service.ready().await;
+    let (service, peer) = (&env.service, &mut env.peer);
     let (status, _, body) = http_get(&format!("{}/healthz", service.http), &[]).await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
@@ -389,10 +386,10 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("# TYPE atlas_drops_command_latency_seconds histogram"));
 
     // Not ready once the broker is gone (only a broker of our own can be taken away).
-    if !broker.is_ours() {
+    if !env.broker.is_ours() {
         return;
     }
-    drop(broker);
+    drop(env.broker);
     let started = std::time::Instant::now();
     loop {
         let (status, _, body) = http_get(&format!("{}/readyz", service.http), &[]).await;

@@ -1,14 +1,13 @@
 //! Contract §2 sizes: nothing a peer sends may make us produce a record the broker refuses, and
 //! a record the broker would refuse never stops a partition or the outbox.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+
+use crate::harness::*;
 
 const MAP: u32 = 310_000_000;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -60,25 +59,16 @@ fn with_trace(tenant: &Tenant, tracestate: &[u8]) -> OwnedHeaders {
 /// A reservation with a near-1 MB `tracestate`, then 40 spawns on the same partition: the
 /// failure goes out without the `tracestate` (W3C lets a hop drop it), and every spawn after
 /// it is applied and committed (a restart applies none of them again).
-async fn oversized_trace_state_stalls_nothing(shared: bool) {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let start = |names: &Names| {
-        if shared {
-            Service::start_shared(&broker, names, &[])
-        } else {
-            Service::start(&broker, names, &[])
-        }
-    };
-    let service = start(&names);
-    let producer = large_producer(&broker);
+async fn oversized_trace_state_stalls_nothing(store: Store) {
+    let mut env = TestEnv::with(Options::default().store(store)).await;
+    let peer = &mut env.peer;
+    let producer = large_producer(&env.broker);
     let key = b"one partition";
     let reserve = serde_json::to_vec(&reserve(MAP, 1_999_999_999, 7)).unwrap();
     let tracestate = vec![b'a'; HUGE];
     send_large(
         &producer,
-        &names,
+        &env.names,
         with_trace(&peer.tenant, &tracestate),
         &reserve,
         key,
@@ -96,37 +86,35 @@ async fn oversized_trace_state_stalls_nothing(shared: bool) {
     assert!(failures[0].headers.contains_key("traceparent"));
     assert!(created.iter().all(|event| event.kind() == "CREATED"));
     assert_eq!(
-        metric(&service, "atlas_drops_undeliverable_total").await,
+        env.service.metric("atlas_drops_undeliverable_total").await,
         Some(0.0)
     );
     assert_eq!(
-        metric(&service, "atlas_drops_stalled_partitions").await,
+        env.service.metric("atlas_drops_stalled_partitions").await,
         Some(0.0)
     );
 
-    let stopped = service.stop(Duration::from_secs(30));
+    let stopped = env.service.stop(Duration::from_secs(30));
     assert!(stopped.success(), "{}", stopped.logs);
-    if !shared {
+    if store == Store::Memory {
         // The in-memory store expires its drops as it stops.
         let expired = peer.next_events(40, Duration::from_secs(10)).await;
         assert!(expired.iter().all(|event| event.kind() == "EXPIRED"));
     }
     // Every offset was committed: a new instance of the group applies nothing again.
-    let again = start(&names);
+    let again = Service::start(&env.broker, &env.names, &env.options);
     again.ready().await;
     peer.expect_quiet(Duration::from_secs(3)).await;
-    drop(again);
-    names.clean_redis();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_trace_state_stalls_no_partition_in_memory() {
-    oversized_trace_state_stalls_nothing(false).await;
+    oversized_trace_state_stalls_nothing(Store::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_trace_state_stalls_no_outbox_on_the_shared_store() {
-    oversized_trace_state_stalls_nothing(true).await;
+    oversized_trace_state_stalls_nothing(Store::Shared).await;
 }
 
 /// A rejected command's reason can quote its value (serde quotes strings): the dead letter
@@ -134,11 +122,9 @@ async fn an_oversized_trace_state_stalls_no_outbox_on_the_shared_store() {
 /// is not dead-lettered but logged, counted and passed; its partition goes on.
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_stay_within_the_broker_limit() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let service = Service::start_with_dead_letters(&broker, &names);
-    let producer = large_producer(&broker);
+    let mut env = TestEnv::with(Options::default().dead_letters()).await;
+    let peer = &mut env.peer;
+    let producer = large_producer(&env.broker);
     let key = b"one partition";
     let unknown_type = |bytes: usize| {
         let mut value = b"{\"type\":\"".to_vec();
@@ -148,7 +134,7 @@ async fn dead_letters_stay_within_the_broker_limit() {
     };
     send_large(
         &producer,
-        &names,
+        &env.names,
         peer.tenant.headers(),
         &unknown_type(520_000),
         key,
@@ -156,7 +142,7 @@ async fn dead_letters_stay_within_the_broker_limit() {
     .await;
     send_large(
         &producer,
-        &names,
+        &env.names,
         peer.tenant.headers(),
         &unknown_type(HUGE),
         key,
@@ -166,33 +152,33 @@ async fn dead_letters_stay_within_the_broker_limit() {
         .await;
     assert_eq!(peer.next_event().await.kind(), "CREATED");
 
-    let letters = peer.dead_letters(&broker, 1).await;
+    let letters = peer.dead_letters(&env.broker, 1).await;
     let reason = String::from_utf8_lossy(&letters[0].headers["dlq.reason"]).into_owned();
     assert!(reason.len() < 512, "{} bytes: {reason:.200}", reason.len());
     assert!(reason.starts_with("unknown_type"), "{reason:.200}");
     assert_eq!(letters[0].raw.len(), 520_011);
     assert_eq!(
-        metric(&service, "atlas_drops_undeliverable_total").await,
+        env.service.metric("atlas_drops_undeliverable_total").await,
         Some(1.0)
     );
     assert_eq!(
-        metric(&service, "atlas_drops_stalled_partitions").await,
+        env.service.metric("atlas_drops_stalled_partitions").await,
         Some(0.0)
     );
-    let logs = service.logs();
+    let logs = env.service.logs();
     assert!(
         logs.lines().all(|line| line.len() < 4096),
         "a log line quotes the value beyond its first bytes"
     );
 
-    let stopped = service.stop(Duration::from_secs(30));
+    let stopped = env.service.stop(Duration::from_secs(30));
     assert!(stopped.success(), "{}", stopped.logs);
     assert_eq!(peer.next_event().await.kind(), "EXPIRED");
-    let again = Service::start(&broker, &names, &[]);
+    let again = Service::start(&env.broker, &env.names, &Options::default());
     again.ready().await;
     peer.expect_quiet(Duration::from_secs(3)).await;
     // No second dead letter: the first is the only one on the topic.
-    let letters = peer.dead_letters(&broker, 1).await;
+    let letters = peer.dead_letters(&env.broker, 1).await;
     assert_eq!(letters.len(), 1);
 }
 
@@ -200,30 +186,30 @@ async fn dead_letters_stay_within_the_broker_limit() {
 /// past a lowered limit) is deleted unsent, counted, and the events behind it go out.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
     // Every event of this instance is larger than its producer may send.
-    let service =
-        Service::start_shared(&broker, &names, &[("KAFKA_CFG_MESSAGE_MAX_BYTES", "1000")]);
-    service.ready().await;
+    let options = Options::default()
+        .shared()
+        .env("KAFKA_CFG_MESSAGE_MAX_BYTES", "1000");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
+    env.service.ready().await;
     let headers = with_trace(&peer.tenant, &[b'b'; 500]);
     let key = b"one partition";
     let spawn = serde_json::to_vec(&spawn_item(MAP, 2_000_000)).unwrap();
     peer.send_keyed(Some(headers), &spawn, key).await;
     let started = std::time::Instant::now();
-    while metric(&service, "atlas_drops_undeliverable_total").await != Some(1.0) {
+    while env.service.metric("atlas_drops_undeliverable_total").await != Some(1.0) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "{}",
-            service.logs()
+            env.service.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(service);
+    drop(env.service);
 
     // The next instance sends what comes after, with the broker's own limit.
-    let service = Service::start_shared(&broker, &names, &[]);
+    let service = Service::start(&env.broker, &env.names, &Options::default().shared());
     let spawns: Vec<_> = (0..10).map(|_| spawn_item(MAP, 2_000_000)).collect();
     peer.send_all(&spawns, Some(key)).await;
     let events = peer.next_events(10, Duration::from_secs(30)).await;
@@ -231,18 +217,14 @@ async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
     assert!(events
         .iter()
         .all(|event| !event.headers.contains_key("tracestate")));
-    assert_eq!(
-        metric(&service, "atlas_drops_outbox_events").await,
-        Some(0.0)
-    );
-    drop(service);
-    names.clean_redis();
+    assert_eq!(service.metric("atlas_drops_outbox_events").await, Some(0.0));
 }
 
 /// A `traceparent` or `tracestate` over 512 bytes is dropped, and the command applied.
 #[tokio::test(flavor = "multi_thread")]
 async fn trace_headers_are_bounded() {
-    let (_broker, _service, mut peer) = setup(&[]).await;
+    let mut env = TestEnv::start().await;
+    let peer = &mut env.peer;
     let headers = with_trace(&peer.tenant, &[b'c'; 513]);
     let value = serde_json::to_vec(&spawn_item(MAP, 2_000_000)).unwrap();
     peer.send_raw(Some(headers), &value).await;

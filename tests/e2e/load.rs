@@ -1,20 +1,14 @@
 //! The load generator itself, end to end: against the service and against the relay, a small
 //! run completes with no anomaly.
 
-mod common;
+use std::process::Stdio;
 
-use std::process::{Command, Stdio};
-
-use common::*;
+use crate::harness::*;
 
 /// Runs the generator to its end, off the test's runtime; its report.
 async fn load(bootstrap: &str, names: &Names, args: &[&str]) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_atlas-drops-load"));
+    let mut command = load_generator(bootstrap, names);
     command
-        .env_clear()
-        .env("BOOTSTRAP_SERVERS", bootstrap)
-        .env("COMMAND_TOPIC_DROP", &names.commands)
-        .env("EVENT_TOPIC_DROP_STATUS", &names.events)
         .args(["--kafka-cfg", "fetch.wait.max.ms=10", "--timeout-s", "60"])
         .args(args);
     let output =
@@ -49,41 +43,34 @@ fn assert_clean(report: &str, lifecycles: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_generator_drives_the_service_and_the_relay() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let _peer = Peer::connect(&broker, &names).await;
-    let service = Service::start(&broker, &names, &[]);
-    service.ready().await;
+    let env = TestEnv::start().await;
+    env.service.ready().await;
     let closed = load(
-        &broker.bootstrap,
-        &names,
+        &env.broker.bootstrap,
+        &env.names,
         &["--lifecycles", "300", "--window", "50"],
     )
     .await;
     assert_clean(&closed, 300);
     let open = load(
-        &broker.bootstrap,
-        &names,
+        &env.broker.bootstrap,
+        &env.names,
         &["--lifecycles", "100", "--rate", "200"],
     )
     .await;
     assert_clean(&open, 100);
-    drop(service);
+    drop(env.service);
 
     // The relay answers every command with itself, on fresh topics.
     let names = Names::fresh();
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_atlas-drops-load"))
-        .env_clear()
-        .env("BOOTSTRAP_SERVERS", &broker.bootstrap)
-        .env("COMMAND_TOPIC_DROP", &names.commands)
-        .env("EVENT_TOPIC_DROP_STATUS", &names.events)
+    let mut relay = load_generator(&env.broker.bootstrap, &names)
         .args(["--relay", "--kafka-cfg", "fetch.wait.max.ms=10"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("the relay runs");
     let relayed = load(
-        &broker.bootstrap,
+        &env.broker.bootstrap,
         &names,
         &["--target", "relay", "--lifecycles", "300"],
     )

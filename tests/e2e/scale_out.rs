@@ -3,18 +3,17 @@
 //! and restarted under load lose no effect and duplicate none; a replica's shutdown leaves the
 //! drops to the others.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
-/// Starts instances and waits until each is ready (has partitions, sees the broker).
+/// Starts instances on the shared store and waits until each is ready (has partitions, sees the
+/// broker).
 async fn instances(broker: &Broker, names: &Names, count: usize) -> Vec<Service> {
     let services: Vec<Service> = (0..count)
-        .map(|_| Service::start_shared(broker, names, &[]))
+        .map(|_| Service::start(broker, names, &Options::default().shared()))
         .collect();
     for service in &services {
         service.ready().await;
@@ -24,10 +23,11 @@ async fn instances(broker: &Broker, names: &Names, count: usize) -> Vec<Service>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_reservations_on_three_instances_have_one_winner() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let services = instances(&broker, &names, 3).await;
+    let mut env = TestEnv::with(Options::default().shared()).await;
+    let others = instances(&env.broker, &env.names, 2).await;
+    env.service.ready().await;
+    let services: Vec<&Service> = std::iter::once(&env.service).chain(&others).collect();
+    let peer = &mut env.peer;
     let created = peer.spawn_drop(&spawn_item(100_000_000, 2_000_000)).await;
     let drop_id = created.drop_id();
     const RACERS: u32 = 24;
@@ -63,52 +63,40 @@ async fn racing_reservations_on_three_instances_have_one_winner() {
     assert!(deciding >= 2, "the racers reached {deciding} instance(s)");
     // Every instance answers for the drop, whichever reserved it.
     for service in &services {
-        let (status, _, body) = http_get(
-            &format!("{}/api/drops/{drop_id}", service.http),
-            &peer.tenant.http_headers(),
-        )
-        .await;
+        let (status, _, body) = service
+            .get(&format!("/api/drops/{drop_id}"), &peer.tenant)
+            .await;
         assert_eq!(status, 200, "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         assert_eq!(body["data"]["attributes"]["status"], "RESERVED", "{body}");
     }
-    names.clean_redis();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_that_stops_leaves_its_drops_to_the_others() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
-    let first = Service::start_shared(&broker, &names, &[]);
-    first.ready().await;
+    let mut env = TestEnv::with(Options::default().shared()).await;
+    let peer = &mut env.peer;
+    env.service.ready().await;
     let created = peer.spawn_drop(&spawn_item(100_000_000, 2_000_000)).await;
     let drop_id = created.drop_id();
-    let stopped = first.stop(Duration::from_secs(20));
+    let stopped = env.service.stop(Duration::from_secs(20));
     assert!(stopped.success(), "{}", stopped.logs);
     peer.expect_quiet(Duration::from_secs(1)).await;
 
-    let second = Service::start_shared(&broker, &names, &[]);
+    let second = Service::start(&env.broker, &env.names, &env.options);
     second.ready().await;
-    let (status, _, body) = http_get(
-        &format!("{}/api/drops/{drop_id}", second.http),
-        &peer.tenant.http_headers(),
-    )
-    .await;
+    let (status, _, body) = second
+        .get(&format!("/api/drops/{drop_id}"), &peer.tenant)
+        .await;
     assert_eq!(status, 200, "{body}");
     peer.send(&pick_up(100_000_000, drop_id, 7)).await;
     let picked = peer.next_event().await;
     assert_eq!((picked.kind(), picked.drop_id()), ("PICKED_UP", drop_id));
-    names.clean_redis();
 }
 
 /// Starts the load generator: `lifecycles` spawn → reserve → pick-up at `rate` a second.
 fn start_load(broker: &Broker, names: &Names, lifecycles: usize, rate: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_atlas-drops-load"))
-        .env_clear()
-        .env("BOOTSTRAP_SERVERS", &broker.bootstrap)
-        .env("COMMAND_TOPIC_DROP", &names.commands)
-        .env("EVENT_TOPIC_DROP_STATUS", &names.events)
+    load_generator(&broker.bootstrap, names)
         .args(["--kafka-cfg", "fetch.wait.max.ms=10", "--timeout-s", "90"])
         .args(["--lifecycles", &lifecycles.to_string()])
         .args([
@@ -131,6 +119,7 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
     let names = Names::fresh();
     create_topics(&broker, &names).await;
     let mut services = instances(&broker, &names, 2).await;
+    let shared = Options::default().shared();
     const LIFECYCLES: usize = 3_000;
     let load = start_load(&broker, &names, LIFECYCLES, 150);
     let pause = |seconds| tokio::time::sleep(Duration::from_millis(seconds));
@@ -145,9 +134,9 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
         logs.push(victim.kill());
         kills += 1;
         pause(500).await;
-        services.push(Service::start_shared(&broker, &names, &[]));
+        services.push(Service::start(&broker, &names, &shared));
         if round == 1 {
-            services.push(Service::start_shared(&broker, &names, &[]));
+            services.push(Service::start(&broker, &names, &shared));
         }
     }
     let output = tokio::task::spawn_blocking(move || load.wait_with_output().expect("load ends"))
@@ -266,9 +255,7 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
         metrics.contains("atlas_drops_outbox_events 0\n"),
         "{metrics}"
     );
-    let mut redis = redis::Client::open(redis_url())
-        .and_then(|client| client.get_connection())
-        .expect("Redis");
+    let mut redis = redis_connection().expect("Redis");
     for shard in 0..8 {
         let waiting: usize = redis::cmd("XLEN")
             .arg(format!("{}:outbox:{shard}", names.redis_prefix))
@@ -299,9 +286,7 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
     // Drops made by an instance on the shared store whose relay never holds a stream: their
     // CREATED events wait in the outbox.
     let keys = Keys::new(&names.redis_prefix);
-    let mut redis = redis::Client::open(redis_url())
-        .and_then(|client| client.get_connection())
-        .expect("Redis");
+    let mut redis = redis_connection().expect("Redis");
     for shard in 0..OUTBOX_SHARDS {
         // Hold every stream's lease, as a relay that is about to die would.
         let _: () = redis::cmd("SET")
@@ -312,7 +297,7 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
             .query(&mut redis)
             .unwrap();
     }
-    let maker = Service::start_shared(&broker, &names, &[]);
+    let maker = Service::start(&broker, &names, &Options::default().shared());
     maker.ready().await;
     const DROPS: usize = 12;
     for n in 0..DROPS {
@@ -420,14 +405,12 @@ async fn a_relay_taking_over_sends_only_what_its_predecessor_had_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_redis_is_unreachable_commands_wait_and_none_is_lost() {
-    let broker = Broker::start();
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
     let redis = redis_url();
     let upstream = redis.trim_start_matches("redis://").trim_end_matches('/');
     let proxy = Proxy::start(upstream.to_owned()).await;
     let via_proxy = format!("redis://127.0.0.1:{}", proxy.port);
-    let service = Service::start_shared(&broker, &names, &[("REDIS_URL", &via_proxy)]);
+    let mut env = TestEnv::with(Options::default().shared().env("REDIS_URL", &via_proxy)).await;
+    let (service, peer) = (&env.service, &mut env.peer);
     service.ready().await;
     let first = peer.spawn_drop(&spawn_item(100_000_000, 2_000_000)).await;
 
@@ -462,5 +445,4 @@ async fn while_redis_is_unreachable_commands_wait_and_none_is_lost() {
         .any(|event| event.kind() == "PICKED_UP" && event.drop_id() == first.drop_id()));
     service.ready().await;
     assert!(service.logs().contains("Redis call failed"));
-    names.clean_redis();
 }

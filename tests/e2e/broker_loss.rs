@@ -3,17 +3,16 @@
 //! idempotent producer's sequence numbers mean nothing to it, its consumer group is gone. The
 //! service must go on: every command sent after each restart has its events, none twice.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
+
+use crate::harness::*;
 
 const MAP: u32 = 320_000_000;
 const RESTARTS: usize = 3;
@@ -106,36 +105,36 @@ async fn spawns_each_created_once(
     );
 }
 
-async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
-    let mut broker = Broker::start();
+async fn the_service_goes_on_when_the_broker_loses_its_state(store: Store) {
+    let broker = Broker::start();
     if !broker.is_ours() {
         eprintln!("skipped: restarting the broker needs the tests' own Tansu");
         return;
     }
-    let names = Names::fresh();
-    let mut peer = Peer::connect(&broker, &names).await;
     // Topics come back within a second of their re-creation.
-    let env = [("KAFKA_CFG_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000")];
-    let start = |broker: &Broker| {
-        if shared {
-            Service::start_shared(broker, &names, &env)
-        } else {
-            Service::start(broker, &names, &env)
-        }
-    };
-    let mut service = start(&broker);
+    let options = Options::default()
+        .store(store)
+        .env("KAFKA_CFG_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000");
+    let mut env = TestEnv::on(broker, options).await;
+    let TestEnv {
+        service,
+        peer,
+        names,
+        broker,
+        ..
+    } = &mut env;
     service.ready().await;
-    spawns_each_created_once(&mut peer, &service, (&broker.bootstrap, &names), AFTER_EACH).await;
+    spawns_each_created_once(peer, service, (&broker.bootstrap, names), AFTER_EACH).await;
 
     for _ in 0..RESTARTS {
         // The service is busy with commands and their events when the broker goes.
-        let load = background_load(&broker, &names, &peer.tenant);
+        let load = background_load(broker, names, &peer.tenant);
         tokio::time::sleep(Duration::from_millis(500)).await;
         broker.kill();
         load.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(200)).await;
         broker.start_again_empty();
-        create_topics(&broker, &names).await;
+        create_topics(broker, names).await;
         peer.reconnect(&broker.bootstrap);
         if let Some(status) = service.exited() {
             panic!(
@@ -143,40 +142,38 @@ async fn the_service_goes_on_when_the_broker_loses_its_state(shared: bool) {
                 service.logs()
             );
         }
-        spawns_each_created_once(&mut peer, &service, (&broker.bootstrap, &names), AFTER_EACH)
-            .await;
+        spawns_each_created_once(peer, service, (&broker.bootstrap, names), AFTER_EACH).await;
     }
     assert!(
-        metric(&service, "atlas_drops_log_restarts_total").await >= Some(1.0),
+        service.metric("atlas_drops_log_restarts_total").await >= Some(1.0),
         "the new logs' offsets repeated the old ones'"
     );
     assert_eq!(
-        metric(&service, "atlas_drops_stalled_partitions").await,
+        service.metric("atlas_drops_stalled_partitions").await,
         Some(0.0)
     );
-    let stopped = service.stop(Duration::from_secs(30));
+    let stopped = env.service.stop(Duration::from_secs(30));
     assert!(stopped.success(), "{}", stopped.logs);
 
-    if shared {
+    if store == Store::Shared {
         // A fresh instance, with nothing in memory, meets the shared store's applied record of
         // a log that is gone.
-        broker.restart_empty();
-        create_topics(&broker, &names).await;
-        peer.reconnect(&broker.bootstrap);
-        let fresh = start(&broker);
+        env.broker.restart_empty();
+        create_topics(&env.broker, &env.names).await;
+        env.peer.reconnect(&env.broker.bootstrap);
+        let fresh = Service::start(&env.broker, &env.names, &env.options);
         fresh.ready().await;
-        spawns_each_created_once(&mut peer, &fresh, (&broker.bootstrap, &names), AFTER_EACH).await;
-        drop(fresh);
-        names.clean_redis();
+        let at = (env.broker.bootstrap.as_str(), &env.names);
+        spawns_each_created_once(&mut env.peer, &fresh, at, AFTER_EACH).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_in_memory_store_goes_on_when_the_broker_loses_its_state() {
-    the_service_goes_on_when_the_broker_loses_its_state(false).await;
+    the_service_goes_on_when_the_broker_loses_its_state(Store::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_shared_store_goes_on_when_the_broker_loses_its_state() {
-    the_service_goes_on_when_the_broker_loses_its_state(true).await;
+    the_service_goes_on_when_the_broker_loses_its_state(Store::Shared).await;
 }

@@ -1,0 +1,21 @@
+//! The end-to-end tests: one binary, one module per area. Each test starts a real Kafka-compatible
+//! broker, the real `atlas-drops` binary and a peer of its own (see `harness`); `fuzz_decoder`
+//! fuzzes the command decoder in-process.
+
+mod harness;
+
+mod bad_input;
+mod broker_loss;
+mod cli;
+mod equipment;
+mod faults;
+mod fuzz_decoder;
+mod hostile;
+mod lifecycle;
+mod load;
+mod rest;
+mod run_local;
+mod scale_out;
+mod shutdown;
+mod telemetry;
+mod timing;
