@@ -182,7 +182,7 @@ impl Peer {
             .expect("producer")
     }
 
-    /// Reads `count` records of the dead-letter topic.
+    /// Reads the dead-letter topic: exactly `count` letters.
     pub async fn dead_letters(&self, broker: &Broker, count: usize) -> Vec<Event> {
         let consumer = reader(&broker.bootstrap);
         assign_from_start(&consumer, &self.names.dead_letters, 1);
@@ -196,6 +196,13 @@ impl Peer {
                     letters.len()
                 ),
             }
+        }
+        // Exactly `count`: none more comes.
+        if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            panic!(
+                "expected {count} dead letters, got more: {:#?}",
+                Event::read_raw(&extra)
+            );
         }
         letters
     }
