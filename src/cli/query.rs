@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{LocationArgs, TenantArgs};
-use crate::rest::tenant::with_headers;
+use crate::equipment::with_tenant;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -60,7 +60,7 @@ impl ServiceArgs {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        let mut response = with_headers(agent.get(&url), &*self.tenant.tenant()?)
+        let mut response = with_tenant(agent.get(&url), &*self.tenant.tenant()?)
             .call()
             .map_err(|error| format!("cannot reach the service at {base}: {error}"))?;
         let status = response.status();

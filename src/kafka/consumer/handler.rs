@@ -136,11 +136,11 @@ impl Handler {
                     }
                     handler.apply(command_type, command, position)
                 }
-                Err(reason) => {
+                Err(error) => {
                     let rejection = Rejection {
                         command_type: Some(command_type),
                         class: RejectionClass::Equipment,
-                        reason,
+                        reason: error.to_string(),
                     };
                     handler.reject(&message, &rejection)
                 }
