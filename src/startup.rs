@@ -62,8 +62,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         partitions: settings.topic_partitions,
         replication: settings.topic_replication_factor,
     };
-    our_topics.ensure().await?;
-    let producers = Producers::new(client::producer(&settings), metrics.clone())?;
+    our_topics
+        .ensure()
+        .await
+        .map_err(|error| error.to_string())?;
+    let producers = Producers::new(client::producer(&settings), metrics.clone())
+        .map_err(|error| error.to_string())?;
     let consumer: Arc<CommandConsumer> = Arc::new(
         client::consumer(&settings)
             .create_with_context(context)
