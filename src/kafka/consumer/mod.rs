@@ -9,6 +9,7 @@
 //! store that records what it applied.
 
 pub mod handler;
+mod observer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
