@@ -309,7 +309,7 @@ impl Delivery {
 
 /// Resolves once the broker acknowledged a record librdkafka took, with where it put it
 /// (partition, offset), or with why it is not there.
-pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), DeliveryError> {
+async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), DeliveryError> {
     broker_answer(future.await)
 }
 
