@@ -110,7 +110,11 @@ impl Service {
         let topics = our_topics(&settings);
         topics.ensure().await?;
         let producers = Producers::new(client::producer(&settings), metrics.clone())?;
-        let (consumer, commits, consumer_broke) = subscribe(&settings, &metrics)?;
+        let Subscribed {
+            consumer,
+            commits,
+            broke,
+        } = subscribe(&settings, &metrics)?;
         let store = open_store(&settings)?;
         let relaying = (settings.store == StoreKind::Redis)
             .then(|| start_relay(&settings, &producers, &metrics, &topics));
@@ -143,7 +147,7 @@ impl Service {
             handler,
             commits,
             topics,
-            consumer_broke,
+            broke,
             shutdown.clone(),
         ));
         let expiring = tokio::spawn(expiry::run(
@@ -431,12 +435,16 @@ fn our_topics(settings: &Settings) -> OurTopics {
     }
 }
 
-/// The consumer of the command topic, subscribed; where it notes the commits the broker
-/// confirmed; and the signal it raises when it breaks for good.
-fn subscribe(
-    settings: &Settings,
-    metrics: &Arc<Metrics>,
-) -> Result<(Arc<CommandConsumer>, Arc<Commits>, Arc<FatalSignal>), StartError> {
+/// The consumer of the command topic, subscribed.
+struct Subscribed {
+    consumer: Arc<CommandConsumer>,
+    /// Where it notes the commits the broker confirmed.
+    commits: Arc<Commits>,
+    /// Raised when it breaks for good.
+    broke: Arc<FatalSignal>,
+}
+
+fn subscribe(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Subscribed, StartError> {
     let broke = Arc::new(FatalSignal::default());
     let commits = Arc::new(Commits::default());
     let context = KafkaContext {
@@ -447,7 +455,11 @@ fn subscribe(
     let consumer: CommandConsumer =
         (client::consumer(settings).create_with_context(context)).map_err(StartError::Consumer)?;
     (consumer.subscribe(&[&settings.command_topic_drop])).map_err(StartError::Subscribing)?;
-    Ok((Arc::new(consumer), commits, broke))
+    Ok(Subscribed {
+        consumer: Arc::new(consumer),
+        commits,
+        broke,
+    })
 }
 
 fn open_store(settings: &Settings) -> Result<Arc<dyn DropStore>, StartError> {
