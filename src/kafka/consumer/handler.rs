@@ -18,7 +18,7 @@ use crate::kafka::message::headers::{
     DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,
 };
-use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
+use crate::kafka::producer::{DeadLetter, Delivery, EventSink, Publisher};
 use crate::metrics::Metrics;
 use crate::store::{self, DropStore, EventOut, LogPosition, Origin};
 use crate::trace::SpanExporter;
@@ -127,7 +127,7 @@ impl Handler {
             correlation,
             position: Some(position),
         };
-        let mut sink = self.publisher.sink(self.store.shared());
+        let mut sink = self.sink();
         let answer = self.commit(&origin, &action, clock::now(), &mut |event| {
             observed.saw(&event);
             sink.take(event);
@@ -214,6 +214,12 @@ impl Handler {
                 answer(request.drop_id, store.pick_up(origin, request, now, out))
             }
         })
+    }
+
+    /// Where the events of a change go: to the broker, or only noted when the store's outbox
+    /// holds them.
+    fn sink(&self) -> EventSink<'_> {
+        self.publisher.sink(self.store.shared())
     }
 
     /// Whether the store recorded the command at `position` as applied.
