@@ -208,8 +208,17 @@ impl StoreKind {
     }
 }
 
+/// A setting's value that does not parse (clap says which setting).
+#[derive(Debug, thiserror::Error)]
+pub enum BadValue {
+    #[error("{0:?} is not a log level")]
+    LogLevel(String),
+    #[error("{0:?} is not KEY=VALUE")]
+    Property(String),
+}
+
 /// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.
-fn parse_level(text: &str) -> Result<LevelFilter, String> {
+fn parse_level(text: &str) -> Result<LevelFilter, BadValue> {
     match text.to_ascii_lowercase().as_str() {
         "panic" | "fatal" | "error" => Ok(LevelFilter::ERROR),
         "warn" | "warning" => Ok(LevelFilter::WARN),
@@ -217,14 +226,14 @@ fn parse_level(text: &str) -> Result<LevelFilter, String> {
         "debug" => Ok(LevelFilter::DEBUG),
         "trace" => Ok(LevelFilter::TRACE),
         "off" => Ok(LevelFilter::OFF),
-        _ => Err(format!("{text:?} is not a log level")),
+        _ => Err(BadValue::LogLevel(text.to_owned())),
     }
 }
 
-fn parse_property(text: &str) -> Result<(String, String), String> {
+fn parse_property(text: &str) -> Result<(String, String), BadValue> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+        .ok_or_else(|| BadValue::Property(text.to_owned()))?;
     Ok((key.to_owned(), value.to_owned()))
 }
 

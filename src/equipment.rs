@@ -3,19 +3,81 @@
 //! (contract §5). Calls are retried with backoff for a bounded time; they run beside the
 //! command path, never in it (see `kafka::consumer::handler`).
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
+use ureq::http::StatusCode;
 
 use crate::drop::model::{Tenant, TenantRef};
-use crate::rest::tenant::with_headers as with_tenant;
 
 /// One request's time, at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Why the equipment service did not do what was asked, within the budget.
+#[derive(Debug, thiserror::Error)]
+pub enum EquipmentError {
+    /// Every try failed until the budget was spent: the last one says why.
+    #[error("equipment service unavailable: {0}")]
+    Unavailable(CallError),
+    /// The thread of a blocking request failed.
+    #[error("equipment request failed: {0}")]
+    Thread(#[from] JoinError),
+}
+
+/// Why one request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{call}: {source}")]
+    Transport { call: Call, source: ureq::Error },
+    /// A refusal, with the body the service answered.
+    #[error("{call}: {status}: {body}")]
+    Refused {
+        call: Call,
+        status: StatusCode,
+        body: String,
+    },
+    /// A refusal whose body is not read.
+    #[error("{call}: {status}")]
+    Status { call: Call, status: StatusCode },
+    #[error("{call}: not JSON: {source}")]
+    NotJson {
+        call: Call,
+        source: serde_json::Error,
+    },
+    #[error("{call}: no equipment id in {body}")]
+    NoId { call: Call, body: String },
+}
+
+/// A request as logs name it: `POST http://…/equipables`.
+#[derive(Debug, Clone)]
+pub struct Call {
+    method: &'static str,
+    url: String,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.url)
+    }
+}
+
+/// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP (contract
+/// §4: the versions as decimal strings). The operators' `list` and `get` use it too.
+pub fn with_tenant<B>(
+    request: ureq::RequestBuilder<B>,
+    tenant: &Tenant,
+) -> ureq::RequestBuilder<B> {
+    request
+        .header("TENANT_ID", tenant.id.to_string())
+        .header("REGION", &tenant.region)
+        .header("MAJOR_VERSION", tenant.major_version.to_string())
+        .header("MINOR_VERSION", tenant.minor_version.to_string())
+}
 
 #[derive(Clone)]
 pub struct EquipmentService {
@@ -46,44 +108,60 @@ impl EquipmentService {
     }
 
     /// Creates the equipment of an equip item; its id, or why not after the budget is spent.
-    pub async fn create(&self, tenant: &TenantRef, item_id: u32) -> Result<u32, String> {
+    pub async fn create(&self, tenant: &TenantRef, item_id: u32) -> Result<u32, EquipmentError> {
         let body = json!({"data": {"type": "equipables", "attributes": {"itemId": item_id}}});
         self.retried(tenant, move |service, tenant| {
             let url = format!("{}equipables", service.base);
-            let request = with_tenant(service.agent.post(&url), tenant)
+            let call = Call {
+                method: "POST",
+                url,
+            };
+            let request = with_tenant(service.agent.post(&call.url), tenant)
                 .header("Content-Type", "application/vnd.api+json");
-            let mut response = request
-                .send(body.to_string())
-                .map_err(|error| format!("POST {url}: {error}"))?;
+            let mut response = match request.send(body.to_string()) {
+                Ok(response) => response,
+                Err(source) => return Err(CallError::Transport { call, source }),
+            };
             let status = response.status();
-            let text = response.body_mut().read_to_string().unwrap_or_default();
+            let body = response.body_mut().read_to_string().unwrap_or_default();
             if !status.is_success() {
-                return Err(format!("POST {url}: {status}: {text}"));
+                return Err(CallError::Refused { call, status, body });
             }
-            let document: Value = serde_json::from_str(&text)
-                .map_err(|error| format!("POST {url}: not JSON: {error}"))?;
+            let document: Value = match serde_json::from_str(&body) {
+                Ok(document) => document,
+                Err(source) => return Err(CallError::NotJson { call, source }),
+            };
             let id = &document["data"]["id"];
             id.as_str()
                 .and_then(|id| id.parse().ok())
                 .or_else(|| id.as_u64().and_then(|id| u32::try_from(id).ok()))
-                .ok_or_else(|| format!("POST {url}: no equipment id in {text}"))
+                .ok_or(CallError::NoId { call, body })
         })
         .await
     }
 
     /// Deletes an expired drop's equipment.
-    pub async fn delete(&self, tenant: &TenantRef, equipment_id: u32) -> Result<(), String> {
+    pub async fn delete(
+        &self,
+        tenant: &TenantRef,
+        equipment_id: u32,
+    ) -> Result<(), EquipmentError> {
         self.retried(tenant, move |service, tenant| {
             let url = format!("{}equipables/{equipment_id}", service.base);
-            let response = with_tenant(service.agent.delete(&url), tenant)
-                .call()
-                .map_err(|error| format!("DELETE {url}: {error}"))?;
+            let call = Call {
+                method: "DELETE",
+                url,
+            };
+            let response = match with_tenant(service.agent.delete(&call.url), tenant).call() {
+                Ok(response) => response,
+                Err(source) => return Err(CallError::Transport { call, source }),
+            };
             let status = response.status();
             // Gone already is as good as deleted.
-            if status.is_success() || status.as_u16() == 404 {
+            if status.is_success() || status == StatusCode::NOT_FOUND {
                 Ok(())
             } else {
-                Err(format!("DELETE {url}: {status}"))
+                Err(CallError::Status { call, status })
             }
         })
         .await
@@ -94,23 +172,21 @@ impl EquipmentService {
     async fn retried<T: Send + 'static>(
         &self,
         tenant: &TenantRef,
-        request: impl Fn(&EquipmentService, &Tenant) -> Result<T, String>
+        request: impl Fn(&EquipmentService, &Tenant) -> Result<T, CallError>
             + Send
             + Sync
             + Clone
             + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, EquipmentError> {
         let deadline = Instant::now() + self.budget;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let (service, tenant, request) = (self.clone(), tenant.clone(), request.clone());
-            let outcome = tokio::task::spawn_blocking(move || request(&service, &tenant))
-                .await
-                .map_err(|error| format!("equipment request failed: {error}"))?;
+            let outcome = tokio::task::spawn_blocking(move || request(&service, &tenant)).await?;
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(error) if Instant::now() + backoff >= deadline => {
-                    return Err(format!("equipment service unavailable: {error}"))
+                    return Err(EquipmentError::Unavailable(error))
                 }
                 Err(error) => {
                     tracing::warn!(%error, "equipment service call failed; retrying");

@@ -1,5 +1,7 @@
 use atlas_drops::cli::{self, Cli, Command};
-use atlas_drops::{startup, telemetry};
+use atlas_drops::config::Settings;
+use atlas_drops::startup::{Failed, Service};
+use atlas_drops::telemetry;
 use clap::Parser;
 
 #[tokio::main]
@@ -7,16 +9,13 @@ async fn main() {
     let Cli { settings, command } = Cli::parse();
     let settings = settings.with_environment();
     let code = match command {
-        None | Some(Command::Serve) => {
-            telemetry::init(settings.log_level, settings.log_format);
-            match startup::run(settings).await {
-                Ok(()) => 0,
-                Err(error) => {
-                    tracing::error!(%error, "atlas-drops failed");
-                    1
-                }
+        None | Some(Command::Serve) => match serve(settings).await {
+            Ok(()) => 0,
+            Err(error) => {
+                tracing::error!(%error, "atlas-drops failed");
+                1
             }
-        }
+        },
         Some(tool) => match cli::run(tool, &settings).await {
             Ok(()) => 0,
             Err(error) => {
@@ -28,4 +27,11 @@ async fn main() {
     // Exit here, not by unwinding: dropping the runtime and the Kafka clients could wait on a
     // broker that is gone, and shutdown already did everything it could within its deadline.
     std::process::exit(code);
+}
+
+/// The service, from start to stop: `Err` when it could not start, or not stop cleanly.
+async fn serve(settings: Settings) -> Result<(), Failed> {
+    telemetry::init(settings.log_level, settings.log_format);
+    let service = Service::start(settings).await?;
+    service.run_until_stopped().await.into_result()
 }

@@ -1,11 +1,12 @@
 //! The shutdown signal every long-running task listens for.
 //!
-//! `main` waits for SIGTERM or SIGINT, then pulls the trigger; each task finishes its current
-//! step, and `startup` then expires the drops, waits for the broker and commits (see `startup::run`).
+//! `startup::Service` waits for SIGTERM or SIGINT, then pulls the trigger; each task finishes its
+//! current step, and the service then expires the drops, waits for the broker and commits, a
+//! stage at a time (see `Service::stop`).
 
 use tokio::sync::watch;
 
-/// Pulled once, by `startup`, when the process is asked to stop.
+/// Pulled once, by `startup::Service`, when the process is asked to stop.
 pub struct Trigger(watch::Sender<bool>);
 
 /// A listener for the trigger; clone one per task.

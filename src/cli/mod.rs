@@ -11,10 +11,61 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use rdkafka::client::{Client, ClientContext};
+use rdkafka::error::KafkaError;
+use ureq::http::StatusCode;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::drop::model::{Location, Tenant, TenantRef};
+
+/// Why an operator's subcommand failed: printed as `atlas-drops: <this>`, and the exit code is 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("no tenant: give --tenant <UUID> or set TENANT_ID")]
+    NoTenant,
+    /// The flags given make no command (`send spawn` without `--item` or `--mesos`).
+    #[error("{0}")]
+    Usage(&'static str),
+    /// librdkafka would not make the client (a bad property, most often).
+    #[error("{client}: {source}")]
+    Client {
+        client: &'static str,
+        source: KafkaError,
+    },
+    #[error("cannot reach the broker at {brokers}: {source}")]
+    NoBroker { brokers: String, source: KafkaError },
+    #[error(
+        "the broker at {brokers} has no topic {topic} (the service creates it when it starts)"
+    )]
+    NoTopic { brokers: String, topic: String },
+    #[error("producing {kind}: {source}")]
+    Produce {
+        kind: &'static str,
+        source: KafkaError,
+    },
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("cannot reach the service at {base}: {source}")]
+    NoService { base: String, source: ureq::Error },
+    #[error("GET {url}: {source}")]
+    Read { url: String, source: ureq::Error },
+    /// The service refused, saying why (a JSON:API error's detail, or the body as it came).
+    #[error("GET {url}: {status}: {detail}")]
+    Refused {
+        url: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("GET {url}: not JSON: {source}")]
+    NotJson {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("the service has no {0}")]
+    NoRoute(String),
+    #[error("no drop {0} for this tenant")]
+    NoDrop(u32),
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -81,10 +132,8 @@ pub struct TenantArgs {
 }
 
 impl TenantArgs {
-    fn tenant(&self) -> Result<TenantRef, String> {
-        let id = self
-            .tenant_id
-            .ok_or("no tenant: give --tenant <UUID> or set TENANT_ID")?;
+    fn tenant(&self) -> Result<TenantRef, CliError> {
+        let id = self.tenant_id.ok_or(CliError::NoTenant)?;
         Ok(Arc::new(Tenant {
             id,
             region: self.region.clone(),
@@ -127,24 +176,27 @@ async fn reach_broker<C: ClientContext>(
     client: &Client<C>,
     settings: &Settings,
     topic: &str,
-) -> Result<usize, String> {
-    let brokers = &settings.bootstrap_servers;
+) -> Result<usize, CliError> {
+    let brokers = settings.bootstrap_servers.clone();
     // librdkafka blocks: off the runtime's worker (the CLI has nothing else to do meanwhile).
     let metadata =
-        tokio::task::block_in_place(|| client.fetch_metadata(Some(topic), BROKER_TIMEOUT))
-            .map_err(|error| format!("cannot reach the broker at {brokers}: {error}"))?;
+        match tokio::task::block_in_place(|| client.fetch_metadata(Some(topic), BROKER_TIMEOUT)) {
+            Ok(metadata) => metadata,
+            Err(source) => return Err(CliError::NoBroker { brokers, source }),
+        };
     match metadata.topics().first() {
         Some(found) if found.error().is_none() && !found.partitions().is_empty() => {
             Ok(found.partitions().len())
         }
-        _ => Err(format!(
-            "the broker at {brokers} has no topic {topic} (the service creates it when it starts)"
-        )),
+        _ => Err(CliError::NoTopic {
+            brokers,
+            topic: topic.to_owned(),
+        }),
     }
 }
 
 /// Runs an operator's subcommand; `Err` is printed and makes the exit code 1.
-pub async fn run(command: Command, settings: &Settings) -> Result<(), String> {
+pub async fn run(command: Command, settings: &Settings) -> Result<(), CliError> {
     match command {
         Command::Serve => unreachable!("serve is the service, run by main"),
         Command::Send(args) => send::run(args, settings).await,

@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
-use super::{LocationArgs, TenantArgs};
-use crate::rest::tenant::with_headers;
+use super::{CliError, LocationArgs, TenantArgs};
+use crate::equipment::with_tenant;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -36,23 +36,9 @@ struct ServiceArgs {
     tenant: TenantArgs,
 }
 
-/// Why a GET gave no document.
-enum Failure {
-    /// The service answered 404.
-    NotFound,
-    /// Anything else, said in a line.
-    Other(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Other(message)
-    }
-}
-
 impl ServiceArgs {
-    /// GETs `path`; the document, or why there is none.
-    fn fetch(&self, path: &str) -> Result<Value, Failure> {
+    /// GETs `path`: the document, `None` when the service answered 404, or why there is none.
+    fn fetch(&self, path: &str) -> Result<Option<Value>, CliError> {
         let base = self.url.trim_end_matches('/');
         let url = format!("{base}{path}");
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -60,16 +46,21 @@ impl ServiceArgs {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        let mut response = with_headers(agent.get(&url), &*self.tenant.tenant()?)
-            .call()
-            .map_err(|error| format!("cannot reach the service at {base}: {error}"))?;
+        let tenant = self.tenant.tenant()?;
+        let mut response = match with_tenant(agent.get(&url), &tenant).call() {
+            Ok(response) => response,
+            Err(source) => {
+                let base = base.to_owned();
+                return Err(CliError::NoService { base, source });
+            }
+        };
         let status = response.status();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|error| format!("GET {url}: {error}"))?;
+        let body = match response.body_mut().read_to_string() {
+            Ok(body) => body,
+            Err(source) => return Err(CliError::Read { url, source }),
+        };
         if status == 404 {
-            return Err(Failure::NotFound);
+            return Ok(None);
         }
         if !status.is_success() {
             // A JSON:API error says what was wrong in its detail; anything else as it came.
@@ -77,9 +68,16 @@ impl ServiceArgs {
                 .ok()
                 .and_then(|document| document["errors"][0]["detail"].as_str().map(str::to_owned))
                 .unwrap_or(body);
-            return Err(format!("GET {url}: {status}: {detail}").into());
+            return Err(CliError::Refused {
+                url,
+                status,
+                detail,
+            });
         }
-        serde_json::from_str(&body).map_err(|error| format!("GET {url}: not JSON: {error}").into())
+        match serde_json::from_str(&body) {
+            Ok(document) => Ok(Some(document)),
+            Err(source) => Err(CliError::NotJson { url, source }),
+        }
     }
 
     fn print(&self, document: &Value, resources: &[Value]) {
@@ -121,7 +119,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         .expect("the request ran")
 }
 
-pub async fn list(args: ListArgs) -> Result<(), String> {
+pub async fn list(args: ListArgs) -> Result<(), CliError> {
     blocking(move || {
         let at = args.at;
         let base = format!(
@@ -130,10 +128,8 @@ pub async fn list(args: ListArgs) -> Result<(), String> {
         );
         let mut page = 1;
         loop {
-            let document = match args.service.fetch(&format!("{base}?page[number]={page}")) {
-                Ok(document) => document,
-                Err(Failure::NotFound) => return Err(format!("the service has no {base}")),
-                Err(Failure::Other(message)) => return Err(message),
+            let Some(document) = args.service.fetch(&format!("{base}?page[number]={page}"))? else {
+                return Err(CliError::NoRoute(base));
             };
             let data = document["data"].as_array().cloned().unwrap_or_default();
             if page == 1 && data.is_empty() && !args.service.json {
@@ -152,12 +148,10 @@ pub async fn list(args: ListArgs) -> Result<(), String> {
     .await
 }
 
-pub async fn get(args: GetArgs) -> Result<(), String> {
+pub async fn get(args: GetArgs) -> Result<(), CliError> {
     blocking(move || {
-        let document = match args.service.fetch(&format!("/api/drops/{}", args.id)) {
-            Ok(document) => document,
-            Err(Failure::NotFound) => return Err(format!("no drop {} for this tenant", args.id)),
-            Err(Failure::Other(message)) => return Err(message),
+        let Some(document) = args.service.fetch(&format!("/api/drops/{}", args.id))? else {
+            return Err(CliError::NoDrop(args.id));
         };
         args.service
             .print(&document, std::slice::from_ref(&document["data"]));

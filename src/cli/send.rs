@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{LocationArgs, TenantArgs};
+use super::{CliError, LocationArgs, TenantArgs};
 use crate::config::Settings;
 use crate::drop::model::Correlation;
 use crate::kafka::client;
@@ -25,7 +25,7 @@ pub struct SendArgs {
 
 impl SendArgs {
     #[cfg(test)]
-    pub(super) fn tenant(&self) -> Result<crate::drop::model::TenantRef, String> {
+    pub(super) fn tenant(&self) -> Result<crate::drop::model::TenantRef, CliError> {
         self.tenant.tenant()
     }
 }
@@ -123,20 +123,22 @@ struct DropArgs {
 
 /// What a spawn drops: an item or mesos, never neither or both (the service would reject it as
 /// bad input, and the operator would see nothing).
-fn contents(args: &SpawnArgs) -> Result<(u32, u32), String> {
+fn contents(args: &SpawnArgs) -> Result<(u32, u32), CliError> {
     match (args.item, args.mesos) {
         (Some(item), None) if item > 0 => Ok((item, 0)),
         (None, Some(mesos)) if mesos > 0 => Ok((0, mesos)),
-        (Some(_), Some(_)) => {
-            Err("a drop is an item or mesos, not both: give --item or --mesos".to_owned())
-        }
-        (Some(_), None) => Err("--item must be an item id above 0".to_owned()),
-        (None, Some(_)) => Err("--mesos must be above 0".to_owned()),
-        (None, None) => Err("what is dropped? give --item ID or --mesos AMOUNT".to_owned()),
+        (Some(_), Some(_)) => Err(CliError::Usage(
+            "a drop is an item or mesos, not both: give --item or --mesos",
+        )),
+        (Some(_), None) => Err(CliError::Usage("--item must be an item id above 0")),
+        (None, Some(_)) => Err(CliError::Usage("--mesos must be above 0")),
+        (None, None) => Err(CliError::Usage(
+            "what is dropped? give --item ID or --mesos AMOUNT",
+        )),
     }
 }
 
-fn spawn_body(args: &SpawnArgs) -> Result<Value, String> {
+fn spawn_body(args: &SpawnArgs) -> Result<Value, CliError> {
     let (item, mesos) = contents(args)?;
     Ok(json!({
         "itemId": item, "equipmentId": args.equipment, "quantity": args.quantity,
@@ -148,7 +150,7 @@ fn spawn_body(args: &SpawnArgs) -> Result<Value, String> {
 
 /// The command's type, where it happens, its body, and its key: the channel service keys
 /// reservations by drop id, the other peers key by map id.
-fn command(send: &SendCommand) -> Result<(&'static str, LocationArgs, Value, u32), String> {
+fn command(send: &SendCommand) -> Result<(&'static str, LocationArgs, Value, u32), CliError> {
     Ok(match send {
         SendCommand::Spawn(args) => ("SPAWN", args.at, spawn_body(args)?, args.at.map),
         SendCommand::SpawnFromCharacter(args) => (
@@ -179,7 +181,7 @@ fn command(send: &SendCommand) -> Result<(&'static str, LocationArgs, Value, u32
     })
 }
 
-pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
+pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), CliError> {
     // Everything the operator gave is checked before the broker is asked anything.
     let (kind, at, body, key) = command(&args.command)?;
     let tenant = args.tenant.tenant()?;
@@ -198,7 +200,10 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
     let producer: FutureProducer = client::producer(settings)
         .set("message.timeout.ms", "15000")
         .create()
-        .map_err(|error| format!("producer: {error}"))?;
+        .map_err(|source| CliError::Client {
+            client: "producer",
+            source,
+        })?;
     super::reach_broker(producer.client(), settings, &settings.command_topic_drop).await?;
     let key = key.to_be_bytes();
     let record = FutureRecord::to(&settings.command_topic_drop)
@@ -208,7 +213,7 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), String> {
     let delivery = producer
         .send(record, Duration::from_secs(10))
         .await
-        .map_err(|(error, _)| format!("producing {kind}: {error}"))?;
+        .map_err(|(source, _)| CliError::Produce { kind, source })?;
     println!(
         "sent {kind} transaction {transaction} to {} (partition {}, offset {})",
         settings.command_topic_drop, delivery.partition, delivery.offset

@@ -6,6 +6,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+use super::CliError;
 use crate::config::Settings;
 use crate::drop::model::Millis;
 use crate::kafka::client;
@@ -157,7 +158,7 @@ impl Shown {
     }
 }
 
-pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
+pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), CliError> {
     let topic = &settings.event_topic_drop_status;
     let consumer: StreamConsumer = client::admin(settings)
         .set(
@@ -166,7 +167,10 @@ pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
         )
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(|error| format!("consumer: {error}"))?;
+        .map_err(|source| CliError::Client {
+            client: "consumer",
+            source,
+        })?;
     let partitions = super::reach_broker(consumer.client(), settings, topic).await?;
     let start = if args.from_beginning {
         Offset::Beginning
@@ -175,16 +179,12 @@ pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), String> {
     };
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions as i32 {
-        assignment
-            .add_partition_offset(topic, partition, start)
-            .map_err(|error| error.to_string())?;
+        assignment.add_partition_offset(topic, partition, start)?;
     }
-    consumer
-        .assign(&assignment)
-        .map_err(|error| error.to_string())?;
+    consumer.assign(&assignment)?;
     let mut printed = 0;
     while args.count.is_none_or(|count| printed < count) {
-        let message = consumer.recv().await.map_err(|error| error.to_string())?;
+        let message = consumer.recv().await?;
         let shown = Shown::read(&message);
         if shown.wanted(&args) {
             println!(

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use redis::{Connection, RedisResult, Script};
+use redis::{Connection, RedisError, RedisResult, Script};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -158,6 +159,17 @@ type KeyAndValue = (Vec<u8>, Vec<u8>);
 /// Outbox entries as Redis gives them: (id, [(field, value)]).
 type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
 
+/// Why a round of the relay failed: its streams are then taken up afresh.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error("event not delivered: {0}")]
+    Delivery(DeliveryError),
+    #[error("reading the event topic: {0}")]
+    ReadingTopic(#[from] KafkaError),
+}
+
 /// What the relay needs to run.
 pub struct Relay {
     pub redis_url: String,
@@ -194,7 +206,7 @@ impl Relay {
         let mut claimed_at: Option<Instant> = None;
         loop {
             let stopping = stop.is_triggered();
-            let round = (|| -> RedisResult<bool> {
+            let round = (|| -> Result<bool, RelayError> {
                 let connection = match &mut connection {
                     Some(connection) => connection,
                     None => connection.insert(client.get_connection()?),
@@ -250,7 +262,7 @@ impl Relay {
         connection: &mut Connection,
         claim: &Script,
         held: &mut BTreeMap<u32, Stream>,
-    ) -> RedisResult<()> {
+    ) -> Result<(), RelayError> {
         self.renew(connection, claim, held)?;
         for shard in 0..OUTBOX_SHARDS {
             if held.contains_key(&shard) || !self.take(connection, claim, shard)? {
@@ -293,7 +305,7 @@ impl Relay {
 
     /// Deletes the entries a previous relay of the stream handed to the broker and the broker
     /// took: they are on the topic already. The others stay, to be sent.
-    fn recover(&self, connection: &mut Connection, shard: u32) -> RedisResult<()> {
+    fn recover(&self, connection: &mut Connection, shard: u32) -> Result<(), RelayError> {
         let sent: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.keys.outbox_sent(shard))
             .query(connection)?;
@@ -323,9 +335,7 @@ impl Relay {
                 *wanted.entry(record).or_default() += 1;
             }
         }
-        let mut on_topic = self
-            .find_on_topic(&acknowledged, wanted)
-            .map_err(|error| relay_error("reading the event topic", error))?;
+        let mut on_topic = self.find_on_topic(&acknowledged, wanted)?;
         let delivered: Vec<&str> = maybe_sent
             .iter()
             .filter(|(_, fields)| {
@@ -366,14 +376,12 @@ impl Relay {
         &self,
         acknowledged: &HashMap<i32, i64>,
         mut wanted: HashMap<KeyAndValue, usize>,
-    ) -> Result<HashMap<KeyAndValue, usize>, String> {
+    ) -> Result<HashMap<KeyAndValue, usize>, KafkaError> {
         let began = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as i64);
-        let reader: BaseConsumer = self.reader.create().map_err(|error| error.to_string())?;
-        let metadata = reader
-            .fetch_metadata(Some(&self.topic), READ_TIMEOUT)
-            .map_err(|error| error.to_string())?;
+        let reader: BaseConsumer = self.reader.create()?;
+        let metadata = reader.fetch_metadata(Some(&self.topic), READ_TIMEOUT)?;
         let partitions = metadata
             .topics()
             .first()
@@ -383,13 +391,9 @@ impl Relay {
             let from = acknowledged
                 .get(&partition)
                 .map_or(Offset::Beginning, |offset| Offset::Offset(offset + 1));
-            assignment
-                .add_partition_offset(&self.topic, partition, from)
-                .map_err(|error| error.to_string())?;
+            assignment.add_partition_offset(&self.topic, partition, from)?;
         }
-        reader
-            .assign(&assignment)
-            .map_err(|error| error.to_string())?;
+        reader.assign(&assignment)?;
         // Partition → when it last showed a record, while it is still being read through.
         let mut reading: HashMap<i32, Instant> = (0..partitions)
             .map(|partition| (partition, Instant::now()))
@@ -442,7 +446,7 @@ impl Relay {
         connection: &mut Connection,
         runtime: &Handle,
         held: &mut BTreeMap<u32, Stream>,
-    ) -> RedisResult<bool> {
+    ) -> Result<bool, RelayError> {
         let idle = held.values().all(|stream| stream.in_flight.is_empty());
         let mut read = redis::cmd("XREAD");
         read.arg("COUNT").arg(BATCH);
@@ -612,7 +616,7 @@ impl Default for Stream {
 impl Relay {
     /// The round's error for a delivery that failed; a broken producer is replaced first, and
     /// missing topics are created again.
-    fn failed(&self, runtime: &Handle, generation: u64, error: DeliveryError) -> redis::RedisError {
+    fn failed(&self, runtime: &Handle, generation: u64, error: DeliveryError) -> RelayError {
         match &error {
             DeliveryError::Fatal(_) => {
                 self.producers.replace(generation);
@@ -624,13 +628,8 @@ impl Relay {
             }
             DeliveryError::Undeliverable(_) | DeliveryError::Failed(_) => {}
         }
-        relay_error("event not delivered", error)
+        RelayError::Delivery(error)
     }
-}
-
-/// A relay failure that is not Redis's, as the error the relay's round returns.
-fn relay_error(what: &'static str, error: impl std::fmt::Display) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, what, error.to_string()))
 }
 
 #[cfg(test)]

@@ -60,17 +60,21 @@ impl DeadLetter {
 }
 
 /// Why the broker does not hold a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
     /// Refused for good: sending it again would be refused again.
+    #[error("undeliverable: {0}")]
     Undeliverable(String),
     /// The producer broke for good (librdkafka's fatal error state), or did not get the record
     /// acknowledged within `message.timeout.ms`: a fresh one must send it.
+    #[error("the producer broke: {0}")]
     Fatal(String),
     /// The broker does not have the topic (deleted, or the broker lost its state): it may be
     /// created again, so the record is sent again later.
+    #[error("no such topic (now): {0}")]
     MissingTopic(String),
     /// Anything else.
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -101,16 +105,19 @@ impl DeliveryError {
     }
 }
 
-impl std::fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeliveryError::Undeliverable(reason) => write!(f, "undeliverable: {reason}"),
-            DeliveryError::Fatal(reason) => write!(f, "the producer broke: {reason}"),
-            DeliveryError::MissingTopic(reason) => write!(f, "no such topic (now): {reason}"),
-            DeliveryError::Failed(reason) => f.write_str(reason),
-        }
-    }
+/// Why a record someone waits for will not be acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotDelivered {
+    #[error(transparent)]
+    Broker(DeliveryError),
+    #[error("the publisher stopped before the broker answered")]
+    PublisherStopped,
 }
+
+/// A producer librdkafka would not make (a bad property, most often).
+#[derive(Debug, thiserror::Error)]
+#[error("producer: {0}")]
+pub struct ProducerError(KafkaError);
 
 /// Errors that say the record itself is wrong for the broker, not the broker or the network.
 fn is_permanent(code: RDKafkaErrorCode) -> bool {
@@ -177,7 +184,10 @@ pub struct Lease {
 }
 
 impl Producers {
-    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Arc<Producers>, String> {
+    pub fn new(
+        config: ClientConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Producers>, ProducerError> {
         let current = Producers::build(&config, &metrics, 0)?;
         Ok(Arc::new(Producers {
             config,
@@ -190,16 +200,14 @@ impl Producers {
         config: &ClientConfig,
         metrics: &Arc<Metrics>,
         generation: u64,
-    ) -> Result<Lease, String> {
+    ) -> Result<Lease, ProducerError> {
         let fatal = Arc::new(FatalSignal::default());
         let context = KafkaContext {
             metrics: metrics.clone(),
             fatal: Some(fatal.clone()),
             commits: None,
         };
-        let producer = config
-            .create_with_context(context)
-            .map_err(|error| format!("producer: {error}"))?;
+        let producer = config.create_with_context(context).map_err(ProducerError)?;
         Ok(Lease {
             generation,
             producer,
@@ -269,7 +277,7 @@ impl Outgoing {
 }
 
 /// A record and who waits for the broker's answer.
-type Queued = (Outgoing, oneshot::Sender<Result<Landed, String>>);
+type Queued = (Outgoing, oneshot::Sender<Result<Landed, NotDelivered>>);
 
 /// Where records go.
 pub struct Topics {
@@ -289,21 +297,19 @@ pub struct Publisher {
 }
 
 /// The broker's answer for one record, to be awaited before committing what caused it.
-pub struct Delivery(oneshot::Receiver<Result<Landed, String>>);
+pub struct Delivery(oneshot::Receiver<Result<Landed, NotDelivered>>);
 
 impl Delivery {
     /// Resolves once the broker took the record (or refused it for good), or with why it
     /// never will.
-    pub async fn landed(self) -> Result<Landed, String> {
-        self.0
-            .await
-            .map_err(|_| "the publisher stopped before the broker answered".to_owned())?
+    pub async fn landed(self) -> Result<Landed, NotDelivered> {
+        self.0.await.map_err(|_| NotDelivered::PublisherStopped)?
     }
 }
 
 /// Resolves once the broker acknowledged a record librdkafka took, with where it put it
 /// (partition, offset), or with why it is not there.
-pub async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), DeliveryError> {
+async fn acknowledged(future: DeliveryFuture) -> Result<(i32, i64), DeliveryError> {
     broker_answer(future.await)
 }
 
@@ -322,7 +328,7 @@ pub fn broker_answer<E>(
 
 /// Awaits every delivery: the records refused for good (logged and counted already), or the
 /// first failure.
-pub async fn all_landed(deliveries: Vec<Delivery>) -> Result<Vec<String>, String> {
+pub async fn all_landed(deliveries: Vec<Delivery>) -> Result<Vec<String>, NotDelivered> {
     let mut undeliverable = Vec::new();
     for delivery in deliveries {
         if let Landed::Undeliverable(reason) = delivery.landed().await? {
@@ -587,7 +593,7 @@ impl Feeder {
             }
             Err(error) => {
                 tracing::error!(record = outgoing.kind().name(), drop_id = outgoing.drop_id(), %error, "record not delivered");
-                Err(error.to_string())
+                Err(NotDelivered::Broker(error))
             }
         };
         let _ = waiting.send(landed);

@@ -3,10 +3,25 @@
 //! use, and one that does would give them its own partition count; our clients never ask it to.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use super::context::KafkaContext;
+
+/// Why our topics could not all be made sure of.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicsError {
+    #[error("admin client: {0}")]
+    Client(KafkaError),
+    #[error("creating topics: {0}")]
+    Request(KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    Topic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
 
 /// Our topics, and how to create them.
 #[derive(Clone)]
@@ -19,11 +34,11 @@ pub struct OurTopics {
 
 impl OurTopics {
     /// Creates those of our topics that are missing.
-    pub async fn ensure(&self) -> Result<(), String> {
+    pub async fn ensure(&self) -> Result<(), TopicsError> {
         let admin: AdminClient<KafkaContext> = self
             .admin
             .create_with_context(KafkaContext::default())
-            .map_err(|error| format!("admin client: {error}"))?;
+            .map_err(TopicsError::Client)?;
         let new: Vec<NewTopic> = (self.names.iter())
             .map(|name| {
                 NewTopic::new(
@@ -36,14 +51,14 @@ impl OurTopics {
         let results = admin
             .create_topics(&new, &AdminOptions::new())
             .await
-            .map_err(|error| format!("creating topics: {error}"))?;
+            .map_err(TopicsError::Request)?;
         for result in results {
             match result {
                 Ok(topic) => tracing::info!(topic, partitions = self.partitions, "topic created"),
                 Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
                     tracing::debug!(topic, "topic exists")
                 }
-                Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+                Err((topic, code)) => return Err(TopicsError::Topic { topic, code }),
             }
         }
         Ok(())

@@ -8,7 +8,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
+use tokio::task::JoinError;
 
 use super::AppState;
 use crate::clock;
@@ -33,30 +35,45 @@ pub struct Readiness {
     pub store: Arc<DropStore>,
 }
 
+/// Why the service is not ready: `/readyz` answers `503 not ready: <this>`.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("consumer: {0}")]
+    Consumer(KafkaError),
+    #[error("consumer holds no partition of the command topic")]
+    NoPartition,
+    #[error("partitions cannot commit (an event was not delivered): {}", .0.join(", "))]
+    Stalled(Vec<String>),
+    #[error("the producer broke ({0}); a fresh one replaces it")]
+    ProducerBroke(String),
+    #[error("producer cannot reach the broker: {0}")]
+    NoBroker(KafkaError),
+    /// The store's own words (a shared store's Redis).
+    #[error("{0}")]
+    Store(String),
+    #[error("probe failed: {0}")]
+    Probe(#[from] JoinError),
+}
+
 impl Readiness {
-    async fn check(self: Arc<Self>) -> Result<(), String> {
+    async fn check(self: Arc<Self>) -> Result<(), NotReady> {
         if self.shutdown.is_triggered() {
-            return Err("shutting down".to_owned());
+            return Err(NotReady::ShuttingDown);
         }
-        let assigned = self
-            .consumer
-            .assignment()
-            .map_err(|error| format!("consumer: {error}"))?
+        let assigned = (self.consumer.assignment())
+            .map_err(NotReady::Consumer)?
             .count();
         if assigned == 0 {
-            return Err("consumer holds no partition of the command topic".to_owned());
+            return Err(NotReady::NoPartition);
         }
         let stalled = self.metrics.stalled_partitions();
         if !stalled.is_empty() {
-            return Err(format!(
-                "partitions cannot commit (an event was not delivered): {}",
-                stalled.join(", ")
-            ));
+            return Err(NotReady::Stalled(stalled));
         }
         if let Some(reason) = self.producers.broken() {
-            return Err(format!(
-                "the producer broke ({reason}); a fresh one replaces it"
-            ));
+            return Err(NotReady::ProducerBroke(reason));
         }
         // A metadata request is a round trip to the broker, and librdkafka blocks: off the runtime.
         let producers = self.producers.clone();
@@ -67,11 +84,10 @@ impl Readiness {
                 .producer
                 .client()
                 .fetch_metadata(Some(&event_topic), BROKER_PROBE_TIMEOUT)
-                .map_err(|error| format!("producer cannot reach the broker: {error}"))
+                .map_err(NotReady::NoBroker)
         })
-        .await
-        .map_err(|error| format!("probe failed: {error}"))??;
-        self.store.check().await
+        .await??;
+        self.store.check().await.map_err(NotReady::Store)
     }
 }
 

@@ -4,7 +4,7 @@
 mod drops;
 mod health;
 mod jsonapi;
-pub(crate) mod tenant;
+mod tenant;
 
 use std::sync::Arc;
 

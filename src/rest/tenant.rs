@@ -1,5 +1,6 @@
 //! The tenant over HTTP: the four headers of the Kafka side, with the versions as decimal
-//! strings (contract §4) — read from our requests, written on our calls to peers.
+//! strings (contract §4), read from our requests. (Our calls to peers write them with
+//! `equipment::with_tenant`.)
 
 use std::sync::Arc;
 
@@ -30,16 +31,4 @@ pub fn parse(headers: &HeaderMap) -> Result<TenantRef, String> {
         major_version: version(headers, "MAJOR_VERSION")?,
         minor_version: version(headers, "MINOR_VERSION")?,
     }))
-}
-
-/// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP.
-pub fn with_headers<B>(
-    request: ureq::RequestBuilder<B>,
-    tenant: &Tenant,
-) -> ureq::RequestBuilder<B> {
-    request
-        .header("TENANT_ID", tenant.id.to_string())
-        .header("REGION", &tenant.region)
-        .header("MAJOR_VERSION", tenant.major_version.to_string())
-        .header("MINOR_VERSION", tenant.minor_version.to_string())
 }

@@ -1,5 +1,5 @@
-//! Where each command is handled: decoded, applied to the store, its events published, its
-//! outcome logged and counted.
+//! Where each command is handled: decoded, applied to the store, its events published; what
+//! became of it is told by the observer (`observer.rs`).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -8,23 +8,21 @@ use std::sync::Arc;
 
 use rdkafka::message::{Header, Message, OwnedMessage};
 
+use super::observer::{Answer, Observer};
 use crate::clock;
 use crate::drop::command::{Action, Command};
-use crate::drop::event::{Event, EventKind};
-use crate::drop::rules::Refusal;
+use crate::drop::model::Millis;
 use crate::equipment::EquipmentService;
 use crate::kafka::message::command::{decode, CommandType, Rejection, RejectionClass};
 use crate::kafka::message::headers::{
     DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,
 };
-use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
-use crate::metrics::{ExpiryCause, Metrics, Outcome};
-use crate::store::{DropStore, LogPosition, Origin};
-use crate::trace::{CommandSpan, SpanExporter, TraceParent};
+use crate::kafka::producer::{DeadLetter, Delivery, EventSink, Publisher};
+use crate::metrics::Metrics;
+use crate::store::{DropStore, EventOut, LogPosition, Origin};
+use crate::trace::SpanExporter;
 
-/// How many leading bytes of a rejected value the log shows.
-const LOGGED_BYTES: usize = 128;
 /// How many bytes of a rejection's reason the log and the dead letter carry: a reason can
 /// quote the value (serde quotes strings), and must not make a letter larger than the command.
 const REASON_BYTES: usize = 256;
@@ -62,6 +60,112 @@ fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
 }
 
 impl Handler {
+    /// Takes one record of the command topic. Most commands are applied at once; an equip
+    /// SPAWN first waits for the equipment service, beside the partition's other commands, not
+    /// in front of them. Either way the answer is the deliveries of the events the command
+    /// caused: its offset may be committed once they are all acknowledged.
+    pub async fn handle(
+        self: &Arc<Self>,
+        message: &OwnedMessage,
+        position: LogPosition,
+    ) -> Handled {
+        let (kind, mut command) = match decode(message.payload(), message.headers()) {
+            Ok(decoded) => decoded,
+            Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
+        };
+        let equipment = self.equipment_to_create(kind, &command, &position).await;
+        let Some((equipment, item_id)) = equipment else {
+            return Handled::Now(self.apply(kind, command, position).await);
+        };
+        let (handler, message) = (self.clone(), message.clone());
+        Handled::Later(Box::pin(async move {
+            match equipment.create(&command.tenant, item_id).await {
+                Ok(equipment_id) => {
+                    if let Action::Spawn(spec) = &mut command.action {
+                        spec.contents = spec.contents.with_equipment(equipment_id);
+                    }
+                    handler.apply(kind, command, position).await
+                }
+                Err(error) => {
+                    let rejection = Rejection {
+                        command_type: Some(kind),
+                        class: RejectionClass::Equipment,
+                        reason: error.to_string(),
+                    };
+                    handler.reject(&message, &rejection)
+                }
+            }
+        }))
+    }
+
+    /// The equipment service, and the item, of an equip SPAWN that comes without its
+    /// equipment. A redelivered one is recognised first, so that it asks for no second
+    /// equipment (that nobody would use): the store then answers it already applied.
+    async fn equipment_to_create(
+        &self,
+        kind: CommandType,
+        command: &Command,
+        position: &LogPosition,
+    ) -> Option<(EquipmentService, u32)> {
+        let (Some(equipment), Action::Spawn(spec)) = (&self.equipment, &command.action) else {
+            return None;
+        };
+        let contents = spec.contents;
+        let wanted =
+            kind == CommandType::Spawn && contents.is_equip() && contents.equipment_id() == 0;
+        let wanted = wanted && !self.was_applied(position).await;
+        wanted.then(|| (equipment.clone(), contents.item_id()))
+    }
+
+    /// Applies a decoded command to the store and publishes its events.
+    async fn apply(
+        &self,
+        kind: CommandType,
+        command: Command,
+        position: LogPosition,
+    ) -> Vec<Delivery> {
+        let Command {
+            tenant,
+            location,
+            mut correlation,
+            action,
+        } = command;
+        let observer = self.observer();
+        let mut observed = observer.begin(kind, &mut correlation);
+        let origin = Origin {
+            tenant,
+            location,
+            correlation,
+            position: Some(position),
+        };
+        let mut sink = self.sink();
+        let answer = self
+            .commit(&origin, &action, clock::now(), &mut |event| {
+                observed.saw(&event);
+                sink.take(event);
+            })
+            .await;
+        observer.answered(observed, &origin, &answer);
+        sink.deliveries
+    }
+
+    /// Logs, counts and dead-letters a command that cannot be applied.
+    fn reject(&self, message: &OwnedMessage, rejection: &Rejection) -> Vec<Delivery> {
+        let reason = rejection.to_string();
+        let reason = bounded(&reason, REASON_BYTES);
+        self.observer().rejected(message, rejection, &reason);
+        self.dead_letter(message, rejection, &reason)
+            .into_iter()
+            .collect()
+    }
+
+    fn observer(&self) -> Observer<'_> {
+        Observer {
+            metrics: &self.metrics,
+            spans: &self.spans,
+        }
+    }
+
     /// Copies a rejected record to the dead-letter topic, when there is one.
     fn dead_letter(
         &self,
@@ -100,175 +204,49 @@ impl Handler {
         }
         self.publisher.dead_letter(letter)
     }
+}
 
-    /// Takes one record of the command topic. Most commands are applied at once; an equip
-    /// SPAWN first waits for the equipment service, beside the partition's other commands, not
-    /// in front of them. Either way the answer is the deliveries of the events the command
-    /// caused: its offset may be committed once they are all acknowledged.
-    pub async fn handle(
-        self: &Arc<Self>,
-        message: &OwnedMessage,
-        position: LogPosition,
-    ) -> Handled {
-        let (command_type, mut command) = match decode(message.payload(), message.headers()) {
-            Ok(decoded) => decoded,
-            Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
-        };
-        let equip = match (&self.equipment, &command.action) {
-            (Some(equipment), Action::Spawn(spec))
-                if command_type == CommandType::Spawn
-                    && spec.contents.is_equip()
-                    && spec.contents.equipment_id() == 0 =>
-            {
-                Some((equipment.clone(), spec.contents.item_id()))
-            }
-            _ => None,
-        };
-        // A redelivered equip spawn is recognised before it asks for a second equipment (that
-        // nobody would use): `apply` then answers it as already applied.
-        let applied_before = equip.is_some() && self.store.was_applied(&position).await;
-        let Some((equipment, item_id)) = equip.filter(|_| !applied_before) else {
-            return Handled::Now(self.apply(command_type, command, position).await);
-        };
-        let (handler, message) = (self.clone(), message.clone());
-        Handled::Later(Box::pin(async move {
-            match equipment.create(&command.tenant, item_id).await {
-                Ok(equipment_id) => {
-                    if let Action::Spawn(spec) = &mut command.action {
-                        spec.contents = spec.contents.with_equipment(equipment_id);
-                    }
-                    handler.apply(command_type, command, position).await
-                }
-                Err(reason) => {
-                    let rejection = Rejection {
-                        command_type: Some(command_type),
-                        class: RejectionClass::Equipment,
-                        reason,
-                    };
-                    handler.reject(&message, &rejection)
-                }
-            }
-        }))
-    }
-
-    /// Logs, counts and dead-letters a command that cannot be applied.
-    fn reject(&self, message: &OwnedMessage, rejection: &Rejection) -> Vec<Delivery> {
-        let value = message.payload().unwrap_or_default();
-        let shown = String::from_utf8_lossy(&value[..value.len().min(LOGGED_BYTES)]);
-        let reason = rejection.to_string();
-        let reason = bounded(&reason, REASON_BYTES);
-        tracing::warn!(
-            partition = message.partition(),
-            offset = message.offset(),
-            reason = %reason,
-            value = %shown,
-            "command rejected"
-        );
-        self.metrics
-            .command(rejection.command_type, Outcome::Rejected(rejection.class));
-        self.dead_letter(message, rejection, &reason)
-            .into_iter()
-            .collect()
-    }
-
-    /// Applies a decoded command to the store and publishes its events.
-    async fn apply(
+/// The handler's calls into the store, all of them: the one place to change with its seam.
+impl Handler {
+    /// Asks the store to make the change `action` asks for; its events go to `out`.
+    async fn commit(
         &self,
-        command_type: CommandType,
-        command: Command,
-        position: LogPosition,
-    ) -> Vec<Delivery> {
-        let mut origin = Origin {
-            tenant: command.tenant,
-            location: command.location,
-            correlation: command.correlation,
-            position: Some(position),
-        };
-        // The command's span becomes the parent its events carry; a malformed traceparent is
-        // dropped, with its tracestate, as W3C trace context asks.
-        let parent = origin
-            .correlation
-            .traceparent
-            .as_deref()
-            .and_then(TraceParent::parse);
-        let span = CommandSpan::start(parent, self.spans.enabled());
-        origin.correlation.traceparent =
-            span.as_ref().map(|span| span.context.header().into_bytes());
-        if span.is_none() {
-            origin.correlation.tracestate = None;
-        }
-        let now = clock::now();
-        let mut sink = self.publisher.sink(self.store.shared());
-        let mut evicted = 0;
-        let out = &mut |event: Event| {
-            evicted += usize::from(matches!(event.kind, EventKind::Expired { .. }));
-            sink.take(event);
-        };
+        origin: &Origin,
+        action: &Action,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Answer {
         let store = &self.store;
-        let (drop_id, outcome) = match &command.action {
-            Action::Spawn(spec) => match store.spawn(&origin, *spec, now, out).await {
-                Ok(drop) => (drop.id.get(), Ok(())),
-                Err(refusal) => (0, Err(refusal)),
+        let answer = |drop_id, result| Answer { drop_id, result };
+        match action {
+            Action::Spawn(spec) => match store.spawn(origin, *spec, now, out).await {
+                Ok(drop) => answer(drop.id.get(), Ok(())),
+                Err(refusal) => answer(0, Err(refusal)),
             },
-            Action::Reserve(request) => (
+            Action::Reserve(request) => answer(
                 request.drop_id,
-                store.reserve(&origin, request, now, out).await,
+                store.reserve(origin, request, now, out).await,
             ),
-            Action::CancelReservation(request) => (
+            Action::CancelReservation(request) => answer(
                 request.drop_id,
-                store.cancel(&origin, request, now, out).await,
+                store.cancel(origin, request, now, out).await,
             ),
-            Action::PickUp(request) => (
+            Action::PickUp(request) => answer(
                 request.drop_id,
-                store.pick_up(&origin, request, now, out).await,
+                store.pick_up(origin, request, now, out).await,
             ),
-        };
-        self.metrics.expired(ExpiryCause::MapLimit, evicted);
-        let command = command_type.name();
-        let tenant = &origin.tenant.id;
-        let transaction_id = &origin.correlation.transaction_id;
-        let trace_id = span.as_ref().map(|span| span.context.trace_id_hex());
-        let trace_id = trace_id.as_deref().unwrap_or_default();
-        let result = match outcome {
-            Ok(()) => {
-                tracing::debug!(command, %tenant, drop_id, %transaction_id, trace_id, "applied");
-                self.metrics.command(Some(command_type), Outcome::Applied);
-                "applied"
-            }
-            Err(Refusal::AlreadyApplied) => {
-                let offset = origin.position.as_ref().map(|position| position.offset);
-                tracing::info!(command, %tenant, offset, %transaction_id, "redelivered command skipped: already applied");
-                self.metrics.command(
-                    Some(command_type),
-                    Outcome::Refused(Refusal::AlreadyApplied),
-                );
-                Refusal::AlreadyApplied.name()
-            }
-            Err(Refusal::StoreFull) => {
-                tracing::warn!(command, %tenant, %transaction_id, "spawn refused: the store holds MAX_LIVE_DROPS drops");
-                self.metrics
-                    .command(Some(command_type), Outcome::Refused(Refusal::StoreFull));
-                Refusal::StoreFull.name()
-            }
-            Err(refusal) => {
-                tracing::info!(command, %tenant, drop_id, %transaction_id, trace_id, %refusal, "refused");
-                self.metrics
-                    .command(Some(command_type), Outcome::Refused(refusal));
-                refusal.name()
-            }
-        };
-        if let Some(span) = span {
-            let attributes = [
-                ("atlas.command", command.to_owned()),
-                ("atlas.tenant", tenant.to_string()),
-                ("atlas.drop_id", drop_id.to_string()),
-                ("atlas.transaction_id", transaction_id.to_string()),
-                ("atlas.outcome", result.to_owned()),
-            ];
-            self.spans
-                .finish(span, &format!("{command} process"), &attributes);
         }
-        sink.deliveries
+    }
+
+    /// Where the events of a change go: to the broker, or only noted when the store's outbox
+    /// holds them.
+    fn sink(&self) -> EventSink<'_> {
+        self.publisher.sink(self.store.shared())
+    }
+
+    /// Whether the store recorded the command at `position` as applied.
+    async fn was_applied(&self, position: &LogPosition) -> bool {
+        self.store.was_applied(position).await
     }
 }
 

@@ -9,6 +9,7 @@
 //! store that records what it applied.
 
 pub mod handler;
+mod observer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +47,26 @@ const MAX_IN_FLIGHT: usize = 4096;
 /// Records fetched for a partition but not yet applied, at most: the fetch loop waits beyond.
 const PARTITION_QUEUE: usize = 1024;
 
+/// Why the consumer cannot go on: librdkafka's fatal error state.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerBroke {
+    /// As librdkafka tells it.
+    #[error("consumer broke: {code}: {reason}")]
+    Fatal {
+        code: RDKafkaErrorCode,
+        reason: String,
+    },
+    /// Signalled, but librdkafka has no reason to give.
+    #[error("consumer broke")]
+    Unexplained,
+    /// A fetch said so first.
+    #[error("{error}; {broke}")]
+    Fetch {
+        error: KafkaError,
+        broke: Box<ConsumerBroke>,
+    },
+}
+
 /// Reads records until shutdown, hands each to its partition's task, then lets every partition
 /// task finish what it holds. Returns `Err` when the consumer broke for good (librdkafka's fatal
 /// error state): the service then stops, and its supervisor starts it afresh.
@@ -56,7 +77,7 @@ pub async fn run(
     our_topics: OurTopics,
     fatal: Arc<FatalSignal>,
     mut shutdown: Shutdown,
-) -> Result<(), String> {
+) -> Result<(), ConsumerBroke> {
     let mut created_at: Option<Instant> = None;
     let mut partitions: HashMap<i32, mpsc::Sender<(Instant, OwnedMessage)>> = HashMap::new();
     let mut tasks = JoinSet::new();
@@ -73,7 +94,8 @@ pub async fn run(
         let message = match message {
             Ok(message) => (Instant::now(), message.detach()),
             Err(error @ KafkaError::MessageConsumptionFatal(_)) => {
-                outcome = Err(format!("{error}; {}", broken(&consumer)));
+                let broke = Box::new(broken(&consumer));
+                outcome = Err(ConsumerBroke::Fetch { error, broke });
                 break;
             }
             Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
@@ -117,10 +139,10 @@ pub async fn run(
 }
 
 /// Why the consumer is in librdkafka's fatal error state.
-fn broken(consumer: &CommandConsumer) -> String {
+fn broken(consumer: &CommandConsumer) -> ConsumerBroke {
     match consumer.client().fatal_error() {
-        Some((code, reason)) => format!("consumer broke: {code}: {reason}"),
-        None => "consumer broke".to_owned(),
+        Some((code, reason)) => ConsumerBroke::Fatal { code, reason },
+        None => ConsumerBroke::Unexplained,
     }
 }
 
