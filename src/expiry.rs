@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use crate::clock;
-use crate::kafka::producer::{all_landed, Publisher};
+use crate::kafka::events::Events;
+use crate::kafka::producer::all_landed;
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::DropStore;
@@ -17,7 +18,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 pub async fn run(
     store: Arc<DropStore>,
-    publisher: Publisher,
+    events: Events,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) {
@@ -28,7 +29,7 @@ pub async fn run(
             _ = shutdown.recv() => break,
             _ = ticks.tick() => {}
         }
-        let mut sink = publisher.sink(store.shared());
+        let mut sink = events.sink();
         let expired = store
             .expire_due(clock::now(), &mut |event| sink.take(event))
             .await;

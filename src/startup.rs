@@ -31,6 +31,7 @@ use crate::expiry;
 use crate::kafka::client;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer, ConsumerBroke};
 use crate::kafka::context::{Commits, KafkaContext};
+use crate::kafka::events::{Events, Route};
 use crate::kafka::outbox::Relay;
 use crate::kafka::producer::{
     all_landed, FatalSignal, NotDelivered, ProducerError, Producers, Publisher, Topics,
@@ -73,8 +74,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     store: Arc<DropStore>,
     consumer: Arc<CommandConsumer>,
-    /// Given up once nothing publishes any more: the janitor it holds then ends.
-    publisher: Option<Publisher>,
+    /// Given up once no change makes events any more: the janitor it holds then ends.
+    events: Option<Events>,
     /// Pulled first: partitions stop fetching, the sweep stops, `/readyz` says shutting down.
     stopping: Trigger,
     consuming: Consuming,
@@ -128,11 +129,18 @@ impl Service {
             ours: topics.clone(),
         };
         let (publisher, _feeder) =
-            Publisher::start(producers.clone(), destinations, metrics.clone(), janitor);
+            Publisher::start(producers.clone(), destinations, metrics.clone());
+        // Chosen here, once: the shared store's events are in its outbox already.
+        let route = match settings.store {
+            StoreKind::Memory => Route::Broker,
+            StoreKind::Redis => Route::Outbox,
+        };
+        let events = Events::new(route, publisher.clone(), metrics.clone(), janitor);
         let (stopping, shutdown) = shutdown::channel();
         let handler = Arc::new(Handler {
             store: store.clone(),
-            publisher: publisher.clone(),
+            events: events.clone(),
+            publisher,
             metrics: metrics.clone(),
             spans: match &settings.trace_endpoint {
                 Some(endpoint) => SpanExporter::start(endpoint),
@@ -152,7 +160,7 @@ impl Service {
         ));
         let expiring = tokio::spawn(expiry::run(
             store.clone(),
-            publisher.clone(),
+            events.clone(),
             metrics.clone(),
             shutdown.clone(),
         ));
@@ -184,7 +192,7 @@ impl Service {
             metrics,
             store,
             consumer,
-            publisher: Some(publisher),
+            events: Some(events),
             stopping,
             consuming: Consuming {
                 task: consuming,
@@ -270,13 +278,10 @@ impl Service {
     /// clients must too), and the broker acknowledges every event. The shared store keeps its
     /// drops for the other instances and the next start.
     async fn expire_drops(&mut self, deadline: Instant) -> Result<(), Unfinished> {
-        let publisher = self
-            .publisher
-            .as_ref()
-            .expect("taken only after this stage");
-        let mut deliveries = Vec::new();
-        let expired =
-            (self.store).expire_on_shutdown(&mut |event| deliveries.push(publisher.publish(event)));
+        let events = self.events.as_ref().expect("taken only after this stage");
+        let mut sink = events.sink();
+        let expired = (self.store).expire_on_shutdown(&mut |event| sink.take(event));
+        let deliveries = sink.deliveries;
         self.metrics.expired(ExpiryCause::Shutdown, expired);
         let undelivered = deliveries.len();
         match timeout_at(deadline, all_landed(deliveries)).await {
@@ -291,9 +296,9 @@ impl Service {
     }
 
     /// The janitor deletes the equipment of the drops that expired; it ends once the last
-    /// publisher (which hands it the expired drops) is gone.
+    /// `Events` (which hands it the expired drops) is gone.
     async fn delete_equipment(&mut self, deadline: Instant) -> Result<(), Unfinished> {
-        self.publisher = None;
+        self.events = None;
         let Some(cleaning) = self.cleaning.take() else {
             return Ok(());
         };

@@ -34,8 +34,7 @@ use super::context::KafkaContext;
 use super::message::event::{encode_key, encode_value};
 use super::message::headers::event_headers;
 use super::topics::OurTopics;
-use crate::drop::event::{Event, EventKind};
-use crate::equipment::Janitor;
+use crate::drop::event::Event;
 use crate::metrics::{Metrics, RecordKind};
 
 pub type EventProducer = FutureProducer<KafkaContext>;
@@ -292,8 +291,6 @@ pub struct Topics {
 pub struct Publisher {
     queue: mpsc::UnboundedSender<Queued>,
     dead_letters: bool,
-    janitor: Option<Janitor>,
-    metrics: Arc<Metrics>,
 }
 
 /// The broker's answer for one record, to be awaited before committing what caused it.
@@ -345,55 +342,25 @@ impl Publisher {
         producers: Arc<Producers>,
         topics: Topics,
         metrics: Arc<Metrics>,
-        janitor: Option<Janitor>,
     ) -> (Publisher, JoinHandle<()>) {
         let (queue, pending) = mpsc::unbounded_channel();
         let dead_letters = topics.dead_letters.is_some();
         let feeder = Feeder {
             producers,
             topics,
-            metrics: metrics.clone(),
+            metrics,
         };
         let task = tokio::spawn(feeder.run(pending));
         let publisher = Publisher {
             queue,
             dead_letters,
-            janitor,
-            metrics,
         };
         (publisher, task)
     }
 
-    /// Queues an event for the broker, keeping call order. Never blocks. Every `EXPIRED` passes
-    /// here, whatever expired the drop: its equipment, if any, is handed to the janitor.
+    /// Queues an event for the broker, keeping call order. Never blocks.
     pub fn publish(&self, event: Event) -> Delivery {
-        self.clean_up(&event);
         self.queue(Outgoing::Event(event))
-    }
-
-    /// Takes note of an event a shared store wrote to its outbox (`kafka::outbox` sends it):
-    /// it is counted, and an expired drop's equipment is handed to the janitor.
-    pub fn recorded(&self, event: &Event) {
-        self.clean_up(event);
-        self.metrics.event(&event.kind);
-    }
-
-    /// Where a store's events go: to the broker, or (for a shared store, whose outbox holds
-    /// them already) only noted.
-    pub fn sink(&self, shared: bool) -> EventSink<'_> {
-        EventSink {
-            publisher: self,
-            shared,
-            deliveries: Vec::new(),
-        }
-    }
-
-    fn clean_up(&self, event: &Event) {
-        if let (Some(janitor), EventKind::Expired { equipment_id }) = (&self.janitor, &event.kind) {
-            if *equipment_id != 0 {
-                janitor.delete(event.tenant.clone(), *equipment_id);
-            }
-        }
     }
 
     /// Queues a rejected command for the dead-letter topic, or `None` when there is none.
@@ -407,24 +374,6 @@ impl Publisher {
         // If the task is gone, `answer` is dropped with the record and the delivery says so.
         let _ = self.queue.send((outgoing, answer));
         Delivery(delivery)
-    }
-}
-
-/// Takes a store's events, one call at a time, in order (see `Publisher::sink`).
-pub struct EventSink<'a> {
-    publisher: &'a Publisher,
-    shared: bool,
-    /// The broker's answers to await before committing what caused the events.
-    pub deliveries: Vec<Delivery>,
-}
-
-impl EventSink<'_> {
-    pub fn take(&mut self, event: Event) {
-        if self.shared {
-            self.publisher.recorded(&event);
-        } else {
-            self.deliveries.push(self.publisher.publish(event));
-        }
     }
 }
 

@@ -99,8 +99,9 @@ impl Blocking {
         Blocking::run(self.0.counts(now))
     }
 
+    /// Whether the store keeps its events in its outbox, and its drops at shutdown.
     pub fn shared(&self) -> bool {
-        self.0.shared()
+        matches!(self.0, DropStore::Shared(_))
     }
 
     pub fn was_applied(&self, position: &LogPosition) -> bool {

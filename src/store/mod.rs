@@ -202,12 +202,6 @@ impl DropStore {
         }
     }
 
-    /// Whether the drops live outside this process, shared with other instances: events then
-    /// go through the store's outbox rather than straight to Kafka.
-    pub fn shared(&self) -> bool {
-        matches!(self, DropStore::Shared(_))
-    }
-
     /// Whether the command at `position` took effect already (the shared store records
     /// applied commands; the in-memory store answers no).
     pub async fn was_applied(&self, position: &LogPosition) -> bool {

@@ -13,12 +13,13 @@ use crate::clock;
 use crate::drop::command::{Action, Command};
 use crate::drop::model::Millis;
 use crate::equipment::EquipmentService;
+use crate::kafka::events::{EventSink, Events};
 use crate::kafka::message::command::{decode, CommandType, Rejection, RejectionClass};
 use crate::kafka::message::headers::{
     DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,
 };
-use crate::kafka::producer::{DeadLetter, Delivery, EventSink, Publisher};
+use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
 use crate::metrics::Metrics;
 use crate::store::{DropStore, EventOut, LogPosition, Origin};
 use crate::trace::SpanExporter;
@@ -35,6 +36,9 @@ pub enum Handled {
 
 pub struct Handler {
     pub store: Arc<DropStore>,
+    /// Where a change's events go.
+    pub events: Events,
+    /// Where rejected commands go.
     pub publisher: Publisher,
     pub metrics: Arc<Metrics>,
     pub spans: SpanExporter,
@@ -241,7 +245,7 @@ impl Handler {
     /// Where the events of a change go: to the broker, or only noted when the store's outbox
     /// holds them.
     fn sink(&self) -> EventSink<'_> {
-        self.publisher.sink(self.store.shared())
+        self.events.sink()
     }
 
     /// Whether the store recorded the command at `position` as applied.
