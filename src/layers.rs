@@ -40,7 +40,11 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
             let relative = path.strip_prefix(&src).expect("under src");
             let first = relative.components().next().expect("a component");
-            let module = first.as_os_str().to_string_lossy().trim_end_matches(".rs").to_owned();
+            let module = first
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned();
             if ["lib", "main", "bin", "layers"].contains(&module.as_str()) {
                 continue;
             }
@@ -92,7 +96,12 @@ fn no_module_imports_one_that_imports_it_back() {
         while let Some(path) = stack.pop() {
             let last = *path.last().expect("a path is never empty");
             for next in imports.get(last).into_iter().flatten() {
-                assert_ne!(next, start, "an import cycle: {} -> {next}", path.join(" -> "));
+                assert_ne!(
+                    next,
+                    start,
+                    "an import cycle: {} -> {next}",
+                    path.join(" -> ")
+                );
                 if seen.insert(next.as_str()) {
                     stack.push([path.clone(), vec![next.as_str()]].concat());
                 }

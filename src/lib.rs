@@ -14,6 +14,8 @@ pub mod drop;
 pub mod equipment;
 pub mod expiry;
 pub mod kafka;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod rest;
 pub mod shutdown;

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::drop::command::{CommandType, RejectionClass};
 use crate::drop::event::EventKind;
 use crate::drop::rules::Refusal;
-use crate::kafka::message::command::{CommandType, RejectionClass};
 
 /// What became of a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,3 +39,76 @@ pub struct CharacterRequest {
     pub drop_id: u32,
     pub character_id: u32,
 }
+
+/// The `type` of a command on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandType {
+    Spawn,
+    SpawnFromCharacter,
+    RequestReservation,
+    CancelReservation,
+    RequestPickUp,
+}
+
+impl CommandType {
+    /// Every type, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [CommandType; 5] = [
+        CommandType::Spawn,
+        CommandType::SpawnFromCharacter,
+        CommandType::RequestReservation,
+        CommandType::CancelReservation,
+        CommandType::RequestPickUp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandType::Spawn => "SPAWN",
+            CommandType::SpawnFromCharacter => "SPAWN_FROM_CHARACTER",
+            CommandType::RequestReservation => "REQUEST_RESERVATION",
+            CommandType::CancelReservation => "CANCEL_RESERVATION",
+            CommandType::RequestPickUp => "REQUEST_PICK_UP",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CommandType> {
+        CommandType::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// Why a command cannot be applied, as it is counted (contract §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectionClass {
+    /// A missing or malformed tenant header.
+    Header,
+    /// Not JSON, or JSON of the wrong shape, type or range.
+    Malformed,
+    /// A `type` this service does not know.
+    UnknownType,
+    /// A spawn with neither item nor meso, or both.
+    Contents,
+    /// An equip spawn whose equipment the equipment service would not create in time.
+    Equipment,
+}
+
+impl RejectionClass {
+    /// Every class, in declaration order (`class as usize` indexes it).
+    pub const ALL: [RejectionClass; 5] = [
+        RejectionClass::Header,
+        RejectionClass::Malformed,
+        RejectionClass::UnknownType,
+        RejectionClass::Contents,
+        RejectionClass::Equipment,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectionClass::Header => "bad_header",
+            RejectionClass::Malformed => "malformed",
+            RejectionClass::UnknownType => "unknown_type",
+            RejectionClass::Contents => "bad_contents",
+            RejectionClass::Equipment => "equipment_unavailable",
+        }
+    }
+}

@@ -10,11 +10,11 @@ use rdkafka::message::{Header, Message, OwnedMessage};
 
 use super::observer::{Answer, Observer};
 use crate::clock;
-use crate::drop::command::{Action, Command};
+use crate::drop::command::{Action, Command, CommandType, RejectionClass};
 use crate::drop::model::Millis;
 use crate::equipment::EquipmentService;
 use crate::kafka::events::{EventSink, Events};
-use crate::kafka::message::command::{decode, CommandType, Rejection, RejectionClass};
+use crate::kafka::message::command::{decode, Rejection};
 use crate::kafka::message::headers::{
     DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,

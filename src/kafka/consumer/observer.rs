@@ -3,10 +3,11 @@
 
 use rdkafka::message::{Message, OwnedMessage};
 
+use crate::drop::command::CommandType;
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::Correlation;
 use crate::drop::rules::Refusal;
-use crate::kafka::message::command::{CommandType, Rejection};
+use crate::kafka::message::command::Rejection;
 use crate::metrics::{ExpiryCause, Metrics, Outcome};
 use crate::store::Origin;
 use crate::trace::{CommandSpan, SpanExporter, TraceParent};

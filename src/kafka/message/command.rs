@@ -11,45 +11,10 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::headers::{parse_tenant, parse_trace};
-use crate::drop::command::{Action, CharacterRequest, Command, ReserveRequest};
+use crate::drop::command::{
+    Action, CharacterRequest, Command, CommandType, RejectionClass, ReserveRequest,
+};
 use crate::drop::model::{Contents, Correlation, DropSpec, Dropper, Location, Point};
-
-/// The `type` of a command on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommandType {
-    Spawn,
-    SpawnFromCharacter,
-    RequestReservation,
-    CancelReservation,
-    RequestPickUp,
-}
-
-impl CommandType {
-    /// Every type, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [CommandType; 5] = [
-        CommandType::Spawn,
-        CommandType::SpawnFromCharacter,
-        CommandType::RequestReservation,
-        CommandType::CancelReservation,
-        CommandType::RequestPickUp,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CommandType::Spawn => "SPAWN",
-            CommandType::SpawnFromCharacter => "SPAWN_FROM_CHARACTER",
-            CommandType::RequestReservation => "REQUEST_RESERVATION",
-            CommandType::CancelReservation => "CANCEL_RESERVATION",
-            CommandType::RequestPickUp => "REQUEST_PICK_UP",
-        }
-    }
-
-    fn parse(name: &str) -> Option<CommandType> {
-        CommandType::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name)
-    }
-}
 
 /// Why a command cannot be applied (contract §6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,41 +23,6 @@ pub struct Rejection {
     pub command_type: Option<CommandType>,
     pub class: RejectionClass,
     pub reason: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectionClass {
-    /// A missing or malformed tenant header.
-    Header,
-    /// Not JSON, or JSON of the wrong shape, type or range.
-    Malformed,
-    /// A `type` this service does not know.
-    UnknownType,
-    /// A spawn with neither item nor meso, or both.
-    Contents,
-    /// An equip spawn whose equipment the equipment service would not create in time.
-    Equipment,
-}
-
-impl RejectionClass {
-    /// Every class, in declaration order (`class as usize` indexes it).
-    pub const ALL: [RejectionClass; 5] = [
-        RejectionClass::Header,
-        RejectionClass::Malformed,
-        RejectionClass::UnknownType,
-        RejectionClass::Contents,
-        RejectionClass::Equipment,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RejectionClass::Header => "bad_header",
-            RejectionClass::Malformed => "malformed",
-            RejectionClass::UnknownType => "unknown_type",
-            RejectionClass::Contents => "bad_contents",
-            RejectionClass::Equipment => "equipment_unavailable",
-        }
-    }
 }
 
 impl fmt::Display for Rejection {
