@@ -472,7 +472,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<DropStore>, StartError> {
         StoreKind::Memory => {
             DropStore::Memory(MemoryStore::new(settings.rules(), settings.max_live_drops))
         }
-        StoreKind::Redis => DropStore::Shared(
+        StoreKind::Redis => DropStore::Shared(Box::new(
             RedisStore::connect(RedisStoreConfig {
                 url: &settings.redis_url,
                 key_prefix: &settings.redis_key_prefix,
@@ -481,7 +481,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<DropStore>, StartError> {
             })
             .await
             .map_err(StartError::Store)?,
-        ),
+        )),
     }))
 }
 

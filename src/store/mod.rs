@@ -97,7 +97,7 @@ impl LogPosition {
 /// shared store speaks Redis asynchronously, so a partition waiting on Redis holds no thread.
 pub enum DropStore {
     Memory(MemoryStore),
-    Shared(RedisStore),
+    Shared(Box<RedisStore>),
 }
 
 impl DropStore {

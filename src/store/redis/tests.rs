@@ -42,7 +42,7 @@ impl Shared {
             rules,
             max_live_drops,
         }));
-        Blocking(DropStore::Shared(store.expect("Redis answers")))
+        Blocking(DropStore::Shared(Box::new(store.expect("Redis answers"))))
     }
 
     fn keys(&self) -> Keys {
@@ -108,7 +108,7 @@ proptest! {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let shared = Shared::new(1, RULES, 0);
         shared.next_id_is(first.get());
-        contract_tests::behaves_as_the_model(&*shared.instances[0], first, false, ops)?;
+        contract_tests::behaves_as_the_model(&shared.instances[0], first, false, ops)?;
     }
 }
 
@@ -129,7 +129,7 @@ fn spawns_on_three_instances_get_unique_ids() {
 #[test]
 fn tenants_sharing_an_id_share_no_map() {
     let shared = Shared::new(1, RULES, 0);
-    contract_tests::tenants_sharing_an_id_share_no_map(&*shared.instances[0]);
+    contract_tests::tenants_sharing_an_id_share_no_map(&shared.instances[0]);
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn ids_wrap_and_skip_those_still_in_use() {
         0,
     );
     let store = &shared.instances[0];
-    let spawn = || contract_tests::spawned_id(&**store);
+    let spawn = || contract_tests::spawned_id(store);
     shared.next_id_is(DropId::LAST.get());
     assert_eq!(spawn(), 2_000_000_000);
     assert_eq!(spawn(), 1_000_000_001);
