@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atlas_drops::drop::command::{CharacterRequest, ReserveRequest};
+use atlas_drops::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
@@ -138,23 +138,23 @@ async fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize 
     let mut made = 1;
     for _ in 0..50 {
         let origin = partition.next();
-        let request = ReserveRequest {
+        let request = DropRequest::Reserve(ReserveRequest {
             drop_id: drop.id.get(),
             character_id: 7,
             position: Point::default(),
             pet_slot: -1,
             party_id: 0,
-        };
+        });
         let reserved = store
-            .reserve(&origin, &request, Millis(2), &mut |_| {})
+            .on_drop(&origin, &request, Millis(2), &mut |_| {})
             .await;
         let origin = partition.next();
-        let request = CharacterRequest {
+        let request = DropRequest::CancelReservation(CharacterRequest {
             drop_id: drop.id.get(),
             character_id: 7,
-        };
+        });
         let cancelled = store
-            .cancel(&origin, &request, Millis(2), &mut |_| {})
+            .on_drop(&origin, &request, Millis(2), &mut |_| {})
             .await;
         made += usize::from(reserved.is_ok()) + usize::from(cancelled.is_ok());
     }
@@ -163,7 +163,12 @@ async fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize 
         character_id: 7,
     };
     store
-        .pick_up(&partition.next(), &request, Millis(3), &mut |_| {})
+        .on_drop(
+            &partition.next(),
+            &DropRequest::PickUp(request),
+            Millis(3),
+            &mut |_| {},
+        )
         .await
         .expect("picked up");
     made + 1
@@ -180,7 +185,12 @@ async fn spawn_pick_up(store: &RedisStore, partition: &mut Partition) -> usize {
         character_id: 7,
     };
     store
-        .pick_up(&partition.next(), &request, Millis(2), &mut |_| {})
+        .on_drop(
+            &partition.next(),
+            &DropRequest::PickUp(request),
+            Millis(2),
+            &mut |_| {},
+        )
         .await
         .expect("picked up");
     2

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atlas_drops::drop::command::{CharacterRequest, ReserveRequest};
+use atlas_drops::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
@@ -45,14 +45,14 @@ fn spec() -> DropSpec {
     }
 }
 
-fn reserve(drop_id: u32, character_id: u32) -> ReserveRequest {
-    ReserveRequest {
+fn reserve(drop_id: u32, character_id: u32) -> DropRequest {
+    DropRequest::Reserve(ReserveRequest {
         drop_id,
         character_id,
         position: Point::default(),
         pet_slot: -1,
         party_id: 0,
-    }
+    })
 }
 
 /// A store with `per_map` drops on each of `maps` maps; returns the drop ids.
@@ -90,15 +90,15 @@ fn single_threaded(c: &mut Criterion) {
             next = (next + 1) % ids.len();
             let origin = &origins[next / 10];
             store
-                .reserve(origin, &reserve(ids[next], 7), Millis(1), &mut |_| {})
+                .on_drop(origin, &reserve(ids[next], 7), Millis(1), &mut |_| {})
                 .unwrap();
             store
-                .cancel(
+                .on_drop(
                     origin,
-                    &CharacterRequest {
+                    &DropRequest::CancelReservation(CharacterRequest {
                         drop_id: ids[next],
                         character_id: 7,
-                    },
+                    }),
                     Millis(1),
                     &mut |_| {},
                 )
@@ -116,7 +116,12 @@ fn single_threaded(c: &mut Criterion) {
                 character_id: 7,
             };
             store
-                .pick_up(&origin, &request, Millis(1), &mut |_| {})
+                .on_drop(
+                    &origin,
+                    &DropRequest::PickUp(request),
+                    Millis(1),
+                    &mut |_| {},
+                )
                 .unwrap();
         })
     });
@@ -124,7 +129,7 @@ fn single_threaded(c: &mut Criterion) {
         let origin = origin(1);
         b.iter(|| {
             store
-                .reserve(&origin, &reserve(1_999_999_999, 7), Millis(1), &mut |_| {})
+                .on_drop(&origin, &reserve(1_999_999_999, 7), Millis(1), &mut |_| {})
                 .unwrap_err()
         })
     });
@@ -182,15 +187,15 @@ fn contended(c: &mut Criterion) {
 fn pair(store: &MemoryStore, ids: &[u32], origins: &[Origin], index: usize) {
     let origin = &origins[index / 10];
     store
-        .reserve(origin, &reserve(ids[index], 7), Millis(1), &mut |_| {})
+        .on_drop(origin, &reserve(ids[index], 7), Millis(1), &mut |_| {})
         .unwrap();
     store
-        .cancel(
+        .on_drop(
             origin,
-            &CharacterRequest {
+            &DropRequest::CancelReservation(CharacterRequest {
                 drop_id: ids[index],
                 character_id: 7,
-            },
+            }),
             Millis(1),
             &mut |_| {},
         )

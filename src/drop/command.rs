@@ -15,9 +15,28 @@ pub struct Command {
 pub enum Action {
     /// `SPAWN` and `SPAWN_FROM_CHARACTER` create a drop alike; only the peer differs.
     Spawn(DropSpec),
+    /// A command on a drop it names by id.
+    OnDrop(DropRequest),
+}
+
+/// What a command asks of a drop it names (`drop::transition` decides it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropRequest {
     Reserve(ReserveRequest),
     CancelReservation(CharacterRequest),
     PickUp(CharacterRequest),
+}
+
+impl DropRequest {
+    /// The drop named, as sent: an id outside our range names no drop.
+    pub fn drop_id(&self) -> u32 {
+        match self {
+            DropRequest::Reserve(request) => request.drop_id,
+            DropRequest::CancelReservation(request) | DropRequest::PickUp(request) => {
+                request.drop_id
+            }
+        }
+    }
 }
 
 /// `REQUEST_RESERVATION`: character (or their pet) asks to take a drop.

@@ -6,7 +6,7 @@
 //! Adding a command is: its decoder, its function here and its test. No store code changes,
 //! since a store knows only the `Write`s.
 
-use super::command::{CharacterRequest, ReserveRequest};
+use super::command::{CharacterRequest, DropRequest, ReserveRequest};
 use super::event::{Event, EventKind};
 use super::model::{Correlation, Drop, DropId, Location, Millis, TenantRef};
 use super::rules::{Due, Refusal, Rules};
@@ -124,6 +124,21 @@ impl Rules {
             .push(Event::created(&new, correlation.clone()));
         transition.writes.push(Write::Insert(new));
         transition
+    }
+
+    /// A command on the drop it names: `found` is the asker's tenant's drop of that id, if any.
+    pub fn on_drop(
+        &self,
+        request: &DropRequest,
+        found: Option<Drop>,
+        asker: Asker<'_>,
+        now: Millis,
+    ) -> Transition<()> {
+        match request {
+            DropRequest::Reserve(request) => self.reserve(found, asker, request, now),
+            DropRequest::CancelReservation(request) => self.cancel(found, asker, request, now),
+            DropRequest::PickUp(request) => self.pick_up(found, asker, request, now),
+        }
     }
 
     /// A reservation (`RESERVED`) of `found`, the asker's tenant's drop of that id if any;

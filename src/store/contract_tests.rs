@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
-use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{
     Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Tenant,
@@ -49,6 +49,16 @@ impl Blocking {
         Blocking::run(self.0.spawn(origin, spec, now, out))
     }
 
+    pub fn on_drop(
+        &self,
+        origin: &Origin,
+        request: DropRequest,
+        now: Millis,
+        out: EventOut<'_>,
+    ) -> Result<(), Refusal> {
+        Blocking::run(self.0.on_drop(origin, &request, now, out))
+    }
+
     pub fn reserve(
         &self,
         origin: &Origin,
@@ -56,7 +66,7 @@ impl Blocking {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        Blocking::run(self.0.reserve(origin, request, now, out))
+        self.on_drop(origin, DropRequest::Reserve(*request), now, out)
     }
 
     pub fn cancel(
@@ -66,7 +76,7 @@ impl Blocking {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        Blocking::run(self.0.cancel(origin, request, now, out))
+        self.on_drop(origin, DropRequest::CancelReservation(*request), now, out)
     }
 
     pub fn pick_up(
@@ -76,7 +86,7 @@ impl Blocking {
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        Blocking::run(self.0.pick_up(origin, request, now, out))
+        self.on_drop(origin, DropRequest::PickUp(*request), now, out)
     }
 
     pub fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {

@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rustc_hash::FxHashMap;
 
 use super::{DropCounts, EventOut, Origin};
-use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::command::DropRequest;
 use crate::drop::event::Event;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, TenantRef};
 use crate::drop::rules::{Refusal, Rules};
@@ -126,7 +126,7 @@ impl MemoryStore {
 
     /// Decides a command on the tenant's drop `raw` (`None` when the tenant has no such drop)
     /// and commits it under the drop's shard's lock.
-    fn on_drop<T>(
+    fn decide_on_drop<T>(
         &self,
         tenant: &TenantRef,
         raw: u32,
@@ -278,37 +278,15 @@ impl MemoryStore {
         self.commit(&mut shard, transition, out)
     }
 
-    pub fn reserve(
+    pub fn on_drop(
         &self,
         origin: &Origin,
-        request: &ReserveRequest,
+        request: &DropRequest,
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        let decide = |found| self.rules.reserve(found, origin.asker(), request, now);
-        self.on_drop(&origin.tenant, request.drop_id, decide, out)
-    }
-
-    pub fn cancel(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        let decide = |found| self.rules.cancel(found, origin.asker(), request, now);
-        self.on_drop(&origin.tenant, request.drop_id, decide, out)
-    }
-
-    pub fn pick_up(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        let decide = |found| self.rules.pick_up(found, origin.asker(), request, now);
-        self.on_drop(&origin.tenant, request.drop_id, decide, out)
+        let decide = |found| self.rules.on_drop(request, found, origin.asker(), now);
+        self.decide_on_drop(&origin.tenant, request.drop_id(), decide, out)
     }
 
     pub fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreConfig};
 
-use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::command::DropRequest;
 use crate::drop::event::Event;
 use crate::drop::model::{
     Correlation, Drop, DropId, DropSpec, Location, Millis, Status, TenantRef,
@@ -116,45 +116,18 @@ impl DropStore {
         }
     }
 
-    /// Reserves a drop: `RESERVED`, or `RESERVATION_FAILURE` with the reason returned.
-    pub async fn reserve(
+    /// Makes the change a command asks of the drop it names (`Rules::on_drop`); its events
+    /// go to `out`.
+    pub async fn on_drop(
         &self,
         origin: &Origin,
-        request: &ReserveRequest,
+        request: &DropRequest,
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
         match self {
-            DropStore::Memory(store) => store.reserve(origin, request, now, out),
-            DropStore::Shared(store) => store.reserve(origin, request, now, out).await,
-        }
-    }
-
-    /// Cancels the requester's reservation: `RESERVATION_FAILURE` for them; nothing otherwise.
-    pub async fn cancel(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        match self {
-            DropStore::Memory(store) => store.cancel(origin, request, now, out),
-            DropStore::Shared(store) => store.cancel(origin, request, now, out).await,
-        }
-    }
-
-    /// Removes a drop into a character's hands: `PICKED_UP`; nothing when refused.
-    pub async fn pick_up(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        match self {
-            DropStore::Memory(store) => store.pick_up(origin, request, now, out),
-            DropStore::Shared(store) => store.pick_up(origin, request, now, out).await,
+            DropStore::Memory(store) => store.on_drop(origin, request, now, out),
+            DropStore::Shared(store) => store.on_drop(origin, request, now, out).await,
         }
     }
 

@@ -227,17 +227,9 @@ impl Handler {
                 Ok(drop) => answer(drop.id.get(), Ok(())),
                 Err(refusal) => answer(0, Err(refusal)),
             },
-            Action::Reserve(request) => answer(
-                request.drop_id,
-                store.reserve(origin, request, now, out).await,
-            ),
-            Action::CancelReservation(request) => answer(
-                request.drop_id,
-                store.cancel(origin, request, now, out).await,
-            ),
-            Action::PickUp(request) => answer(
-                request.drop_id,
-                store.pick_up(origin, request, now, out).await,
+            Action::OnDrop(request) => answer(
+                request.drop_id(),
+                store.on_drop(origin, request, now, out).await,
             ),
         }
     }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::headers::{parse_tenant, parse_trace};
 use crate::drop::command::{
-    Action, CharacterRequest, Command, CommandType, RejectionClass, ReserveRequest,
+    Action, CharacterRequest, Command, CommandType, DropRequest, RejectionClass, ReserveRequest,
 };
 use crate::drop::model::{Contents, Correlation, DropSpec, Dropper, Location, Point};
 
@@ -172,7 +172,7 @@ fn action(kind: CommandType, raw: Option<&RawValue>) -> Result<Action, Rejection
         CommandType::Spawn | CommandType::SpawnFromCharacter => spawn(body(raw)?),
         CommandType::RequestReservation => {
             let body: ReservationBody = body(raw)?;
-            Ok(Action::Reserve(ReserveRequest {
+            Ok(Action::OnDrop(DropRequest::Reserve(ReserveRequest {
                 drop_id: body.drop_id,
                 character_id: body.character_id,
                 position: Point {
@@ -181,12 +181,14 @@ fn action(kind: CommandType, raw: Option<&RawValue>) -> Result<Action, Rejection
                 },
                 pet_slot: body.pet_slot,
                 party_id: body.party_id,
-            }))
+            })))
         }
-        CommandType::CancelReservation => Ok(Action::CancelReservation(
+        CommandType::CancelReservation => Ok(Action::OnDrop(DropRequest::CancelReservation(
             body::<CharacterBody>(raw)?.into(),
-        )),
-        CommandType::RequestPickUp => Ok(Action::PickUp(body::<CharacterBody>(raw)?.into())),
+        ))),
+        CommandType::RequestPickUp => Ok(Action::OnDrop(DropRequest::PickUp(
+            body::<CharacterBody>(raw)?.into(),
+        ))),
     }
 }
 

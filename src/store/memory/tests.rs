@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::drop::command::CharacterRequest;
+use crate::drop::command::{CharacterRequest, DropRequest};
 use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
 use crate::store::DropStore;
 
@@ -143,7 +143,12 @@ fn the_store_refuses_spawns_past_its_most_drops() {
         character_id: 1,
     };
     store
-        .pick_up(&origin(0, 0, 2), &pick, Millis(0), &mut |_| {})
+        .on_drop(
+            &origin(0, 0, 2),
+            &DropRequest::PickUp(pick),
+            Millis(0),
+            &mut |_| {},
+        )
         .unwrap();
     let mut events = Vec::new();
     let again = store.spawn(&origin(0, 0, 3), spec(true, 2, 0, 0), Millis(0), &mut |e| {

@@ -25,7 +25,7 @@ pub use self::pool::client;
 use self::pool::{Connection, Pool};
 pub use self::record::decode_event;
 use super::{DropCounts, EventOut, LogPosition, Origin};
-use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::command::DropRequest;
 use crate::drop::model::{Drop, DropId, DropSpec, Location, Millis, Status, TenantRef};
 use crate::drop::rules::{Refusal, Rules};
 use crate::drop::transition::{has_room, Transition, Write};
@@ -250,7 +250,6 @@ impl RedisStore {
     /// the tenant has no such drop.
     async fn step_on_drop<T: Send>(
         &self,
-        what: &str,
         origin: &Origin,
         raw: u32,
         out: EventOut<'_>,
@@ -266,7 +265,8 @@ impl RedisStore {
                 Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
             })
         };
-        self.step(what, position, Some(raw), out, on_drop).await
+        self.step("on_drop", position, Some(raw), out, on_drop)
+            .await
     }
 
     /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
@@ -457,41 +457,16 @@ impl RedisStore {
             .await
     }
 
-    pub async fn reserve(
+    /// Makes the change a command asks of the drop it names (`Rules::on_drop`).
+    pub async fn on_drop(
         &self,
         origin: &Origin,
-        request: &ReserveRequest,
+        request: &DropRequest,
         now: Millis,
         out: EventOut<'_>,
     ) -> Result<(), Refusal> {
-        self.step_on_drop("reserve", origin, request.drop_id, out, |found| {
-            self.rules.reserve(found, origin.asker(), request, now)
-        })
-        .await
-    }
-
-    pub async fn cancel(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        self.step_on_drop("cancel", origin, request.drop_id, out, |found| {
-            self.rules.cancel(found, origin.asker(), request, now)
-        })
-        .await
-    }
-
-    pub async fn pick_up(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        self.step_on_drop("pick_up", origin, request.drop_id, out, |found| {
-            self.rules.pick_up(found, origin.asker(), request, now)
+        self.step_on_drop(origin, request.drop_id(), out, |found| {
+            self.rules.on_drop(request, found, origin.asker(), now)
         })
         .await
     }

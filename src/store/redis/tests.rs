@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
-use crate::drop::command::CharacterRequest;
+use crate::drop::command::{CharacterRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::Point;
 use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};

@@ -101,17 +101,18 @@ fn missing_fields_take_zero_and_pet_slot_minus_one() {
     );
     assert_eq!(
         command.action,
-        Action::Reserve(ReserveRequest {
+        Action::OnDrop(DropRequest::Reserve(ReserveRequest {
             drop_id: 1_000_000_001,
             character_id: 0,
             position: Point::default(),
             pet_slot: -1,
             party_id: 0
-        })
+        }))
     );
-    let Action::PickUp(request) = decode_json(json!({"type": "REQUEST_PICK_UP"}))
-        .unwrap()
-        .action
+    let Action::OnDrop(DropRequest::PickUp(request)) =
+        decode_json(json!({"type": "REQUEST_PICK_UP"}))
+            .unwrap()
+            .action
     else {
         panic!("a pick-up")
     };
@@ -134,14 +135,14 @@ fn every_command_type_is_known() {
         decode_json(json!({"type": "CANCEL_RESERVATION", "body": {"dropId": 9, "characterId": 8}}));
     assert_eq!(
         cancel.unwrap().action,
-        Action::CancelReservation(CharacterRequest {
+        Action::OnDrop(DropRequest::CancelReservation(CharacterRequest {
             drop_id: 9,
             character_id: 8
-        })
+        }))
     );
     let party =
         decode_json(json!({"type": "REQUEST_RESERVATION", "body": {"partyId": 12, "petSlot": 2}}));
-    let Action::Reserve(request) = party.unwrap().action else {
+    let Action::OnDrop(DropRequest::Reserve(request)) = party.unwrap().action else {
         panic!()
     };
     assert_eq!((request.party_id, request.pet_slot), (12, 2));
