@@ -118,7 +118,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         publisher: publisher.clone(),
         metrics: metrics.clone(),
         spans: match &settings.trace_endpoint {
-            Some(endpoint) => SpanExporter::start(endpoint),
+            Some(endpoint) => SpanExporter::start(
+                endpoint,
+                settings.trace_protocol,
+                settings.trace_sampling_ratio,
+            )?,
             None => SpanExporter::disabled(),
         },
         equipment,
