@@ -197,9 +197,7 @@ impl Exposition {
     pub fn content_type(self) -> &'static str {
         match self {
             Exposition::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            Exposition::OpenMetrics => {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            }
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
 }
@@ -292,7 +290,9 @@ impl Metrics {
             Exposition::Prometheus => {
                 prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
             }
-            Exposition::OpenMetrics => prometheus_client::encoding::text::encode(&mut text, &registry),
+            Exposition::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut text, &registry)
+            }
         };
         written.expect("writing to a String cannot fail");
         text
@@ -416,14 +416,17 @@ impl Metrics {
         // Buckets first, then the count: an observation made meanwhile may raise the count
         // above the buckets' sum (it goes to +Inf), never below.
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-            .iter()
+        let mut buckets = [(f64::INFINITY, 0); LATENCY_BUCKETS.len() + 1];
+        for ((bucket, bound), counter) in buckets
+            .iter_mut()
+            .zip(LATENCY_BUCKETS)
             .zip(&self.latency.buckets)
-            .map(|(bound, bucket)| (*bound, load(bucket)))
-            .collect();
+        {
+            *bucket = (bound, load(counter));
+        }
         let count = load(&self.latency.count);
         let finite: u64 = buckets.iter().map(|(_, count)| count).sum();
-        buckets.push((f64::INFINITY, count.saturating_sub(finite)));
+        buckets[LATENCY_BUCKETS.len()].1 = count.saturating_sub(finite);
         let sum = load(&self.latency.sum_micros) as f64 / 1e6;
         encoder
             .encode_descriptor(
@@ -446,7 +449,7 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for ((topic, partition), lag) in lags.iter() {
             family
-                .encode_family(&[("topic", topic.as_str()), ("partition", partition.to_string().as_str())])?
+                .encode_family(&([("topic", topic.as_str())], [("partition", *partition)]))?
                 .encode_gauge(lag)?;
         }
         Ok(())
@@ -532,7 +535,10 @@ mod tests {
             "atlas_drops_command_latency_seconds_bucket{le=\"10\"} 1",
             "# TYPE atlas_drops_command_latency_seconds histogram",
         ]) {
-            assert!(text.lines().any(|l| l == *line), "missing {line} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line} in\n{text}"
+            );
         }
         // Zero counts of refusals and rejections are left out, as before.
         assert!(!text.contains("reason=\"held_by_other\""), "{text}");
@@ -546,7 +552,10 @@ mod tests {
             "# TYPE atlas_drops_commands counter",
             "atlas_drops_command_latency_seconds_bucket{le=\"10.0\"} 1",
         ]) {
-            assert!(text.lines().any(|l| l == *line), "missing {line} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line} in\n{text}"
+            );
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
