@@ -198,6 +198,7 @@ impl Layer<Registry> for Installed {
             return Some(self as *const Self as *const ());
         }
         // `tracing_opentelemetry::OpenTelemetrySpanExt` finds the layer's context this way.
-        OTEL.get().and_then(|layer| unsafe { layer.downcast_raw(id) })
+        OTEL.get()
+            .and_then(|layer| unsafe { layer.downcast_raw(id) })
     }
 }

@@ -157,13 +157,7 @@ impl CommandSpan {
             None if exporting => (ids.new_trace_id(), TraceFlags::SAMPLED),
             None => return None,
         };
-        let context = SpanContext::new(
-            trace_id,
-            ids.new_span_id(),
-            flags,
-            false,
-            TraceState::NONE,
-        );
+        let context = SpanContext::new(trace_id, ids.new_span_id(), flags, false, TraceState::NONE);
         Some(CommandSpan {
             context: TraceParent(context),
             exported: None,
@@ -357,7 +351,8 @@ mod tests {
         }
         // A later version is read as far as version 00 goes (W3C's forward compatibility); our
         // events carry version 00.
-        let later = TraceParent::parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x");
+        let later =
+            TraceParent::parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x");
         assert_eq!(later.unwrap().header().as_bytes(), HEADER);
     }
 
@@ -423,7 +418,10 @@ mod tests {
             .contains(&KeyValue::new("atlas.drop_id", "7")));
         assert!(command.events.iter().any(|event| event.name == "refused"));
         assert_eq!(store.parent_span_id, command.span_context.span_id());
-        assert_eq!(store.span_context.trace_id(), command.span_context.trace_id());
+        assert_eq!(
+            store.span_context.trace_id(),
+            command.span_context.trace_id()
+        );
         assert!(store.events.iter().any(|event| event.name == "looked up"));
     }
 

@@ -63,7 +63,8 @@ impl Received {
     async fn span_of(&self, trace_id: &str) -> (String, Span) {
         let started = Instant::now();
         loop {
-            if let Some(span) = (self.spans().into_iter()).find(|(_, s)| hex(&s.trace_id) == trace_id)
+            if let Some(span) =
+                (self.spans().into_iter()).find(|(_, s)| hex(&s.trace_id) == trace_id)
             {
                 return span;
             }
@@ -130,8 +131,16 @@ fn text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> Str
 }
 
 fn attribute(span: &Span, key: &str) -> String {
-    let found = span.attributes.iter().find(|attribute| attribute.key == key);
-    text(found.unwrap_or_else(|| panic!("no {key} on {span:?}")).value.as_ref())
+    let found = span
+        .attributes
+        .iter()
+        .find(|attribute| attribute.key == key);
+    text(
+        found
+            .unwrap_or_else(|| panic!("no {key} on {span:?}"))
+            .value
+            .as_ref(),
+    )
 }
 
 /// The tenant's headers with a W3C trace context.
@@ -177,7 +186,10 @@ async fn a_commands_span_reaches_an_otlp_grpc_receiver_as_the_child_of_its_sende
         (version.as_str(), trace.as_str(), flags.as_str()),
         ("00", PARENT_TRACE, "01")
     );
-    assert_ne!(span_id, PARENT_SPAN, "the event's parent is the service's span");
+    assert_ne!(
+        span_id, PARENT_SPAN,
+        "the event's parent is the service's span"
+    );
     assert_eq!(created.headers["tracestate"], b"atlas=1");
 
     // The service's span: the child of the command's sender, the parent of the event.
@@ -249,7 +261,10 @@ async fn spans_go_over_http_protobuf_when_asked_and_sampling_follows_the_ratio_a
     // Not sampled: a trace starting here, and a sender's trace it did not sample.
     peer.send(&reserve(MAP, created.drop_id(), 7)).await;
     let [_, unsampled_trace, _, flags] = traceparent_of(&peer.next_event().await);
-    assert_eq!(flags, "00", "a trace that starts here is not sampled at ratio 0");
+    assert_eq!(
+        flags, "00",
+        "a trace that starts here is not sampled at ratio 0"
+    );
     let not_sampled = "0af7651916cd43dd8448eb211c80319c";
     let headers = traced(&peer, &format!("00-{not_sampled}-b7ad6b7169203331-00"));
     let cancel = serde_json::to_vec(&cancel(MAP, created.drop_id(), 7)).unwrap();
@@ -271,7 +286,10 @@ async fn spans_go_over_http_protobuf_when_asked_and_sampling_follows_the_ratio_a
         .map(|(_, span)| hex(&span.trace_id))
         .collect();
     assert!(!exported.contains(&unsampled_trace), "{exported:?}");
-    assert!(!exported.iter().any(|trace| trace == not_sampled), "{exported:?}");
+    assert!(
+        !exported.iter().any(|trace| trace == not_sampled),
+        "{exported:?}"
+    );
 }
 
 /// Without `TRACE_ENDPOINT` nothing is exported, but a command's trace still goes on in its events,
