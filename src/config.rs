@@ -8,6 +8,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::drop::rules::Rules;
 use crate::telemetry::LogFormat;
+use crate::trace::TraceProtocol;
 
 /// Prefix of environment variables that set librdkafka properties.
 const KAFKA_CFG_PREFIX: &str = "KAFKA_CFG_";
@@ -84,9 +85,26 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// OTLP/HTTP endpoint to export spans to, e.g. http://otel-collector:4318 (unset: no export).
+    /// OTLP endpoint to export spans to, e.g. http://otel-collector:4317 (unset: no export).
     #[arg(long, global = true, env = "TRACE_ENDPOINT")]
     pub trace_endpoint: Option<String>,
+
+    /// How spans go to TRACE_ENDPOINT: grpc, or http/protobuf (e.g. http://otel-collector:4318;
+    /// /v1/traces is added).
+    #[arg(
+        long,
+        global = true,
+        env = "TRACE_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
+    pub trace_protocol: TraceProtocol,
+
+    /// Share of the traces starting here that are sampled, 0 to 1; a command's own trace keeps
+    /// its sender's sampling.
+    #[arg(long, global = true, env = "TRACE_SAMPLING_RATIO", default_value_t = 1.0,
+          value_parser = parse_ratio)]
+    pub trace_sampling_ratio: f64,
 
     /// Base URL of the equipment service, ending in /api/ (unset: equip drops carry no equipment).
     #[arg(long, global = true, env = "EQUIPABLES_SERVICE_URL")]
@@ -215,6 +233,16 @@ pub enum BadValue {
     LogLevel(String),
     #[error("{0:?} is not KEY=VALUE")]
     Property(String),
+    #[error("{0:?} is not a number from 0 to 1")]
+    Ratio(String),
+}
+
+/// A number from 0 to 1.
+fn parse_ratio(text: &str) -> Result<f64, BadValue> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(BadValue::Ratio(text.to_owned())),
+    }
 }
 
 /// The Atlas services' (logrus) level names; `panic` and `fatal` log as `error`.
@@ -308,6 +336,25 @@ mod tests {
     impl Settings {
         fn parse_from<const N: usize>(args: [&str; N]) -> Settings {
             Command::parse_from(args).settings
+        }
+    }
+
+    #[test]
+    fn trace_settings_default_to_grpc_and_every_trace() {
+        let settings = Settings::parse_from(["atlas-drops"]);
+        assert_eq!(settings.trace_protocol, TraceProtocol::Grpc);
+        assert_eq!(settings.trace_sampling_ratio, 1.0);
+        let settings = Settings::parse_from([
+            "atlas-drops",
+            "--trace-protocol",
+            "http/protobuf",
+            "--trace-sampling-ratio",
+            "0.25",
+        ]);
+        assert_eq!(settings.trace_protocol, TraceProtocol::HttpProtobuf);
+        assert_eq!(settings.trace_sampling_ratio, 0.25);
+        for bad in ["1.5", "-0.1", "NaN", "half"] {
+            assert!(parse_ratio(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,13 +1,22 @@
-//! The service's counters, rendered in the Prometheus text format at `GET /metrics`.
+//! The service's metrics, rendered at `GET /metrics` by the Prometheus client library
+//! (`prometheus-client`): the Prometheus text format, or OpenMetrics text when the scraper asks
+//! for it.
 //!
-//! Every counter on the command path is a plain atomic in a fixed array, indexed by enums known
-//! at compile time: counting costs no lock and no allocation.
+//! Every counter on the command path is the library's `Counter` (an atomic) in a fixed array,
+//! indexed by enums known at compile time: counting costs no lock and no allocation. The latency
+//! histogram is a fixed array of atomics too (the library's `Histogram` takes a lock for each
+//! observation), handed to the library's encoder at scrape time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::drop::command::{CommandType, RejectionClass};
 use crate::drop::event::EventKind;
@@ -128,28 +137,36 @@ fn command_labels(slot: usize) -> &'static str {
         .map_or("unknown", |kind| kind.name())
 }
 
+/// The latency histogram: each observation counted in its own bucket only (the encoder sums
+/// them up), and in the count and the sum.
+#[derive(Default)]
+struct Latency {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    commands: [[AtomicU64; Outcome::COUNT]; COMMAND_SLOTS],
-    events: [AtomicU64; EVENT_TYPES.len()],
-    expiries: [AtomicU64; ExpiryCause::ALL.len()],
-    dead_lettered: AtomicU64,
+    commands: [[Counter; Outcome::COUNT]; COMMAND_SLOTS],
+    events: [Counter; EVENT_TYPES.len()],
+    expiries: [Counter; ExpiryCause::ALL.len()],
+    dead_lettered: Counter,
     /// Records the broker refuses for good (or that could not fit it), passed over.
-    undeliverable: AtomicU64,
+    undeliverable: Counter,
     /// Idempotent producers that broke for good and were replaced.
-    producers_replaced: AtomicU64,
+    producers_replaced: Counter,
     /// Partitions whose log started again (offsets reused), their applied record reset.
-    log_restarts: AtomicU64,
+    log_restarts: Counter,
     /// Partitions that cannot commit (an event of theirs was not delivered), by name.
     stalled: Mutex<BTreeSet<String>>,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    latency: Latency,
     /// Consumer lag by (topic, partition), from librdkafka's statistics: off the command path.
     lag: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 /// Gauges read from the store at scrape time.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Gauges {
     pub live_drops: usize,
     pub reserved_drops: usize,
@@ -157,38 +174,66 @@ pub struct Gauges {
     pub outbox_events: usize,
 }
 
+/// The text formats `/metrics` answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    /// The Prometheus text format, version 0.0.4: the default.
+    Prometheus,
+    /// OpenMetrics 1.0 text, for a scraper that asks for it (`Accept: application/openmetrics-text`).
+    OpenMetrics,
+}
+
+impl Exposition {
+    /// The format a request's `Accept` header asks for.
+    pub fn negotiate(accept: Option<&str>) -> Exposition {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => {
+                Exposition::OpenMetrics
+            }
+            _ => Exposition::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
 impl Metrics {
     pub fn command(&self, command_type: Option<CommandType>, outcome: Outcome) {
         let slot = command_type.map_or(CommandType::ALL.len(), |kind| kind as usize);
-        self.commands[slot][outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.commands[slot][outcome.index()].inc();
     }
 
     pub fn event(&self, kind: &EventKind) {
-        self.events[event_index(kind)].fetch_add(1, Ordering::Relaxed);
+        self.events[event_index(kind)].inc();
     }
 
     pub fn expired(&self, cause: ExpiryCause, count: usize) {
-        self.expiries[cause as usize].fetch_add(count as u64, Ordering::Relaxed);
+        self.expiries[cause as usize].inc_by(count as u64);
     }
 
     /// A record the broker acknowledged.
     pub fn published(&self, kind: RecordKind) {
         match kind {
-            RecordKind::Event(index) => self.events[index].fetch_add(1, Ordering::Relaxed),
-            RecordKind::DeadLetter => self.dead_lettered.fetch_add(1, Ordering::Relaxed),
+            RecordKind::Event(index) => self.events[index].inc(),
+            RecordKind::DeadLetter => self.dead_lettered.inc(),
         };
     }
 
     pub fn undeliverable(&self) {
-        self.undeliverable.fetch_add(1, Ordering::Relaxed);
+        self.undeliverable.inc();
     }
 
     pub fn producer_replaced(&self) {
-        self.producers_replaced.fetch_add(1, Ordering::Relaxed);
+        self.producers_replaced.inc();
     }
 
     pub fn log_restarted(&self) {
-        self.log_restarts.fetch_add(1, Ordering::Relaxed);
+        self.log_restarts.inc();
     }
 
     /// Marks a partition as unable to commit (`true`) or committing again (`false`).
@@ -216,13 +261,12 @@ impl Metrics {
     /// From a command's arrival to the broker's acknowledgement of its last event.
     pub fn command_latency(&self, latency: Duration) {
         let seconds = latency.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.latency.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
+        self.latency.count.fetch_add(1, Ordering::Relaxed);
+        self.latency
+            .sum_micros
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
@@ -234,170 +278,210 @@ impl Metrics {
         lags.insert((topic.to_owned(), partition), lag);
     }
 
-    pub fn render(&self, gauges: &Gauges) -> String {
-        let mut text = String::with_capacity(4096);
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    /// The metrics and the store's gauges, as the Prometheus client library writes them.
+    pub fn render(self: &Arc<Self>, gauges: &Gauges, format: Exposition) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Scrape {
+            metrics: self.clone(),
+            gauges: *gauges,
+        }));
+        let mut text = String::with_capacity(8192);
+        let written = match format {
+            Exposition::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            }
+            Exposition::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut text, &registry)
+            }
+        };
+        written.expect("writing to a String cannot fail");
+        text
+    }
 
-        header(
-            &mut text,
-            "atlas_drops_commands_total",
-            "counter",
+    /// Every family, in the order `/metrics` shows them. A counter's name is given without
+    /// `_total`: the library adds it to the samples (and, in the Prometheus format, to the name
+    /// in `# HELP` and `# TYPE`).
+    fn encode(&self, gauges: &Gauges, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_commands",
             "Commands by type and outcome.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for (slot, outcomes) in self.commands.iter().enumerate() {
             for outcome in Outcome::all() {
-                let count = load(&outcomes[outcome.index()]);
-                if count > 0 || outcome == Outcome::Applied && slot < CommandType::ALL.len() {
+                let counter = &outcomes[outcome.index()];
+                if counter.get() > 0 || outcome == Outcome::Applied && slot < CommandType::ALL.len()
+                {
                     let (result, reason) = outcome.labels();
-                    let _ = writeln!(
-                        text,
-                        "atlas_drops_commands_total{{type=\"{}\",outcome=\"{result}\",reason=\"{reason}\"}} {count}",
-                        command_labels(slot)
-                    );
+                    let labels = [
+                        ("type", command_labels(slot)),
+                        ("outcome", result),
+                        ("reason", reason),
+                    ];
+                    counter.encode(family.encode_family(&labels)?)?;
                 }
             }
         }
-        header(
-            &mut text,
-            "atlas_drops_events_total",
-            "counter",
+
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_events",
             "Events published, by type.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for (name, counter) in EVENT_TYPES.iter().zip(&self.events) {
-            let _ = writeln!(
-                text,
-                "atlas_drops_events_total{{type=\"{name}\"}} {}",
-                load(counter)
-            );
+            counter.encode(family.encode_family(&[("type", *name)])?)?;
         }
-        header(
-            &mut text,
-            "atlas_drops_expiries_total",
-            "counter",
+
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_expiries",
             "Drops expired, by cause.",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for cause in ExpiryCause::ALL {
-            let count = load(&self.expiries[cause as usize]);
-            let _ = writeln!(
-                text,
-                "atlas_drops_expiries_total{{cause=\"{}\"}} {count}",
-                cause.name()
-            );
+            let counter = &self.expiries[cause as usize];
+            counter.encode(family.encode_family(&[("cause", cause.name())])?)?;
         }
-        header(
-            &mut text,
-            "atlas_drops_live_drops",
-            "gauge",
-            "Drops lying on all maps.",
-        );
-        let _ = writeln!(text, "atlas_drops_live_drops {}", gauges.live_drops);
-        header(
-            &mut text,
-            "atlas_drops_reserved_drops",
-            "gauge",
-            "Drops currently reserved.",
-        );
-        let _ = writeln!(text, "atlas_drops_reserved_drops {}", gauges.reserved_drops);
-        header(
-            &mut text,
-            "atlas_drops_outbox_events",
-            "gauge",
-            "Events in the shared store's outbox, not yet acknowledged by the broker (0 in memory).",
-        );
-        let _ = writeln!(text, "atlas_drops_outbox_events {}", gauges.outbox_events);
-        header(
-            &mut text,
-            "atlas_drops_dead_lettered_total",
-            "counter",
-            "Rejected commands copied to the dead-letter topic.",
-        );
-        let _ = writeln!(
-            text,
-            "atlas_drops_dead_lettered_total {}",
-            load(&self.dead_lettered)
-        );
+
+        for (name, help, value) in [
+            (
+                "atlas_drops_live_drops",
+                "Drops lying on all maps.",
+                gauges.live_drops,
+            ),
+            (
+                "atlas_drops_reserved_drops",
+                "Drops currently reserved.",
+                gauges.reserved_drops,
+            ),
+            (
+                "atlas_drops_outbox_events",
+                "Events in the shared store's outbox, not yet acknowledged by the broker (0 in memory).",
+                gauges.outbox_events,
+            ),
+        ] {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&value)?;
+        }
 
         for (name, help, counter) in [
             (
-                "atlas_drops_undeliverable_total",
+                "atlas_drops_dead_lettered",
+                "Rejected commands copied to the dead-letter topic.",
+                &self.dead_lettered,
+            ),
+            (
+                "atlas_drops_undeliverable",
                 "Records (events, dead letters) the broker refuses for good, or too large for it: logged and passed.",
                 &self.undeliverable,
             ),
             (
-                "atlas_drops_producer_replacements_total",
+                "atlas_drops_producer_replacements",
                 "Producers that broke for good (librdkafka's fatal error) and were replaced by a fresh one.",
                 &self.producers_replaced,
             ),
             (
-                "atlas_drops_log_restarts_total",
+                "atlas_drops_log_restarts",
                 "Times a command partition's log was found to have started again: its applied record was reset.",
                 &self.log_restarts,
             ),
         ] {
-            header(&mut text, name, "counter", help);
-            let _ = writeln!(text, "{name} {}", load(counter));
+            counter.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
         }
-        header(
-            &mut text,
-            "atlas_drops_stalled_partitions",
-            "gauge",
-            "Command partitions that cannot commit: an event they caused was not delivered (1 each).",
-        );
+
         let stalled = self.stalled_partitions();
-        let _ = writeln!(text, "atlas_drops_stalled_partitions {}", stalled.len());
-        for partition in stalled {
-            let _ = writeln!(
-                text,
-                "atlas_drops_stalled_partition{{partition=\"{partition}\"}} 1"
-            );
+        encoder
+            .encode_descriptor(
+                "atlas_drops_stalled_partitions",
+                "Command partitions that cannot commit: an event they caused was not delivered (1 each).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&stalled.len())?;
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_stalled_partition",
+            "A command partition that cannot commit (1), by name.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for partition in &stalled {
+            family
+                .encode_family(&[("partition", partition.as_str())])?
+                .encode_gauge(&1u32)?;
         }
 
-        let name = "atlas_drops_command_latency_seconds";
-        header(
-            &mut text,
-            name,
-            "histogram",
-            "From a command's arrival to the acknowledgement of its events.",
-        );
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {}", load(bucket));
+        // Buckets first, then the count: an observation made meanwhile may raise the count
+        // above the buckets' sum (it goes to +Inf), never below.
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut buckets = [(f64::INFINITY, 0); LATENCY_BUCKETS.len() + 1];
+        for ((bucket, bound), counter) in buckets
+            .iter_mut()
+            .zip(LATENCY_BUCKETS)
+            .zip(&self.latency.buckets)
+        {
+            *bucket = (bound, load(counter));
         }
-        let count = load(&self.latency_count);
-        let _ = writeln!(text, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = load(&self.latency_sum_micros) as f64 / 1e6;
-        let _ = writeln!(text, "{name}_sum {sum}\n{name}_count {count}");
+        let count = load(&self.latency.count);
+        let finite: u64 = buckets.iter().map(|(_, count)| count).sum();
+        buckets[LATENCY_BUCKETS.len()].1 = count.saturating_sub(finite);
+        let sum = load(&self.latency.sum_micros) as f64 / 1e6;
+        encoder
+            .encode_descriptor(
+                "atlas_drops_command_latency_seconds",
+                "From a command's arrival to the acknowledgement of its events.",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(sum, count.max(finite), &buckets, None)?;
 
-        header(
-            &mut text,
+        let mut family = encoder.encode_descriptor(
             "atlas_drops_consumer_lag",
-            "gauge",
             "Messages behind the end of each command partition.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         let lags = self
             .lag
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for ((topic, partition), lag) in lags.iter() {
-            let _ = writeln!(
-                text,
-                "atlas_drops_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
-            );
+            family
+                .encode_family(&([("topic", topic.as_str())], [("partition", *partition)]))?
+                .encode_gauge(lag)?;
         }
-        text
+        Ok(())
     }
 }
 
-fn header(text: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// One scrape: the metrics with the gauges read for it, as a collector of the library's.
+struct Scrape {
+    metrics: Arc<Metrics>,
+    gauges: Gauges,
+}
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrape")
+            .field("gauges", &self.gauges)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.metrics.encode(&self.gauges, encoder)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_render_with_their_labels() {
-        let metrics = Metrics::default();
+    fn counted() -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::default());
         metrics.command(Some(CommandType::RequestReservation), Outcome::Applied);
         metrics.command(
             Some(CommandType::RequestReservation),
@@ -407,28 +491,84 @@ mod tests {
         metrics.event(&EventKind::Expired { equipment_id: 0 });
         metrics.expired(ExpiryCause::MapLimit, 2);
         metrics.command_latency(Duration::from_millis(3));
+        metrics.command_latency(Duration::from_secs(11));
         metrics.consumer_lag("commands", 1, 7);
-        let text = metrics.render(&Gauges {
-            live_drops: 5,
-            reserved_drops: 1,
-            outbox_events: 3,
-        });
-        for line in [
-            "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
-            "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
-            "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
-            "atlas_drops_commands_total{type=\"unknown\",outcome=\"rejected\",reason=\"malformed\"} 1",
-            "atlas_drops_events_total{type=\"EXPIRED\"} 1",
-            "atlas_drops_expiries_total{cause=\"map_limit\"} 2",
-            "atlas_drops_live_drops 5",
-            "atlas_drops_reserved_drops 1",
-            "atlas_drops_outbox_events 3",
+        metrics.stalled("commands-2", true);
+        metrics
+    }
+
+    const GAUGES: Gauges = Gauges {
+        live_drops: 5,
+        reserved_drops: 1,
+        outbox_events: 3,
+    };
+
+    /// The samples both formats share, as they were before the client library wrote them.
+    const SAMPLES: [&str; 19] = [
+        "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
+        "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
+        "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
+        "atlas_drops_commands_total{type=\"unknown\",outcome=\"rejected\",reason=\"malformed\"} 1",
+        "atlas_drops_events_total{type=\"EXPIRED\"} 1",
+        "atlas_drops_expiries_total{cause=\"map_limit\"} 2",
+        "atlas_drops_live_drops 5",
+        "atlas_drops_reserved_drops 1",
+        "atlas_drops_outbox_events 3",
+        "atlas_drops_dead_lettered_total 0",
+        "atlas_drops_log_restarts_total 0",
+        "atlas_drops_stalled_partitions 1",
+        "atlas_drops_stalled_partition{partition=\"commands-2\"} 1",
+        "atlas_drops_command_latency_seconds_bucket{le=\"0.005\"} 1",
+        "atlas_drops_command_latency_seconds_bucket{le=\"+Inf\"} 2",
+        "atlas_drops_command_latency_seconds_sum 11.003",
+        "atlas_drops_command_latency_seconds_count 2",
+        "atlas_drops_consumer_lag{topic=\"commands\",partition=\"1\"} 7",
+        "# HELP atlas_drops_live_drops Drops lying on all maps.",
+    ];
+
+    #[test]
+    fn counts_render_with_their_labels() {
+        let text = counted().render(&GAUGES, Exposition::Prometheus);
+        for line in SAMPLES.iter().chain(&[
+            "# TYPE atlas_drops_commands_total counter",
             "atlas_drops_command_latency_seconds_bucket{le=\"0.002\"} 0",
-            "atlas_drops_command_latency_seconds_bucket{le=\"0.005\"} 1",
-            "atlas_drops_command_latency_seconds_count 1",
-            "atlas_drops_consumer_lag{topic=\"commands\",partition=\"1\"} 7",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+            "atlas_drops_command_latency_seconds_bucket{le=\"10\"} 1",
+            "# TYPE atlas_drops_command_latency_seconds histogram",
+        ]) {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line} in\n{text}"
+            );
+        }
+        // Zero counts of refusals and rejections are left out, as before.
+        assert!(!text.contains("reason=\"held_by_other\""), "{text}");
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let text = counted().render(&GAUGES, Exposition::OpenMetrics);
+        for line in SAMPLES.iter().chain(&[
+            "# TYPE atlas_drops_commands counter",
+            "atlas_drops_command_latency_seconds_bucket{le=\"10.0\"} 1",
+        ]) {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line} in\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_scraper_asking_for_openmetrics_gets_it() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(
+            Exposition::negotiate(Some(prometheus)),
+            Exposition::OpenMetrics
+        );
+        for other in [None, Some("*/*"), Some("text/plain")] {
+            assert_eq!(Exposition::negotiate(other), Exposition::Prometheus);
         }
     }
 }

@@ -64,6 +64,9 @@ pub enum StartError {
     /// The shared store's Redis, in the store's words.
     #[error("{0}")]
     Store(String),
+    /// The span exporter, in the OpenTelemetry SDK's words.
+    #[error("{0}")]
+    Trace(String),
 }
 
 /// A running service: every part spawned, and what is needed to stop them in order.
@@ -143,7 +146,12 @@ impl Service {
             publisher,
             metrics: metrics.clone(),
             spans: match &settings.trace_endpoint {
-                Some(endpoint) => SpanExporter::start(endpoint),
+                Some(endpoint) => SpanExporter::start(
+                    endpoint,
+                    settings.trace_protocol,
+                    settings.trace_sampling_ratio,
+                )
+                .map_err(StartError::Trace)?,
                 None => SpanExporter::disabled(),
             },
             equipment,

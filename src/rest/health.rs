@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -16,7 +16,7 @@ use super::AppState;
 use crate::clock;
 use crate::kafka::consumer::CommandConsumer;
 use crate::kafka::producer::Producers;
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::{Exposition, Gauges, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::DropStore;
 
@@ -106,13 +106,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// The Prometheus text format, or OpenMetrics text for a scraper that asks for it (Prometheus
+/// does).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = Exposition::negotiate(headers.get(ACCEPT).and_then(|value| value.to_str().ok()));
     let counts = state.store.counts(clock::now()).await;
     let gauges = Gauges {
         live_drops: counts.live,
         reserved_drops: counts.reserved,
         outbox_events: counts.outbox,
     };
-    let text = state.metrics.render(&gauges);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = state.metrics.render(&gauges, format);
+    ([(CONTENT_TYPE, format.content_type())], text).into_response()
 }

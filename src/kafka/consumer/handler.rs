@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use rdkafka::message::{Header, Message, OwnedMessage};
+use tracing::Instrument;
 
 use super::observer::{Answer, Observer};
 use crate::clock;
@@ -143,11 +144,13 @@ impl Handler {
             position: Some(position),
         };
         let mut sink = self.sink();
+        let span = observed.span();
         let answer = self
             .commit(&origin, &action, clock::now(), &mut |event| {
                 observed.saw(&event);
                 sink.take(event);
             })
+            .instrument(span)
             .await;
         observer.answered(observed, &origin, &answer);
         sink.deliveries

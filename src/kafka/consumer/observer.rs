@@ -37,6 +37,13 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The span to handle the command in (see `CommandSpan::span`).
+    pub fn span(&self) -> tracing::Span {
+        self.span
+            .as_ref()
+            .map_or_else(tracing::Span::none, CommandSpan::span)
+    }
+
     /// Takes note of an event the command caused.
     pub fn saw(&mut self, event: &Event) {
         self.evicted += usize::from(matches!(event.kind, EventKind::Expired { .. }));
@@ -68,6 +75,8 @@ impl Observer<'_> {
             span,
             evicted,
         } = observed;
+        // The log lines below are the command span's events.
+        let entered = span.as_ref().map(|span| span.span().entered());
         self.metrics.expired(ExpiryCause::MapLimit, evicted);
         let outcome = match answer.result {
             Ok(()) => Outcome::Applied,
@@ -95,6 +104,7 @@ impl Observer<'_> {
                 tracing::info!(command, %tenant, drop_id, %transaction_id, trace_id, %refusal, "refused")
             }
         }
+        drop(entered);
         if let Some(span) = span {
             let result = match answer.result {
                 Ok(()) => "applied",

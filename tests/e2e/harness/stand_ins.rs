@@ -1,5 +1,6 @@
-//! HTTP servers of ours that stand in for the peers the service calls: the equipment service
-//! and an OTLP/HTTP collector. Each listens on a free port of its own, on the test's runtime.
+//! HTTP servers of ours that stand in for the peers the service calls: the equipment service.
+//! (The OTLP receivers, built from the OpenTelemetry protobuf definitions, are in `otlp`.) Each
+//! listens on a free port of its own, on the test's runtime.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -121,41 +122,4 @@ async fn remove(
         Value::Null,
     ));
     StatusCode::NO_CONTENT
-}
-
-/// An OTLP/HTTP collector: keeps every JSON body posted to `/v1/traces`.
-pub struct Collector {
-    /// For `TRACE_ENDPOINT`.
-    pub url: String,
-    received: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Collector {
-    pub async fn start() -> Collector {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let kept = received.clone();
-        let app = Router::new().route(
-            "/v1/traces",
-            post(move |body: String| async move {
-                kept.lock()
-                    .unwrap()
-                    .push(serde_json::from_str::<Value>(&body).expect("OTLP JSON"));
-                "{}"
-            }),
-        );
-        let url = format!("http://{}", serve(app).await);
-        Collector { url, received }
-    }
-
-    /// Every span received so far (those of each body's first resource and scope).
-    pub fn spans(&self) -> Vec<Value> {
-        (self.received.lock().unwrap().iter())
-            .flat_map(|body| {
-                body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
 }
