@@ -41,8 +41,8 @@ use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown::{self, Trigger};
 use crate::store::redis::Keys;
-use crate::store::{DropStore, MemoryStore, RedisStore, RedisStoreConfig};
-use crate::trace::SpanExporter;
+use crate::store::{DropStore, MemoryStore, RedisStore, RedisStoreConfig, StoreError};
+use crate::trace::{SpanExporter, TraceError};
 
 /// How long committing and leaving the consumer group may take, at most, past the deadline:
 /// a gone broker must not hang exit.
@@ -61,12 +61,10 @@ pub enum StartError {
     Consumer(KafkaError),
     #[error("subscribing: {0}")]
     Subscribing(KafkaError),
-    /// The shared store's Redis, in the store's words.
-    #[error("{0}")]
-    Store(String),
-    /// The span exporter, in the OpenTelemetry SDK's words.
-    #[error("{0}")]
-    Trace(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 /// A running service: every part spawned, and what is needed to stop them in order.
@@ -150,8 +148,7 @@ impl Service {
                     endpoint,
                     settings.trace_protocol,
                     settings.trace_sampling_ratio,
-                )
-                .map_err(StartError::Trace)?,
+                )?,
                 None => SpanExporter::disabled(),
             },
             equipment,
@@ -487,8 +484,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<DropStore>, StartError> {
                 rules: settings.rules(),
                 max_live_drops: settings.max_live_drops,
             })
-            .await
-            .map_err(StartError::Store)?,
+            .await?,
         )),
     }))
 }

@@ -192,6 +192,14 @@ impl CommandSpan {
     }
 }
 
+/// Why spans cannot be exported to `TRACE_ENDPOINT`.
+#[derive(Debug, thiserror::Error)]
+#[error("TRACE_ENDPOINT {endpoint}: {source}")]
+pub struct TraceError {
+    endpoint: String,
+    source: opentelemetry_otlp::ExporterBuildError,
+}
+
 /// Where command spans go. Without `TRACE_ENDPOINT`, spans are not exported.
 #[derive(Clone)]
 pub struct SpanExporter {
@@ -209,7 +217,7 @@ impl SpanExporter {
         endpoint: &str,
         protocol: TraceProtocol,
         sampling_ratio: f64,
-    ) -> Result<SpanExporter, String> {
+    ) -> Result<SpanExporter, TraceError> {
         let exporter = match protocol {
             TraceProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -224,7 +232,10 @@ impl SpanExporter {
                 .with_timeout(EXPORT_TIMEOUT)
                 .build(),
         }
-        .map_err(|error| format!("TRACE_ENDPOINT {endpoint}: {error}"))?;
+        .map_err(|source| TraceError {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
         let provider = provider(exporter, sampling_ratio);
         if !telemetry::install_tracer(provider.tracer(SERVICE)) {
             tracing::warn!("a tracer was installed already: spans go on to its endpoint");

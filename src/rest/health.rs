@@ -18,7 +18,7 @@ use crate::kafka::consumer::CommandConsumer;
 use crate::kafka::producer::Producers;
 use crate::metrics::{Exposition, Gauges, Metrics};
 use crate::shutdown::Shutdown;
-use crate::store::DropStore;
+use crate::store::{DropStore, StoreError};
 
 /// How long the readiness probe waits for the broker's answer.
 const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,9 +50,8 @@ enum NotReady {
     ProducerBroke(String),
     #[error("producer cannot reach the broker: {0}")]
     NoBroker(KafkaError),
-    /// The store's own words (a shared store's Redis).
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("probe failed: {0}")]
     Probe(#[from] JoinError),
 }
@@ -87,7 +86,7 @@ impl Readiness {
                 .map_err(NotReady::NoBroker)
         })
         .await??;
-        self.store.check().await.map_err(NotReady::Store)
+        Ok(self.store.check().await?)
     }
 }
 

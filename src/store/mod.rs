@@ -17,7 +17,7 @@ pub mod redis;
 use std::sync::Arc;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisStore, RedisStoreConfig};
+pub use self::redis::{RedisStore, RedisStoreConfig, StoreError};
 
 use crate::drop::command::DropRequest;
 use crate::drop::event::Event;
@@ -195,7 +195,7 @@ impl DropStore {
     }
 
     /// Whether the store answers now (for readiness): the in-memory store always does.
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), StoreError> {
         match self {
             DropStore::Memory(_) => Ok(()),
             DropStore::Shared(store) => store.check().await,

@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
 
 pub use self::keys::{Keys, OUTBOX_SHARDS};
-pub use self::pool::client;
+pub use self::pool::{client, StoreError};
 use self::pool::{Connection, Pool};
 pub use self::record::decode_event;
 use super::{DropCounts, EventOut, LogPosition, Origin};
@@ -132,7 +132,7 @@ fn from_reply<T: FromRedisValue>(reply: Option<Value>) -> RedisResult<T> {
 
 impl RedisStore {
     /// Connects and checks that Redis answers.
-    pub async fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, String> {
+    pub async fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, StoreError> {
         let pool = Pool::new(config.url)?;
         pool.ping().await?;
         Ok(RedisStore {
@@ -609,7 +609,7 @@ impl RedisStore {
     }
 
     /// One PING, not retried: readiness must answer, not wait for Redis.
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), StoreError> {
         self.pool.ping().await
     }
 }

@@ -17,7 +17,16 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisResult};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult};
+
+/// Why the shared store cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("REDIS_URL {url:?}: {source}")]
+    Url { url: String, source: RedisError },
+    #[error("Redis: {0}")]
+    Redis(#[from] RedisError),
+}
 
 /// First pause after a failure; it doubles up to `MAX_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
@@ -38,16 +47,19 @@ pub struct Pool {
 /// A client of the Redis at `url`. Without TCP_NODELAY, a command written after another whose
 /// reply is pending waits for the delayed ACK: a step of several round trips then takes a
 /// millisecond instead of a few dozen microseconds.
-pub fn client(url: &str) -> Result<Client, String> {
-    let info = url
-        .into_connection_info()
-        .map_err(|error| format!("REDIS_URL {url:?}: {error}"))?
+pub fn client(url: &str) -> Result<Client, StoreError> {
+    let bad_url = |source| StoreError::Url {
+        url: url.to_owned(),
+        source,
+    };
+    let info = (url.into_connection_info())
+        .map_err(bad_url)?
         .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-    Client::open(info).map_err(|error| format!("REDIS_URL {url:?}: {error}"))
+    Client::open(info).map_err(bad_url)
 }
 
 impl Pool {
-    pub fn new(url: &str) -> Result<Pool, String> {
+    pub fn new(url: &str) -> Result<Pool, StoreError> {
         Ok(Pool {
             client: client(url)?,
             config: AsyncConnectionConfig::new()
@@ -107,15 +119,11 @@ impl Pool {
 
     /// Checks once that Redis answers: start-up fails fast on a wrong URL, and readiness
     /// answers rather than waits for Redis.
-    pub async fn ping(&self) -> Result<(), String> {
-        let mut connection = self
-            .take()
-            .await
-            .map_err(|error| format!("Redis: {error}"))?;
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.take().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut connection)
-            .await
-            .map_err(|error| format!("Redis: {error}"))?;
+            .await?;
         self.keep(connection);
         Ok(())
     }
