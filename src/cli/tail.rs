@@ -10,6 +10,7 @@ use super::CliError;
 use crate::config::Settings;
 use crate::drop::model::Millis;
 use crate::kafka::client;
+use crate::kafka::message::headers::REFUSAL_REASON;
 
 #[derive(Args, Debug)]
 pub struct TailArgs {
@@ -57,6 +58,8 @@ struct Shown {
     region: String,
     version: String,
     drop_id: Option<u32>,
+    /// The rule that refused a reservation (`REFUSAL_REASON`).
+    refused: Option<String>,
     value: Value,
     raw: String,
 }
@@ -88,6 +91,7 @@ impl Shown {
                 header_text(message, "MINOR_VERSION").unwrap_or_default()
             ),
             drop_id,
+            refused: header_text(message, REFUSAL_REASON),
             value: serde_json::from_str(&raw).unwrap_or(Value::Null),
             raw,
         }
@@ -139,7 +143,10 @@ impl Shown {
                     .unwrap_or_default();
                 format!("character {} {what}{pet}", number("characterId"))
             }
-            "RESERVATION_FAILURE" => format!("character {}", number("characterId")),
+            "RESERVATION_FAILURE" => match &self.refused {
+                Some(rule) => format!("character {} refused: {rule}", number("characterId")),
+                None => format!("character {}", number("characterId")),
+            },
             _ => String::new(),
         };
         format!(
@@ -228,6 +235,7 @@ mod tests {
                 region: "GMS".to_owned(),
                 version: "83.1".to_owned(),
                 drop_id: Some(1),
+                refused: Some("out_of_range".to_owned()),
                 value: serde_json::json!({"type": kind}),
                 raw: String::new(),
             };

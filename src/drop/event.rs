@@ -1,6 +1,7 @@
 //! Events as the domain produces them; `kafka::message::event` turns them into bytes.
 
 use super::model::{Contents, Correlation, Drop, DropSpec, Location, Millis, TenantRef};
+use super::rules::Refusal;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -31,8 +32,11 @@ pub enum EventKind {
         character_id: u32,
         contents: Contents,
     },
+    /// The answer to a refused reservation (`refused` names the rule), or to a cancel that
+    /// freed the drop (`refused` is none).
     ReservationFailure {
         character_id: u32,
+        refused: Option<Refusal>,
     },
 }
 

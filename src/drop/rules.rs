@@ -76,6 +76,13 @@ impl Refusal {
         Refusal::AlreadyApplied,
     ];
 
+    /// The refusal `name` names.
+    pub fn parse(name: &str) -> Option<Refusal> {
+        Refusal::ALL
+            .into_iter()
+            .find(|refusal| refusal.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Refusal::UnknownDrop => "unknown_drop",

@@ -47,15 +47,18 @@ pub struct Asker<'a> {
 }
 
 impl Asker<'_> {
-    /// A `RESERVATION_FAILURE` for `character_id`: it echoes the command's tenant and map (the
-    /// drop it names may not exist).
-    fn failure(&self, drop_id: u32, character_id: u32) -> Event {
+    /// A `RESERVATION_FAILURE` for `character_id`, naming the rule that refused it, if any: it
+    /// echoes the command's tenant and map (the drop it names may not exist).
+    fn failure(&self, drop_id: u32, character_id: u32, refused: Option<Refusal>) -> Event {
         Event {
             tenant: self.tenant.clone(),
             location: self.location,
             drop_id,
             correlation: self.correlation.clone(),
-            kind: EventKind::ReservationFailure { character_id },
+            kind: EventKind::ReservationFailure {
+                character_id,
+                refused,
+            },
         }
     }
 }
@@ -165,7 +168,7 @@ impl Rules {
                 writes: vec![Write::Update(drop)],
             },
             Err(refusal) => Transition {
-                events: vec![asker.failure(request.drop_id, request.character_id)],
+                events: vec![asker.failure(request.drop_id, request.character_id, Some(refusal))],
                 ..Transition::refused(refusal)
             },
         }
@@ -188,7 +191,7 @@ impl Rules {
         }
         Transition {
             answer: Ok(()),
-            events: vec![asker.failure(request.drop_id, request.character_id)],
+            events: vec![asker.failure(request.drop_id, request.character_id, None)],
             // A sweep that met the drop held put its entry off; free again, it expires on time.
             writes: vec![Write::Update(drop)],
         }

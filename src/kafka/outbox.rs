@@ -26,8 +26,7 @@ use redis::{Connection, RedisError, RedisResult, Script};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::message::event::{encode_key, encode_value};
-use super::message::headers::event_headers;
+use super::message::event::{encode_headers, encode_key, encode_value};
 use super::producer::{broker_answer, enqueue_blocking, DeliveryError, Producers};
 use super::topics::OurTopics;
 use crate::metrics::Metrics;
@@ -99,7 +98,7 @@ fn record_of(fields: &[(String, Vec<u8>)]) -> Option<OutboxRecord> {
     Some(OutboxRecord {
         key: encode_key(event.drop_id).to_vec(),
         value: encode_value(&event),
-        headers: event_headers(&event.tenant, &event.correlation),
+        headers: encode_headers(&event),
     })
 }
 

@@ -31,8 +31,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::context::KafkaContext;
-use super::message::event::{encode_key, encode_value};
-use super::message::headers::event_headers;
+use super::message::event::{encode_headers, encode_key, encode_value};
 use super::topics::OurTopics;
 use crate::drop::event::Event;
 use crate::metrics::{Metrics, RecordKind};
@@ -485,7 +484,7 @@ impl Feeder {
                 &self.topics.events,
                 Some(encode_key(event.drop_id).to_vec()),
                 Some(encode_value(event)),
-                event_headers(&event.tenant, &event.correlation),
+                encode_headers(event),
             ),
             Outgoing::DeadLetter(letter) => (
                 (self.topics.dead_letters.as_ref())

@@ -208,7 +208,8 @@ async fn tail_keeps_its_columns() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains(" RESERVATION_FAILURE tenant=")),
+            .any(|l| l.contains(" RESERVATION_FAILURE tenant=")
+                && l.ends_with("character 7 refused: out_of_range")),
         "{tail}"
     );
 }

@@ -377,3 +377,48 @@ async fn missing_fields_take_their_defaults() {
     peer.send(&pick_up(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.body()["petSlot"], -1);
 }
+
+/// A refused reservation's `RESERVATION_FAILURE` names the rule in `REFUSAL_REASON` (through the
+/// outbox too); a cancel's answer names none.
+async fn refusals_name_their_rule(store: Store) {
+    let mut env = TestEnv::with(Options::default().store(store)).await;
+    let peer = &mut env.peer;
+    let created = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await;
+    let id = created.drop_id();
+    let reason = |event: &Event| {
+        assert_eq!(event.kind(), "RESERVATION_FAILURE", "{event:?}");
+        (event.headers.get("REFUSAL_REASON"))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+    };
+    let mut far = reserve(MAP, id, 7);
+    far["body"]["characterX"] = serde_json::json!(30_000);
+    peer.send(&far).await;
+    assert_eq!(
+        reason(&peer.next_event().await).as_deref(),
+        Some("out_of_range")
+    );
+    peer.send(&reserve(MAP, 1_999_999_999, 7)).await;
+    assert_eq!(
+        reason(&peer.next_event().await).as_deref(),
+        Some("unknown_drop")
+    );
+    peer.send(&reserve(MAP, id, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    peer.send(&reserve(MAP, id, 8)).await;
+    assert_eq!(
+        reason(&peer.next_event().await).as_deref(),
+        Some("held_by_other")
+    );
+    peer.send(&cancel(MAP, id, 7)).await;
+    assert_eq!(reason(&peer.next_event().await), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_name_their_rule_in_memory() {
+    refusals_name_their_rule(Store::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_name_their_rule_on_the_shared_store() {
+    refusals_name_their_rule(Store::Shared).await;
+}

@@ -1,9 +1,11 @@
 //! Encoding of events for `EVENT_TOPIC_DROP_STATUS`: key, JSON value and headers exactly as the
 //! peers read them (kafka.md, contract §2).
 
+use rdkafka::message::{Header, OwnedHeaders};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::headers::{event_headers, REFUSAL_REASON};
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Contents, Millis};
 
@@ -108,7 +110,7 @@ fn body(kind: &EventKind) -> Body {
                 meso,
             }
         }
-        EventKind::ReservationFailure { character_id } => Body::ReservationFailure {
+        EventKind::ReservationFailure { character_id, .. } => Body::ReservationFailure {
             character_id: *character_id,
         },
     }
@@ -126,6 +128,23 @@ pub fn encode_value(event: &Event) -> Vec<u8> {
         body: body(&event.kind),
     };
     serde_json::to_vec(&envelope).expect("events always serialize")
+}
+
+/// The headers of an event: its tenant's and its trace context (`event_headers`), and on a
+/// refused reservation's `RESERVATION_FAILURE` the rule that refused it (`REFUSAL_REASON`, e.g.
+/// `out_of_range`; peers ignore headers they do not know).
+pub fn encode_headers(event: &Event) -> OwnedHeaders {
+    let headers = event_headers(&event.tenant, &event.correlation);
+    match event.kind {
+        EventKind::ReservationFailure {
+            refused: Some(refusal),
+            ..
+        } => headers.insert(Header {
+            key: REFUSAL_REASON,
+            value: Some(refusal.name()),
+        }),
+        _ => headers,
+    }
 }
 
 /// The key of every event: the drop id, little-endian, in 8 bytes (contract §2).

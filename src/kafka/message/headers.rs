@@ -58,6 +58,8 @@ pub fn parse_tenant(headers: Option<&impl Headers>) -> Result<Tenant, String> {
 /// The longest `tracestate` passed on (contract §2); W3C lets a hop drop a longer one. A
 /// `traceparent` longer than this cannot be valid and is dropped too. Without the bound a peer
 /// could make every event we send for it too large for the broker.
+/// On a refused reservation's `RESERVATION_FAILURE`: the rule that refused it.
+pub const REFUSAL_REASON: &str = "REFUSAL_REASON";
 pub const TRACE_HEADER_BYTES: usize = 512;
 
 /// The W3C trace context, passed on unchanged when within bounds, else dropped.

@@ -13,6 +13,7 @@ use crate::drop::model::{
     Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Reservation,
     Status, Tenant,
 };
+use crate::drop::rules::Refusal;
 
 #[derive(Serialize, Deserialize)]
 struct TenantRecord {
@@ -209,6 +210,9 @@ enum KindRecord {
     },
     ReservationFailure {
         character: u32,
+        /// The refusal's name (`Refusal::name`); none for a cancel's answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
     },
 }
 
@@ -261,8 +265,12 @@ pub fn encode_event(event: &Event) -> String {
             character: *character_id,
             contents: ContentsRecord::of(*contents),
         },
-        EventKind::ReservationFailure { character_id } => KindRecord::ReservationFailure {
+        EventKind::ReservationFailure {
+            character_id,
+            refused,
+        } => KindRecord::ReservationFailure {
             character: *character_id,
+            refused: refused.map(|refusal| refusal.name().to_owned()),
         },
     };
     let record = EventRecord {
@@ -310,8 +318,14 @@ pub fn decode_event(text: &[u8]) -> Result<Event, String> {
             character_id: character,
             contents: contents.read()?,
         },
-        KindRecord::ReservationFailure { character } => EventKind::ReservationFailure {
+        KindRecord::ReservationFailure { character, refused } => EventKind::ReservationFailure {
             character_id: character,
+            refused: match refused {
+                None => None,
+                Some(name) => Some(
+                    Refusal::parse(&name).ok_or_else(|| format!("event record: refusal {name}"))?,
+                ),
+            },
         },
     };
     Ok(Event {
@@ -379,7 +393,10 @@ mod tests {
             tracestate: Some(vec![0xff, 0, b'x']),
         };
         let failure = Event {
-            kind: EventKind::ReservationFailure { character_id: 8 },
+            kind: EventKind::ReservationFailure {
+                character_id: 8,
+                refused: Some(Refusal::OutOfRange),
+            },
             drop_id: 12,
             ..Event::expired(&drop)
         };

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::drop::model::{Correlation, DropSpec, Dropper, Location, Point, Tenant};
-use crate::kafka::message::headers::event_headers;
+use crate::drop::rules::Refusal;
 
 fn event(kind: EventKind) -> Event {
     Event {
@@ -92,7 +92,10 @@ fn every_event_has_the_contract_shape_and_field_order() {
         )
     );
     assert_eq!(
-        text(EventKind::ReservationFailure { character_id: 5 }),
+        text(EventKind::ReservationFailure {
+            character_id: 5,
+            refused: Some(Refusal::HeldByOther)
+        }),
         format!(r#"{HEAD}"type":"RESERVATION_FAILURE","body":{{"characterId":5}}}}"#)
     );
 }
@@ -117,7 +120,7 @@ fn drop_time_is_rfc3339_utc_with_trimmed_fractions() {
 fn headers_carry_the_tenant_in_binary_and_the_trace() {
     let mut traced = event(EventKind::Expired { equipment_id: 9 });
     traced.correlation.traceparent = Some(b"00-abc-def-01".to_vec());
-    let headers = event_headers(&traced.tenant, &traced.correlation);
+    let headers = encode_headers(&traced);
     let pairs: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.key, h.value.unwrap())).collect();
     assert_eq!(
         pairs,
@@ -129,4 +132,25 @@ fn headers_carry_the_tenant_in_binary_and_the_trace() {
             ("traceparent", b"00-abc-def-01"),
         ]
     );
+}
+
+#[test]
+fn a_refused_reservations_failure_names_the_rule_and_a_cancels_does_not() {
+    let refused = event(EventKind::ReservationFailure {
+        character_id: 5,
+        refused: Some(Refusal::OutOfRange),
+    });
+    let named = |event: &Event| -> Option<Vec<u8>> {
+        let headers = encode_headers(event);
+        let found = headers.iter().find(|h| h.key == "REFUSAL_REASON");
+        found.and_then(|h| h.value.map(<[u8]>::to_vec))
+    };
+    assert_eq!(named(&refused), Some(b"out_of_range".to_vec()));
+    let cancelled = event(EventKind::ReservationFailure {
+        character_id: 5,
+        refused: None,
+    });
+    assert_eq!(named(&cancelled), None);
+    // The body is the contract's either way.
+    assert_eq!(encode_value(&refused), encode_value(&cancelled));
 }
