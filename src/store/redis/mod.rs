@@ -145,25 +145,27 @@ impl RedisStore {
     }
 
     /// Runs one step to completion. The first round trip checks the command's offset against
-    /// the applied record (watching it) and finds the map of the drop `about`, if any; `decide`
-    /// then watches and reads what its rule needs (given that map's key) and returns the
-    /// rule's transition; its writes, its events and the command's offset go in one
-    /// MULTI/EXEC. When a watched key changed meanwhile, the step is decided again. A command
-    /// met again (its offset is in the applied record) is answered `AlreadyApplied` and
-    /// changes nothing.
+    /// the applied record (watching it), finds the map of the drop `about`, if any, and runs
+    /// what `prefetch` adds (the watches and reads the step expects to need: one round trip
+    /// fewer when it guessed right); `decide` gets the map's key and the prefetched replies,
+    /// watches and reads whatever else its rule needs, and returns the rule's transition; its
+    /// writes, its events and the command's offset go in one MULTI/EXEC. When a watched key
+    /// changed meanwhile, the step is decided again. A command met again (its offset is in the
+    /// applied record) is answered `AlreadyApplied` and changes nothing.
     async fn step<'a, T: Send + 'a>(
         &'a self,
         what: &str,
         position: Option<&'a LogPosition>,
         about: Option<u32>,
         out: EventOut<'_>,
-        decide: impl Fn(Connection, Option<String>) -> Deciding<'a, T> + Send + Sync + 'a,
+        prefetch: impl Fn(&mut Pipeline) + Send + Sync + 'a,
+        decide: impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Send + Sync + 'a,
     ) -> Result<T, Refusal> {
         let about = about.and_then(DropId::new);
-        let decide = &decide;
+        let (prefetch, decide) = (&prefetch, &decide);
         let transition = (self.pool)
             .run(what, |connection| {
-                self.attempt(connection, position, about, decide)
+                self.attempt(connection, position, about, prefetch, decide)
             })
             .await;
         let Some(transition) = transition else {
@@ -180,7 +182,8 @@ impl RedisStore {
         mut connection: Connection,
         position: Option<&'a LogPosition>,
         about: Option<DropId>,
-        decide: &(impl Fn(Connection, Option<String>) -> Deciding<'a, T> + Sync),
+        prefetch: &(impl Fn(&mut Pipeline) + Sync),
+        decide: &(impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Sync),
     ) -> RedisResult<Option<Transition<T>>> {
         let applied = position.map(|position| self.keys.applied(&position.partition));
         loop {
@@ -197,6 +200,7 @@ impl RedisStore {
                 // A drop never moves: its map's key needs no watching, the map does.
                 first.hget(self.keys.ids(), id.get());
             }
+            prefetch(&mut first);
             let replies = if first.is_empty() {
                 Vec::new()
             } else {
@@ -215,8 +219,11 @@ impl RedisStore {
                     Verdict::LogStartedAgain => applied_writes = Some((key, i64::MIN, true)),
                 }
             }
-            let map: Option<String> = from_reply(replies.next())?;
-            let transition = decide(connection.clone(), map).await?;
+            let map: Option<String> = match about {
+                Some(_) => from_reply(replies.next())?,
+                None => None,
+            };
+            let transition = decide(connection.clone(), map, replies).await?;
             if applied_writes.is_none() && transition.is_empty() {
                 unwatch(&mut connection).await?;
                 return Ok(Some(transition));
@@ -256,16 +263,33 @@ impl RedisStore {
         decide: impl Fn(Option<Drop>) -> Transition<T> + Send + Sync,
     ) -> Result<T, Refusal> {
         let position = origin.position.as_ref();
+        // The drop most likely lies on the map the command names: watched and read at once.
+        let expected = &self.keys.map(&origin.tenant, origin.location);
+        let prefetch = move |first: &mut Pipeline| {
+            first
+                .cmd("WATCH")
+                .arg(expected)
+                .ignore()
+                .hget(expected, raw);
+        };
         let decide = &decide;
-        let on_drop = move |mut connection: Connection, map: Option<String>| -> Deciding<'_, T> {
+        let on_drop = move |mut connection: Connection,
+                            map: Option<String>,
+                            mut prefetched: Replies|
+              -> Deciding<'_, T> {
             Box::pin(async move {
-                let found = self
-                    .watch_drop(&mut connection, map.as_deref(), raw)
-                    .await?;
+                let record: Option<Vec<u8>> = from_reply(prefetched.next())?;
+                let found = match map {
+                    Some(map) if map == *expected => record.and_then(|r| self.decode(&r)),
+                    map => {
+                        self.watch_drop(&mut connection, map.as_deref(), raw)
+                            .await?
+                    }
+                };
                 Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
             })
         };
-        self.step("on_drop", position, Some(raw), out, on_drop)
+        self.step("on_drop", position, Some(raw), out, prefetch, on_drop)
             .await
     }
 
@@ -393,15 +417,18 @@ impl RedisStore {
     /// expired.
     async fn sweep_one(&self, id: DropId, now: Millis, out: EventOut<'_>) -> bool {
         let raw = id.get();
-        let sweep = move |mut connection: Connection, map: Option<String>| -> Deciding<'_, bool> {
-            Box::pin(async move {
-                let found = self
-                    .watch_drop(&mut connection, map.as_deref(), raw)
-                    .await?;
-                Ok(self.rules.sweep(id, found, now))
-            })
-        };
-        self.step("expire", None, Some(raw), out, sweep).await == Ok(true)
+        let sweep =
+            move |mut connection: Connection, map: Option<String>, _| -> Deciding<'_, bool> {
+                Box::pin(async move {
+                    let found = self
+                        .watch_drop(&mut connection, map.as_deref(), raw)
+                        .await?;
+                    Ok(self.rules.sweep(id, found, now))
+                })
+            };
+        self.step("expire", None, Some(raw), out, |_| {}, sweep)
+            .await
+            == Ok(true)
     }
 
     /// Creates a drop (`Rules::spawn`), unless the store holds its most drops (`has_room`).
@@ -416,45 +443,51 @@ impl RedisStore {
         let map = &map;
         // Allocated once (0: not yet): a step decided again keeps its id.
         let allocated = &AtomicU32::new(0);
-        let spawn = move |mut connection: Connection, _| -> Deciding<'_, Drop> {
-            Box::pin(async move {
-                if self.max_live_drops != 0 {
-                    let live: Option<usize> = redis::cmd("GET")
-                        .arg(self.keys.live())
-                        .query_async(&mut connection)
-                        .await?;
+        // The map, watched, its size, and the drops lying: in the step's first round trip.
+        let prefetch = move |first: &mut Pipeline| {
+            first
+                .cmd("WATCH")
+                .arg(map)
+                .ignore()
+                .hlen(map)
+                .get(self.keys.live());
+        };
+        let spawn =
+            move |mut connection: Connection, _, mut prefetched: Replies| -> Deciding<'_, Drop> {
+                Box::pin(async move {
+                    let on_map: usize = from_reply(prefetched.next())?;
+                    let live: Option<usize> = from_reply(prefetched.next())?;
                     if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
                         return Ok(Transition::refused(refusal));
                     }
-                }
-                let id = match DropId::new(allocated.load(Ordering::Relaxed)) {
-                    Some(id) => id,
-                    None => {
-                        let id = self.allocate(&mut connection).await?;
-                        allocated.store(id.get(), Ordering::Relaxed);
-                        id
-                    }
-                };
-                let (on_map,): (usize,) = redis::pipe()
-                    .cmd("WATCH")
-                    .arg(map)
-                    .ignore()
-                    .hlen(map)
-                    .query_async(&mut connection)
-                    .await?;
-                // The map's drops are read only when one must make room.
-                let drops = match self.rules.map_is_full(on_map) {
-                    true => self.map_drops(&mut connection, map).await?,
-                    false => Vec::new(),
-                };
-                let new = origin.spawned(id, spec, now);
-                Ok(self
-                    .rules
-                    .spawn(new, &origin.correlation, on_map, &drops, now))
-            })
-        };
-        self.step("spawn", origin.position.as_ref(), None, out, spawn)
-            .await
+                    let id = match DropId::new(allocated.load(Ordering::Relaxed)) {
+                        Some(id) => id,
+                        None => {
+                            let id = self.allocate(&mut connection).await?;
+                            allocated.store(id.get(), Ordering::Relaxed);
+                            id
+                        }
+                    };
+                    // The map's drops are read only when one must make room.
+                    let drops = match self.rules.map_is_full(on_map) {
+                        true => self.map_drops(&mut connection, map).await?,
+                        false => Vec::new(),
+                    };
+                    let new = origin.spawned(id, spec, now);
+                    Ok(self
+                        .rules
+                        .spawn(new, &origin.correlation, on_map, &drops, now))
+                })
+            };
+        self.step(
+            "spawn",
+            origin.position.as_ref(),
+            None,
+            out,
+            prefetch,
+            spawn,
+        )
+        .await
     }
 
     /// Makes the change a command asks of the drop it names (`Rules::on_drop`).
@@ -613,6 +646,9 @@ impl RedisStore {
         self.pool.ping().await
     }
 }
+
+/// The replies to what a step's `prefetch` added to its first round trip, in order.
+type Replies = std::vec::IntoIter<Value>;
 
 /// What a step's `decide` returns: reading, then the rule's transition.
 type Deciding<'a, T> = BoxFuture<'a, RedisResult<Transition<T>>>;
