@@ -59,36 +59,6 @@ impl Blocking {
         Blocking::run(self.0.on_drop(origin, &request, now, out))
     }
 
-    pub fn reserve(
-        &self,
-        origin: &Origin,
-        request: &ReserveRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        self.on_drop(origin, DropRequest::Reserve(*request), now, out)
-    }
-
-    pub fn cancel(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        self.on_drop(origin, DropRequest::CancelReservation(*request), now, out)
-    }
-
-    pub fn pick_up(
-        &self,
-        origin: &Origin,
-        request: &CharacterRequest,
-        now: Millis,
-        out: EventOut<'_>,
-    ) -> Result<(), Refusal> {
-        self.on_drop(origin, DropRequest::PickUp(*request), now, out)
-    }
-
     pub fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
         Blocking::run(self.0.expire_due(now, out))
     }
@@ -341,6 +311,10 @@ pub fn behaves_as_the_model(
         let (mut got, mut want) = (Vec::new(), Vec::new());
         let out = &mut |e| got.push(e);
         let pick = |pick: usize| ever[pick % ever.len()];
+        // A command on a drop: decided below, by the store and by the model.
+        let mut on_drop = None;
+        // One sweep visits shards in turn: only the set of its events is defined.
+        let mut in_any_order = false;
         match op {
             Op::Spawn {
                 tenant,
@@ -373,12 +347,7 @@ pub fn behaves_as_the_model(
                     pet_slot: if pet { 0 } else { -1 },
                     party_id: party,
                 };
-                let found = model.find(&origin.tenant, request.drop_id);
-                let transition = RULES.reserve(found, origin.asker(), &request, now);
-                prop_assert_eq!(
-                    store.reserve(&origin, &request, now, out),
-                    model.commit(transition, &mut want)
-                );
+                on_drop = Some((origin, DropRequest::Reserve(request)));
             }
             Op::Cancel {
                 pick: p,
@@ -390,12 +359,7 @@ pub fn behaves_as_the_model(
                     drop_id: pick(p),
                     character_id: character,
                 };
-                let found = model.find(&origin.tenant, request.drop_id);
-                let transition = RULES.cancel(found, origin.asker(), &request, now);
-                prop_assert_eq!(
-                    store.cancel(&origin, &request, now, out),
-                    model.commit(transition, &mut want)
-                );
+                on_drop = Some((origin, DropRequest::CancelReservation(request)));
             }
             Op::PickUp {
                 pick: p,
@@ -408,22 +372,27 @@ pub fn behaves_as_the_model(
                     drop_id: pick(p),
                     character_id: character,
                 };
-                let found = model.find(&origin.tenant, request.drop_id);
-                let transition = RULES.pick_up(found, origin.asker(), &request, now);
-                prop_assert_eq!(
-                    store.pick_up(&origin, &request, now, out),
-                    model.commit(transition, &mut want)
-                );
+                on_drop = Some((origin, DropRequest::PickUp(request)));
             }
             Op::Wait { ms } => {
                 now = now.saturating_add(ms);
                 let expired = store.expire_due(now, out);
                 model.expire_due(now, &mut want);
                 prop_assert_eq!(expired, want.len());
-                // One sweep visits shards in turn: only the set of events is defined.
-                got = by_drop(got);
-                want = by_drop(want);
+                in_any_order = true;
             }
+        }
+        if let Some((origin, request)) = on_drop {
+            let found = model.find(&origin.tenant, request.drop_id());
+            let transition = RULES.on_drop(&request, found, origin.asker(), now);
+            prop_assert_eq!(
+                store.on_drop(&origin, request, now, out),
+                model.commit(transition, &mut want)
+            );
+        }
+        if in_any_order {
+            got = by_drop(got);
+            want = by_drop(want);
         }
         prop_assert_eq!(&got, &want);
         // A shared store keeps every event in its outbox until a relay sends it (none runs here).
@@ -498,7 +467,8 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blockin
                     };
                     start.wait();
                     let mut events = Vec::new();
-                    let outcome = store.reserve(&origin(0, 0, 2), &request, Millis(1), &mut |e| {
+                    let request = DropRequest::Reserve(request);
+                    let outcome = store.on_drop(&origin(0, 0, 2), request, Millis(1), &mut |e| {
                         events.push(e)
                     });
                     (outcome, events)

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
-use crate::drop::command::{CharacterRequest, ReserveRequest};
+use crate::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::Point;
 use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
@@ -190,24 +190,24 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     assert_eq!(shared.outbox_len(), 5);
 
     // A refusal is recorded as well: its RESERVATION_FAILURE is not sent twice.
-    let far = ReserveRequest {
+    let far = DropRequest::Reserve(ReserveRequest {
         drop_id: drop.id.get(),
         character_id: 1,
         position: Point { x: 5_000, y: 0 },
         pet_slot: -1,
         party_id: 0,
-    };
+    });
     let origin_at = |offset| Origin {
         position: at("group/commands/2", offset, i64::MIN),
         ..origin(0, 0, 10)
     };
     let mut failures = Vec::new();
     assert_eq!(
-        a.reserve(&origin_at(1), &far, Millis(1), &mut |e| failures.push(e)),
+        a.on_drop(&origin_at(1), far, Millis(1), &mut |e| failures.push(e)),
         Err(Refusal::OutOfRange)
     );
     assert_eq!(
-        b.reserve(&origin_at(1), &far, Millis(1), &mut |e| failures.push(e)),
+        b.on_drop(&origin_at(1), far, Millis(1), &mut |e| failures.push(e)),
         Err(Refusal::AlreadyApplied)
     );
     assert_eq!(failures.len(), 1);
@@ -275,7 +275,12 @@ fn drops_outlive_the_instance_that_made_them() {
         character_id: 1,
     };
     assert!(restarted
-        .pick_up(&origin(0, 0, 2), &pick, Millis(1), &mut |_| {})
+        .on_drop(
+            &origin(0, 0, 2),
+            DropRequest::PickUp(pick),
+            Millis(1),
+            &mut |_| {}
+        )
         .is_ok());
     assert_eq!(restarted.get(&made.tenant, made.id.get(), Millis(1)), None);
 }
