@@ -84,12 +84,13 @@ impl ExpiryCause {
     }
 }
 
-const EVENT_TYPES: [&str; 5] = [
+const EVENT_TYPES: [&str; 6] = [
     "CREATED",
     "EXPIRED",
     "PICKED_UP",
     "RESERVED",
     "RESERVATION_FAILURE",
+    "CONSUMED",
 ];
 
 fn event_index(kind: &EventKind) -> usize {
@@ -99,6 +100,7 @@ fn event_index(kind: &EventKind) -> usize {
         EventKind::PickedUp { .. } => 2,
         EventKind::Reserved { .. } => 3,
         EventKind::ReservationFailure { .. } => 4,
+        EventKind::Consumed { .. } => 5,
     }
 }
 

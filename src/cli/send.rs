@@ -42,6 +42,17 @@ enum SendCommand {
     Cancel(DropArgs),
     /// REQUEST_PICK_UP: a character picks up a drop.
     PickUp(DropArgs),
+    /// CONSUME: a reactor or a skill destroys a drop, crediting nobody.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    at: LocationArgs,
+    /// Drop id.
+    #[arg(long)]
+    drop: u32,
 }
 
 /// A drop of an item (`--item`) or of mesos (`--mesos`): exactly one of them.
@@ -176,6 +187,12 @@ fn command(send: &SendCommand) -> Result<(&'static str, LocationArgs, Value, u32
             "REQUEST_PICK_UP",
             args.at,
             json!({"dropId": args.drop, "characterId": args.character}),
+            args.at.map,
+        ),
+        SendCommand::Consume(args) => (
+            "CONSUME",
+            args.at,
+            json!({"dropId": args.drop}),
             args.at.map,
         ),
     })

@@ -25,6 +25,10 @@ pub enum DropRequest {
     Reserve(ReserveRequest),
     CancelReservation(CharacterRequest),
     PickUp(CharacterRequest),
+    /// `CONSUME` (contract-head §3): a reactor or a skill destroys the drop, crediting nobody.
+    Consume {
+        drop_id: u32,
+    },
 }
 
 impl DropRequest {
@@ -35,6 +39,7 @@ impl DropRequest {
             DropRequest::CancelReservation(request) | DropRequest::PickUp(request) => {
                 request.drop_id
             }
+            DropRequest::Consume { drop_id } => *drop_id,
         }
     }
 }
@@ -67,16 +72,18 @@ pub enum CommandType {
     RequestReservation,
     CancelReservation,
     RequestPickUp,
+    Consume,
 }
 
 impl CommandType {
     /// Every type, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [CommandType; 5] = [
+    pub const ALL: [CommandType; 6] = [
         CommandType::Spawn,
         CommandType::SpawnFromCharacter,
         CommandType::RequestReservation,
         CommandType::CancelReservation,
         CommandType::RequestPickUp,
+        CommandType::Consume,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +93,7 @@ impl CommandType {
             CommandType::RequestReservation => "REQUEST_RESERVATION",
             CommandType::CancelReservation => "CANCEL_RESERVATION",
             CommandType::RequestPickUp => "REQUEST_PICK_UP",
+            CommandType::Consume => "CONSUME",
         }
     }
 

@@ -38,6 +38,10 @@ pub enum EventKind {
         character_id: u32,
         refused: Option<Refusal>,
     },
+    /// The drop destroyed by `CONSUME`; like `Expired`, it names the equipment to delete.
+    Consumed {
+        equipment_id: u32,
+    },
 }
 
 impl EventKind {
@@ -49,6 +53,7 @@ impl EventKind {
             EventKind::PickedUp { .. } => "PICKED_UP",
             EventKind::Reserved { .. } => "RESERVED",
             EventKind::ReservationFailure { .. } => "RESERVATION_FAILURE",
+            EventKind::Consumed { .. } => "CONSUMED",
         }
     }
 }
@@ -95,6 +100,13 @@ impl Event {
             pet_slot,
         };
         Event::about(drop, correlation, kind)
+    }
+
+    /// `CONSUMED` carries the command's transaction id and trace context, and the drop's
+    /// location and tenant.
+    pub fn consumed(drop: &Drop, correlation: Correlation) -> Event {
+        let equipment_id = drop.spec.contents.equipment_id();
+        Event::about(drop, correlation, EventKind::Consumed { equipment_id })
     }
 
     pub fn expired(drop: &Drop) -> Event {

@@ -572,3 +572,41 @@ fn the_sweep_expires_looks_again_or_forgets() {
         [Write::Unschedule { id }]
     );
 }
+
+#[test]
+fn a_consume_removes_the_drop_held_or_not_and_credits_nobody() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    let tenant = d.tenant.clone();
+    let asker = asking(&tenant);
+    let consumed = rules.consume(Some(d.clone()), asker, T0);
+    assert_eq!(kinds(&consumed), ["CONSUMED"]);
+    assert_eq!(consumed.writes, [Write::Remove(d.clone())]);
+    assert_eq!(consumed.events[0].drop_id, d.id.get());
+    rules
+        .try_reserve(&mut d, &request(7, 0, 0), HERE, T0)
+        .unwrap();
+    let held = rules.consume(Some(d.clone()), asker, T0);
+    assert_eq!(
+        kinds(&held),
+        ["CONSUMED"],
+        "the reservation goes with the drop"
+    );
+    let elsewhere = Asker {
+        location: THERE,
+        ..asker
+    };
+    assert_eq!(
+        rules.consume(Some(d.clone()), elsewhere, T0),
+        Transition::refused(Refusal::WrongMap)
+    );
+    let lapsed = T0.saturating_add(rules.reservation_timeout_ms);
+    assert_eq!(
+        rules.consume(Some(d), asker, lapsed),
+        Transition::refused(Refusal::UnknownDrop)
+    );
+    assert_eq!(
+        rules.consume(None, asker, T0),
+        Transition::refused(Refusal::UnknownDrop)
+    );
+}

@@ -141,6 +141,7 @@ impl Rules {
             DropRequest::Reserve(request) => self.reserve(found, asker, request, now),
             DropRequest::CancelReservation(request) => self.cancel(found, asker, request, now),
             DropRequest::PickUp(request) => self.pick_up(found, asker, request, now),
+            DropRequest::Consume { .. } => self.consume(found, asker, now),
         }
     }
 
@@ -221,6 +222,27 @@ impl Rules {
                 writes: vec![Write::Remove(drop)],
             },
             Err(refusal) => Transition::refused(refusal),
+        }
+    }
+
+    /// A `CONSUME` (contract-head §3): the drop, AVAILABLE or held (the reservation goes with
+    /// it), leaves the map crediting nobody, with `CONSUMED`. A drop that is not in the
+    /// location the command names, or is gone, is refused in silence; consumed twice, it is
+    /// gone the second time.
+    pub fn consume(&self, found: Option<Drop>, asker: Asker<'_>, now: Millis) -> Transition<()> {
+        let Some(drop) = found else {
+            return Transition::refused(Refusal::UnknownDrop);
+        };
+        if self.has_lapsed(&drop, now) {
+            return Transition::refused(Refusal::UnknownDrop);
+        }
+        if drop.location != asker.location {
+            return Transition::refused(Refusal::WrongMap);
+        }
+        Transition {
+            answer: Ok(()),
+            events: vec![Event::consumed(&drop, asker.correlation.clone())],
+            writes: vec![Write::Remove(drop)],
         }
     }
 

@@ -54,12 +54,17 @@ impl Events {
     }
 
     /// What the events' observers do: every `EXPIRED` passes here, whatever expired the drop
-    /// (its time, its map's cap, a shutdown), so its equipment, if any, is deleted.
+    /// (its time, its map's cap, a shutdown), and every `CONSUMED`, so the gone drop's
+    /// equipment, if any, is deleted.
     fn observe(&self, event: &Event) {
-        if let (Some(janitor), EventKind::Expired { equipment_id }) = (&self.janitor, &event.kind) {
-            if *equipment_id != 0 {
-                janitor.delete(event.tenant.clone(), *equipment_id);
+        let equipment_id = match event.kind {
+            EventKind::Expired { equipment_id } | EventKind::Consumed { equipment_id } => {
+                equipment_id
             }
+            _ => 0,
+        };
+        if let (Some(janitor), true) = (&self.janitor, equipment_id != 0) {
+            janitor.delete(event.tenant.clone(), equipment_id);
         }
     }
 }

@@ -160,3 +160,25 @@ async fn a_redelivered_equip_spawn_on_the_shared_store_asks_for_no_second_equipm
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"equipmentId\":5001"), "{body}");
 }
+
+/// A consumed equip drop's equipment is deleted as an expired one's (contract-head §3).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumed_equip_drop_deletes_its_equipment() {
+    let equipment = EquipmentService::start().await;
+    let options = Options::default().env("EQUIPABLES_SERVICE_URL", &equipment.url);
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
+    let consumed = peer.spawn_drop(&spawn_item(MAP, 1_302_000)).await.drop_id();
+    peer.send(&command("CONSUME", MAP, json!({ "dropId": consumed })))
+        .await;
+    assert_eq!(peer.next_event().await.kind(), "CONSUMED");
+    let started = std::time::Instant::now();
+    while equipment.requests("DELETE").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no DELETE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deleted: Vec<String> = (equipment.requests("DELETE").into_iter())
+        .map(|request| request.1)
+        .collect();
+    assert_eq!(deleted, ["/api/equipables/5001"]);
+}

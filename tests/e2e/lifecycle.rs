@@ -422,3 +422,44 @@ async fn refusals_name_their_rule_in_memory() {
 async fn refusals_name_their_rule_on_the_shared_store() {
     refusals_name_their_rule(Store::Shared).await;
 }
+
+/// `CONSUME` (contract-head §3): an AVAILABLE or a held drop leaves with `CONSUMED` (body `{}`,
+/// the command's transaction id); consumed twice, one `CONSUMED`; an unknown drop, nothing.
+async fn consume_removes_the_drop_once(store: Store) {
+    let mut env = TestEnv::with(Options::default().store(store)).await;
+    let peer = &mut env.peer;
+    let consume = |drop_id: u64| command("CONSUME", MAP, json!({ "dropId": drop_id }));
+    let lying = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    let held = peer.spawn_drop(&spawn_item(MAP, 2_000_000)).await.drop_id();
+    peer.send(&reserve(MAP, held, 7)).await;
+    assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    for drop_id in [lying, held] {
+        let sent = consume(drop_id);
+        peer.send(&sent).await;
+        let consumed = peer.next_event().await;
+        assert_eq!(consumed.kind(), "CONSUMED", "{consumed:?}");
+        assert_eq!(consumed.drop_id(), drop_id);
+        assert_eq!(consumed.value["body"], json!({}));
+        assert_eq!(consumed.value["transactionId"], sent["transactionId"]);
+        assert_eq!(consumed.key, key_of(drop_id));
+    }
+    peer.send(&consume(lying)).await;
+    peer.send(&consume(1_999_999_999)).await;
+    peer.expect_quiet(Duration::from_secs(1)).await;
+    let (status, _, _) = http_get(
+        &format!("{}/api/drops/{lying}", env.service.http),
+        &peer.tenant.http_headers(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consume_removes_the_drop_once_in_memory() {
+    consume_removes_the_drop_once(Store::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consume_removes_the_drop_once_on_the_shared_store() {
+    consume_removes_the_drop_once(Store::Shared).await;
+}

@@ -104,7 +104,8 @@ impl Default for ReservationBody {
     }
 }
 
-/// The body of `CANCEL_RESERVATION` and `REQUEST_PICK_UP`.
+/// The body of `CANCEL_RESERVATION` and `REQUEST_PICK_UP` (and of `CONSUME`, which names only
+/// the drop).
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct CharacterBody {
@@ -189,6 +190,9 @@ fn action(kind: CommandType, raw: Option<&RawValue>) -> Result<Action, Rejection
         CommandType::RequestPickUp => Ok(Action::OnDrop(DropRequest::PickUp(
             body::<CharacterBody>(raw)?.into(),
         ))),
+        CommandType::Consume => Ok(Action::OnDrop(DropRequest::Consume {
+            drop_id: body::<CharacterBody>(raw)?.drop_id,
+        })),
     }
 }
 

@@ -61,6 +61,7 @@ enum Body {
     ReservationFailure {
         character_id: u32,
     },
+    Consumed {},
 }
 
 fn body(kind: &EventKind) -> Body {
@@ -82,6 +83,7 @@ fn body(kind: &EventKind) -> Body {
             player_drop: spec.player_drop,
         },
         EventKind::Expired { .. } => Body::Expired {},
+        EventKind::Consumed { .. } => Body::Consumed {},
         EventKind::PickedUp {
             character_id,
             contents: held,

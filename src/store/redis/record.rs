@@ -208,6 +208,9 @@ enum KindRecord {
         character: u32,
         contents: ContentsRecord,
     },
+    Consumed {
+        equipment: u32,
+    },
     ReservationFailure {
         character: u32,
         /// The refusal's name (`Refusal::name`); none for a cancel's answer.
@@ -247,6 +250,9 @@ pub fn encode_event(event: &Event) -> String {
             KindRecord::Created(Box::new(record_of(&drop)))
         }
         EventKind::Expired { equipment_id } => KindRecord::Expired {
+            equipment: *equipment_id,
+        },
+        EventKind::Consumed { equipment_id } => KindRecord::Consumed {
             equipment: *equipment_id,
         },
         EventKind::PickedUp {
@@ -300,6 +306,9 @@ pub fn decode_event(text: &[u8]) -> Result<Event, String> {
             }
         }
         KindRecord::Expired { equipment } => EventKind::Expired {
+            equipment_id: equipment,
+        },
+        KindRecord::Consumed { equipment } => EventKind::Consumed {
             equipment_id: equipment,
         },
         KindRecord::PickedUp {
@@ -405,6 +414,7 @@ mod tests {
             Event::reserved(&drop, traced.clone(), 8),
             Event::picked_up(&drop, Correlation::default(), 8, 2),
             Event::expired(&drop),
+            Event::consumed(&drop, traced.clone()),
             failure,
         ];
         for event in events {

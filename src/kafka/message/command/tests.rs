@@ -302,3 +302,16 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn consume_names_only_the_drop() {
+    let command =
+        decode_json(json!({"type": "CONSUME", "body": {"dropId": 1_000_000_002}})).unwrap();
+    assert_eq!(
+        command.action,
+        Action::OnDrop(DropRequest::Consume {
+            drop_id: 1_000_000_002
+        })
+    );
+    assert!(decode_json(json!({"type": "CONSUME", "body": {"dropId": "x"}})).is_err());
+}
