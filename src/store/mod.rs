@@ -1,13 +1,13 @@
-//! Where drops live. Every state change is one atomic call, so that any store (in this process,
-//! or in Redis shared by many instances) runs the same transitions of `drop::rules` without the
-//! rules knowing.
+//! Where drops live. A store loads what a rule of `drop::transition` reads and commits the
+//! `Transition` the rule returns, atomically: the rules decide once, for every store, and the
+//! stores only keep drops and indexes.
 //!
 //! The in-memory store hands events to `out` *inside* the atomic step: an event sink that keeps
-//! the order it is called in (see `kafka::producer`) then publishes a drop's events in the order
-//! of its state changes, even when its commands arrive on different partitions and are handled
-//! concurrently. A shared store writes them to its outbox in the atomic step instead (relayed to
-//! Kafka by `kafka::outbox`), and calls `out` once they are written, for what else must follow
-//! (metrics, equipment clean-up).
+//! the order it is called in (see `kafka::events`, `kafka::producer`) then publishes a drop's
+//! events in the order of its state changes, even when its commands arrive on different
+//! partitions and are handled concurrently. A shared store writes them to its outbox in the
+//! atomic step instead (relayed to Kafka by `kafka::outbox`), and calls `out` once they are
+//! written, for what else must follow (metrics, equipment clean-up).
 
 #[cfg(test)]
 mod contract_tests;
