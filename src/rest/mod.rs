@@ -35,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
+        // Also under `/api/`, where the newer generation's operators look (contract-head §8).
+        .route("/api/readyz", get(health::ready))
+        .route("/api/metrics", get(health::metrics))
         .fallback(jsonapi::no_route)
         .with_state(state)
 }

@@ -384,6 +384,15 @@ async fn health_readiness_and_metrics() {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
     assert!(text.contains("# TYPE atlas_drops_command_latency_seconds histogram"));
+    // The same under `/api/` (contract-head §8), and readiness too.
+    let (status, _, under_api) = http_get(&format!("{}/api/metrics", service.http), &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        under_api.contains("atlas_drops_live_drops 2"),
+        "{under_api}"
+    );
+    let (status, _, ready) = http_get(&format!("{}/api/readyz", service.http), &[]).await;
+    assert_eq!((status, ready.as_str()), (200, "ready\n"));
 
     // Not ready once the broker is gone (only a broker of our own can be taken away).
     if !env.broker.is_ours() {
