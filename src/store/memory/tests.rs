@@ -49,23 +49,18 @@ fn ids_skip_those_still_in_use_after_wrapping() {
         map_drop_limit: 0,
         ..RULES
     };
-    let store = MemoryStore::starting_at(unlimited, near_end);
-    let spawn = |store: &MemoryStore| {
-        let spawned = store.spawn(
-            &origin(0, 0, 0),
-            spec(true, 2, 0, 0),
-            Millis(0),
-            &mut |_| {},
-        );
-        spawned.expect("spawned").id.get()
-    };
+    let spawn = contract_tests::spawned_id;
+    let store = blocking(MemoryStore::starting_at(unlimited, near_end));
     assert_eq!(spawn(&store), 1_999_999_999);
     assert_eq!(spawn(&store), 2_000_000_000);
     assert_eq!(spawn(&store), 1_000_000_001);
-    let store = MemoryStore::starting_at(unlimited, DropId::LAST);
+    let store = blocking(MemoryStore::starting_at(unlimited, DropId::LAST));
     assert_eq!(spawn(&store), 2_000_000_000);
     // Force the counter round: the next candidates are taken, so they are skipped.
-    store.next_id_is(DropId::LAST);
+    let DropStore::Memory(memory) = &store.0 else {
+        unreachable!("made in memory above")
+    };
+    memory.next_id_is(DropId::LAST);
     assert_eq!(spawn(&store), 1_000_000_001);
 }
 
