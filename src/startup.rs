@@ -71,7 +71,6 @@ pub enum StartError {
 pub struct Service {
     rest_address: SocketAddr,
     shutdown_timeout: Duration,
-    store_kind: StoreKind,
     metrics: Arc<Metrics>,
     store: Arc<DropStore>,
     consumer: Arc<CommandConsumer>,
@@ -193,7 +192,6 @@ impl Service {
         Ok(Service {
             rest_address,
             shutdown_timeout: settings.shutdown_timeout(),
-            store_kind: settings.store,
             metrics,
             store,
             consumer,
@@ -290,7 +288,7 @@ impl Service {
         self.metrics.expired(ExpiryCause::Shutdown, expired);
         let undelivered = deliveries.len();
         match timeout_at(deadline, all_landed(deliveries)).await {
-            Ok(Ok(_)) if self.store_kind == StoreKind::Redis => {
+            Ok(Ok(_)) if matches!(*self.store, DropStore::Shared(_)) => {
                 tracing::info!("the drops stay in the shared store")
             }
             Ok(Ok(_)) => tracing::info!(expired, "every drop expired"),
