@@ -443,14 +443,13 @@ impl RedisStore {
         let map = &map;
         // Allocated once (0: not yet): a step decided again keeps its id.
         let allocated = &AtomicU32::new(0);
-        // The map, watched, its size, and the drops lying: in the step's first round trip.
+        // The map, watched, its size, and (under a global cap) the drops lying: in the step's
+        // first round trip. Without a cap the count is not asked, and reads as none.
         let prefetch = move |first: &mut Pipeline| {
-            first
-                .cmd("WATCH")
-                .arg(map)
-                .ignore()
-                .hlen(map)
-                .get(self.keys.live());
+            first.cmd("WATCH").arg(map).ignore().hlen(map);
+            if self.max_live_drops != 0 {
+                first.get(self.keys.live());
+            }
         };
         let spawn =
             move |mut connection: Connection, _, mut prefetched: Replies| -> Deciding<'_, Drop> {
