@@ -53,6 +53,7 @@ fn codec(c: &mut Criterion) {
             world_id: 0,
             channel_id: 1,
             map_id: 100_000_000,
+            instance: Uuid::nil(),
         },
         drop_id: 1_000_000_002,
         correlation: Correlation::default(),

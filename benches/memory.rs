@@ -54,6 +54,7 @@ fn main() {
                 world_id: 0,
                 channel_id: (map % 20) as u8,
                 map_id: 100_000_000 + map,
+                instance: Uuid::nil(),
             },
             correlation: Correlation {
                 transaction_id: Uuid::new_v4(),

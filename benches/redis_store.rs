@@ -101,6 +101,7 @@ async fn measure(
                     world_id: 0,
                     channel_id: 1,
                     map_id: if shared_map { 1 } else { n as u32 },
+                    instance: Uuid::nil(),
                 },
                 name: format!("bench/{name}/{threads}/{n}").into(),
                 offset: 0,

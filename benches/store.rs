@@ -26,6 +26,7 @@ fn origin(map: u32) -> Origin {
             world_id: 0,
             channel_id: 1,
             map_id: map,
+            instance: Uuid::nil(),
         },
         correlation: Correlation::default(),
         position: None,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::drop::model::{self, Environment};
 use crate::drop::rules::Rules;
 use crate::telemetry::LogFormat;
 use crate::trace::TraceProtocol;
@@ -123,6 +124,11 @@ pub struct Settings {
     )]
     pub equipment_timeout_ms: u64,
 
+    /// This instance's Atlas environment (contract-head §6): commands whose ENVIRONMENT header
+    /// names another are skipped; drops spawned without one are of this one.
+    #[arg(long, global = true, env = "ATLAS_ENVIRONMENT", value_parser = parse_environment)]
+    pub atlas_environment: Option<Environment>,
+
     /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
     #[arg(long, global = true, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
     pub drop_expire_ms: u64,
@@ -235,6 +241,13 @@ pub enum BadValue {
     Property(String),
     #[error("{0:?} is not a number from 0 to 1")]
     Ratio(String),
+    #[error("{0}")]
+    Environment(String),
+}
+
+/// An Atlas environment's name (`drop::model::parse_environment`).
+fn parse_environment(text: &str) -> Result<Environment, BadValue> {
+    model::parse_environment(text).map_err(BadValue::Environment)
 }
 
 /// A number from 0 to 1.

@@ -28,16 +28,20 @@ pub enum Outcome {
     Applied,
     Refused(Refusal),
     Rejected(RejectionClass),
+    /// Not for this instance: its `ENVIRONMENT` is another than `ATLAS_ENVIRONMENT`
+    /// (contract-head §6).
+    OtherEnvironment,
 }
 
 impl Outcome {
-    const COUNT: usize = 1 + Refusal::ALL.len() + RejectionClass::ALL.len();
+    const COUNT: usize = 2 + Refusal::ALL.len() + RejectionClass::ALL.len();
 
     fn index(self) -> usize {
         match self {
             Outcome::Applied => 0,
             Outcome::Refused(refusal) => 1 + refusal as usize,
             Outcome::Rejected(class) => 1 + Refusal::ALL.len() + class as usize,
+            Outcome::OtherEnvironment => 1 + Refusal::ALL.len() + RejectionClass::ALL.len(),
         }
     }
 
@@ -45,6 +49,7 @@ impl Outcome {
         std::iter::once(Outcome::Applied)
             .chain(Refusal::ALL.into_iter().map(Outcome::Refused))
             .chain(RejectionClass::ALL.into_iter().map(Outcome::Rejected))
+            .chain(std::iter::once(Outcome::OtherEnvironment))
     }
 
     /// `(outcome, reason)` labels.
@@ -53,6 +58,7 @@ impl Outcome {
             Outcome::Applied => ("applied", ""),
             Outcome::Refused(refusal) => ("refused", refusal.name()),
             Outcome::Rejected(class) => ("rejected", class.name()),
+            Outcome::OtherEnvironment => ("skipped", "other_environment"),
         }
     }
 }

@@ -153,6 +153,7 @@ impl Service {
             equipment,
             group: settings.kafka_consumer_group.clone(),
             max_record_bytes: settings.max_record_bytes(),
+            environment: settings.atlas_environment.clone(),
         });
         let consuming = tokio::spawn(consumer::run(
             consumer.clone(),

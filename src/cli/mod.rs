@@ -143,7 +143,7 @@ impl TenantArgs {
     }
 }
 
-/// World, channel and map.
+/// World, channel, map and instance.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct LocationArgs {
     /// World id.
@@ -155,6 +155,9 @@ pub struct LocationArgs {
     /// Map id.
     #[arg(long)]
     pub map: u32,
+    /// The map's instance, a UUID (default: the nil UUID, a map that is not instanced).
+    #[arg(long, default_value_t = Uuid::nil())]
+    pub instance: Uuid,
 }
 
 impl From<LocationArgs> for Location {
@@ -163,6 +166,7 @@ impl From<LocationArgs> for Location {
             world_id: at.world,
             channel_id: at.channel,
             map_id: at.map,
+            instance: at.instance,
         }
     }
 }

@@ -122,10 +122,15 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 pub async fn list(args: ListArgs) -> Result<(), CliError> {
     blocking(move || {
         let at = args.at;
-        let base = format!(
-            "/api/worlds/{}/channels/{}/maps/{}/drops",
+        let map = format!(
+            "/api/worlds/{}/channels/{}/maps/{}",
             at.world, at.channel, at.map
         );
+        let base = if at.instance.is_nil() {
+            format!("{map}/drops")
+        } else {
+            format!("{map}/instances/{}/drops", at.instance)
+        };
         let mut page = 1;
         loop {
             let Some(document) = args.service.fetch(&format!("{base}?page[number]={page}"))? else {

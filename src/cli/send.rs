@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::drop::model::Correlation;
 use crate::kafka::client;
 use crate::kafka::message::headers::event_headers;
+use crate::kafka::message::stats::StatsWire;
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
@@ -21,6 +22,9 @@ pub struct SendArgs {
     /// Transaction id, a UUID (default: a new one).
     #[arg(long, global = true, help_heading = "Tenant and transaction")]
     transaction: Option<Uuid>,
+    /// The ENVIRONMENT header to send (default: none).
+    #[arg(long, global = true, help_heading = "Tenant and transaction")]
+    environment: Option<String>,
 }
 
 impl SendArgs {
@@ -94,6 +98,30 @@ struct SpawnArgs {
     /// A character dropped it (playerDrop).
     #[arg(long)]
     player_drop: bool,
+    /// An equipment stat carried inline, NAME=VALUE (e.g. weaponAttack=15), repeatable; the
+    /// names are the contract's sixteen (strength, dexterity, …, slots).
+    #[arg(long = "stat", value_name = "NAME=VALUE", value_parser = parse_stat)]
+    stats: Vec<(String, u16)>,
+}
+
+/// `NAME=VALUE`, NAME one of the sixteen stats (as `StatsWire` writes them), VALUE 0 to 65535.
+fn parse_stat(text: &str) -> Result<(String, u16), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let names = serde_json::to_value(StatsWire::default()).expect("stats serialize");
+    if names.get(name).is_none() {
+        let names: Vec<&String> = names
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .collect();
+        return Err(format!("{name:?} is not a stat: one of {names:?}"));
+    }
+    let value = value
+        .parse()
+        .map_err(|_| format!("{name}: {value:?} is not a number from 0 to 65535"))?;
+    Ok((name.to_owned(), value))
 }
 
 #[derive(Args, Debug)]
@@ -151,12 +179,16 @@ fn contents(args: &SpawnArgs) -> Result<(u32, u32), CliError> {
 
 fn spawn_body(args: &SpawnArgs) -> Result<Value, CliError> {
     let (item, mesos) = contents(args)?;
-    Ok(json!({
+    let mut body = json!({
         "itemId": item, "equipmentId": args.equipment, "quantity": args.quantity,
         "mesos": mesos, "dropType": args.drop_type, "x": args.x, "y": args.y,
         "ownerId": args.owner, "ownerPartyId": args.party, "dropperId": args.dropper,
         "dropperX": args.x, "dropperY": args.y, "playerDrop": args.player_drop, "mod": 0,
-    }))
+    });
+    for (name, value) in &args.stats {
+        body[name] = json!(value);
+    }
+    Ok(body)
 }
 
 /// The command's type, where it happens, its body, and its key: the channel service keys
@@ -205,11 +237,12 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), CliError> {
     let transaction = args.transaction.unwrap_or_else(Uuid::new_v4);
     let value = json!({
         "transactionId": transaction, "worldId": at.world, "channelId": at.channel,
-        "mapId": at.map, "type": kind, "body": body,
+        "mapId": at.map, "instance": at.instance, "type": kind, "body": body,
     });
     let value = serde_json::to_vec(&value).expect("commands serialize");
     let correlation = Correlation {
         transaction_id: transaction,
+        environment: args.environment.as_deref().map(Into::into),
         ..Correlation::default()
     };
     let headers = event_headers(&tenant, &correlation);

@@ -109,7 +109,8 @@ impl Shown {
                 .is_none_or(|kind| self.value["type"] == kind.as_str())
     }
 
-    /// `time type tenant region version wN/cN/mN drop=… tx=… body summary`
+    /// `time type tenant region version wN/cN/mN[/iUUID] drop=… tx=… body summary` (the
+    /// instance only when the map is instanced)
     fn line(&self) -> String {
         let v = &self.value;
         let time = self.timestamp.map_or_else(|| "-".to_owned(), time);
@@ -143,14 +144,28 @@ impl Shown {
                     .unwrap_or_default();
                 format!("character {} {what}{pet}", number("characterId"))
             }
+            "MESO_AWARDED" => format!(
+                "character {} {} meso{}",
+                number("characterId"),
+                number("amount"),
+                if body["picker"] == true {
+                    " (picker)"
+                } else {
+                    ""
+                }
+            ),
             "RESERVATION_FAILURE" => match &self.refused {
                 Some(rule) => format!("character {} refused: {rule}", number("characterId")),
                 None => format!("character {}", number("characterId")),
             },
             _ => String::new(),
         };
+        let instance = match v["instance"].as_str() {
+            Some(instance) if instance != NIL_INSTANCE => format!("/i{instance}"),
+            _ => String::new(),
+        };
         format!(
-            "{time} {:<TYPE_WIDTH$} tenant={} {} {} w{}/c{}/m{} drop={} tx={} {summary}",
+            "{time} {:<TYPE_WIDTH$} tenant={} {} {} w{}/c{}/m{}{instance} drop={} tx={} {summary}",
             v["type"].as_str().unwrap_or("?"),
             self.tenant,
             self.region,
@@ -164,6 +179,9 @@ impl Shown {
         )
     }
 }
+
+/// The instance of a map that is not instanced, as events carry it.
+const NIL_INSTANCE: &str = "00000000-0000-0000-0000-000000000000";
 
 pub async fn run(args: TailArgs, settings: &Settings) -> Result<(), CliError> {
     let topic = &settings.event_topic_drop_status;

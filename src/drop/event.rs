@@ -59,13 +59,17 @@ impl EventKind {
 }
 
 impl Event {
-    /// An event about an existing drop, in its map, under its tenant.
+    /// An event about an existing drop, in its location, under its tenant, in the environment
+    /// the drop was created in (contract-head §6), whichever command caused it.
     pub fn about(drop: &Drop, correlation: Correlation, kind: EventKind) -> Event {
         Event {
             tenant: drop.tenant.clone(),
             location: drop.location,
             drop_id: drop.id.get(),
-            correlation,
+            correlation: Correlation {
+                environment: drop.environment.clone(),
+                ..correlation
+            },
             kind,
         }
     }

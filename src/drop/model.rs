@@ -124,12 +124,28 @@ impl Tenant {
 /// Tenants are shared by every drop and event of theirs, so they are reference counted.
 pub type TenantRef = Arc<Tenant>;
 
-/// Where a drop lies: world, channel and map.
+/// Where a drop lies: world, channel, map and the map's instance (contract-head §1). Everything
+/// the rules say of "the map" means this whole location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     pub world_id: u8,
     pub channel_id: u8,
     pub map_id: u32,
+    /// The nil UUID for a map that is not instanced (every older peer's).
+    pub instance: Uuid,
+}
+
+/// The sixteen stats an equip drop may carry inline (contract-head §2), in the contract's order:
+/// strength, dexterity, intelligence, luck, hp, mp, weapon attack, magic attack, weapon defense,
+/// magic defense, accuracy, avoidability, hands, speed, jump, slots. All zero for anything else,
+/// and for an equip whose stats live in the equipment service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EquipmentStats(pub [u16; 16]);
+
+impl EquipmentStats {
+    pub fn is_zero(&self) -> bool {
+        *self == EquipmentStats::default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -138,13 +154,15 @@ pub struct Point {
     pub y: i16,
 }
 
-/// What a drop holds: an item (possibly an equip with its equipment id) or mesos, never both.
+/// What a drop holds: an item (possibly an equip, with its equipment id or its stats inline) or
+/// mesos, never both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contents {
     Item {
         item_id: NonZeroU32,
         equipment_id: u32,
         quantity: u32,
+        stats: EquipmentStats,
     },
     Meso {
         amount: NonZeroU32,
@@ -164,6 +182,7 @@ impl Contents {
                 item_id,
                 equipment_id,
                 quantity,
+                stats: EquipmentStats::default(),
             }),
             (None, Some(amount)) => Ok(Contents::Meso { amount }),
             (Some(_), Some(_)) => Err("a drop holds an item or mesos, not both"),
@@ -180,13 +199,43 @@ impl Contents {
     pub fn with_equipment(self, equipment_id: u32) -> Contents {
         match self {
             Contents::Item {
-                item_id, quantity, ..
+                item_id,
+                quantity,
+                stats,
+                ..
             } => Contents::Item {
                 item_id,
                 equipment_id,
                 quantity,
+                stats,
             },
             meso => meso,
+        }
+    }
+
+    /// The same item, carrying `stats` inline. Mesos have none: they stay as they are.
+    pub fn with_stats(self, stats: EquipmentStats) -> Contents {
+        match self {
+            Contents::Item {
+                item_id,
+                equipment_id,
+                quantity,
+                ..
+            } => Contents::Item {
+                item_id,
+                equipment_id,
+                quantity,
+                stats,
+            },
+            meso => meso,
+        }
+    }
+
+    /// The stats inline (all zero for mesos).
+    pub fn stats(&self) -> EquipmentStats {
+        match self {
+            Contents::Item { stats, .. } => *stats,
+            Contents::Meso { .. } => EquipmentStats::default(),
         }
     }
 
@@ -226,13 +275,34 @@ pub struct Dropper {
     pub position: Point,
 }
 
-/// Opaque correlation carried from a command to the events it causes: the transaction id and the
-/// W3C trace context headers, passed on unchanged.
+/// Opaque correlation carried from a command to the events it causes: the transaction id, the
+/// W3C trace context headers, passed on unchanged, and the Atlas environment (contract-head §6).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Correlation {
     pub transaction_id: Uuid,
     pub traceparent: Option<Vec<u8>>,
     pub tracestate: Option<Vec<u8>>,
+    /// The command's `ENVIRONMENT` (else this instance's `ATLAS_ENVIRONMENT`); on an event about a
+    /// drop, the drop's own (`Event::about`).
+    pub environment: Option<Environment>,
+}
+
+/// An Atlas environment's name (`ENVIRONMENT` header): shared by a drop and all its events.
+pub type Environment = Arc<str>;
+
+/// The longest environment name taken: a drop keeps it and every event of the drop carries it,
+/// so a longer one is refused as bad input rather than copied into every event.
+pub const ENVIRONMENT_MAX_BYTES: usize = 128;
+
+/// An environment's name: 1 to `ENVIRONMENT_MAX_BYTES` bytes of text.
+pub fn parse_environment(text: &str) -> Result<Environment, String> {
+    if text.is_empty() || text.len() > ENVIRONMENT_MAX_BYTES {
+        return Err(format!(
+            "an environment is 1 to {ENVIRONMENT_MAX_BYTES} bytes, not {}",
+            text.len()
+        ));
+    }
+    Ok(text.into())
 }
 
 /// Everything a spawn command says about the drop to create, beyond its tenant and map.
@@ -274,6 +344,8 @@ pub struct Drop {
     pub dropped_at: Millis,
     /// The spawning command's transaction id: `EXPIRED` echoes it.
     pub transaction_id: Uuid,
+    /// The spawning command's environment: every event of the drop carries it.
+    pub environment: Option<Environment>,
     /// As last changed; whether a reservation has lapsed since is `Rules::holding`'s to say.
     pub status: Status,
 }

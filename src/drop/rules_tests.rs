@@ -10,11 +10,13 @@ const HERE: Location = Location {
     world_id: 0,
     channel_id: 1,
     map_id: 100_000_000,
+    instance: Uuid::nil(),
 };
 const THERE: Location = Location {
     world_id: 0,
     channel_id: 1,
     map_id: 100_000_001,
+    instance: Uuid::nil(),
 };
 const T0: Millis = Millis(1_000_000);
 
@@ -40,6 +42,7 @@ fn drop(drop_type: u8, owner_id: u32, owner_party_id: u32) -> Drop {
         },
         dropped_at: T0,
         transaction_id: Uuid::nil(),
+        environment: None,
         status: Status::Available,
     }
 }
@@ -438,6 +441,7 @@ const NO_CORRELATION: &Correlation = &Correlation {
     transaction_id: Uuid::nil(),
     traceparent: None,
     tracestate: None,
+    environment: None,
 };
 
 fn asking(tenant: &TenantRef) -> Asker<'_> {

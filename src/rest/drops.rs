@@ -1,4 +1,5 @@
-//! `GET /api/drops/{id}` and `GET /api/worlds/{w}/channels/{c}/maps/{m}/drops` (contract §4).
+//! `GET /api/drops/{id}`, `GET /api/worlds/{w}/channels/{c}/maps/{m}/drops` (contract §4) and
+//! its instanced twin `…/maps/{m}/instances/{instance}/drops` (contract-head §8).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -8,12 +9,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
+use uuid::Uuid;
 
 use super::jsonapi::{document, error};
 use super::{tenant, AppState};
 use crate::clock;
 use crate::drop::model::{Drop, Location, Status};
 use crate::kafka::message::event::rfc3339;
+use crate::kafka::message::stats::StatsWire;
 
 /// The default and largest page.
 const MAX_PAGE_SIZE: usize = 250;
@@ -24,6 +27,7 @@ struct Attributes {
     world_id: u8,
     channel_id: u8,
     map_id: u32,
+    instance: Uuid,
     item_id: u32,
     equipment_id: u32,
     quantity: u32,
@@ -42,6 +46,9 @@ struct Attributes {
     #[serde(rename = "mod")]
     mod_: u8,
     status: &'static str,
+    /// The sixteen stats last (contract-head §8).
+    #[serde(flatten)]
+    stats: StatsWire,
 }
 
 #[derive(Serialize)]
@@ -90,6 +97,7 @@ fn resource(drop: &Drop) -> Resource {
             world_id: drop.location.world_id,
             channel_id: drop.location.channel_id,
             map_id: drop.location.map_id,
+            instance: drop.location.instance,
             item_id: spec.contents.item_id(),
             equipment_id: spec.contents.equipment_id(),
             quantity: spec.contents.quantity(),
@@ -109,6 +117,7 @@ fn resource(drop: &Drop) -> Resource {
                 Status::Available => "AVAILABLE",
                 Status::Reserved(_) => "RESERVED",
             },
+            stats: spec.contents.stats().into(),
         },
     }
 }
@@ -210,26 +219,61 @@ fn page_of<T>(items: &[T], number: usize, size: usize) -> &[T] {
     }
 }
 
+/// `GET /api/worlds/{w}/channels/{c}/maps/{m}/drops`: the drops of the map's nil instance.
 pub async fn in_map(
     State(state): State<AppState>,
     headers: HeaderMap,
     path: Result<Path<(String, String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let Path((world, channel, map)) = match path {
-        Ok(path) => path,
-        Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
-    };
+    match path {
+        Ok(Path((world, channel, map))) => {
+            listing(state, headers, [world, channel, map], None, query).await
+        }
+        Err(rejection) => error(&headers, rejection.status(), rejection.body_text()),
+    }
+}
+
+/// `GET /api/worlds/{w}/channels/{c}/maps/{m}/instances/{instance}/drops` (contract-head §8).
+pub async fn in_instance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String, String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    match path {
+        Ok(Path((world, channel, map, instance))) => {
+            listing(state, headers, [world, channel, map], Some(instance), query).await
+        }
+        Err(rejection) => error(&headers, rejection.status(), rejection.body_text()),
+    }
+}
+
+/// The page of drops asked for, in one location of one tenant.
+async fn listing(
+    state: AppState,
+    headers: HeaderMap,
+    [world, channel, map]: [String; 3],
+    instance: Option<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
     let Query(query) = match query {
         Ok(query) => query,
         Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
     };
     let request = || -> Result<_, String> {
         let tenant = tenant::parse(&headers)?;
+        let instance = match &instance {
+            None => Uuid::nil(),
+            Some(text) => {
+                Uuid::try_parse(text).map_err(|_| format!("instanceId {text:?} is not a UUID"))?
+            }
+        };
         let location = Location {
             world_id: parse_number(&world, "worldId")?,
             channel_id: parse_number(&channel, "channelId")?,
             map_id: parse_number(&map, "mapId")?,
+            instance,
         };
         Ok((tenant, location, page(&query)?))
     };
@@ -241,7 +285,11 @@ pub async fn in_map(
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
     let data: Vec<Resource> = page_of(&drops, number, size).iter().map(resource).collect();
-    let base = format!("/api/worlds/{world}/channels/{channel}/maps/{map}/drops");
+    let map_path = format!("/api/worlds/{world}/channels/{channel}/maps/{map}");
+    let base = match instance {
+        None => format!("{map_path}/drops"),
+        Some(instance) => format!("{map_path}/instances/{instance}/drops"),
+    };
     let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
     let body = Page {
         data,

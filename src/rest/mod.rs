@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
             "/api/worlds/{world_id}/channels/{channel_id}/maps/{map_id}/drops",
             get(drops::in_map),
         )
+        .route(
+            "/api/worlds/{world_id}/channels/{channel_id}/maps/{map_id}/instances/{instance}/drops",
+            get(drops::in_instance),
+        )
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))

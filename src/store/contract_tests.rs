@@ -116,6 +116,7 @@ pub fn location(map: u8) -> Location {
         world_id: 0,
         channel_id: 1,
         map_id: 100_000_000 + u32::from(map),
+        instance: Uuid::nil(),
     }
 }
 

@@ -52,7 +52,7 @@ impl Origin {
     }
 
     /// The drop this origin's spawn makes as `id`: AVAILABLE, dropped `now`, carrying the
-    /// spawn's transaction id (its `EXPIRED` echoes it).
+    /// spawn's transaction id (its `EXPIRED` echoes it) and environment (all its events carry it).
     pub fn spawned(&self, id: DropId, spec: DropSpec, now: Millis) -> Drop {
         Drop {
             id,
@@ -61,6 +61,7 @@ impl Origin {
             spec,
             dropped_at: now,
             transaction_id: self.correlation.transaction_id,
+            environment: self.correlation.environment.clone(),
             status: Status::Available,
         }
     }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::observer::{Answer, Observer};
 use crate::clock;
 use crate::drop::command::{Action, Command, CommandType, RejectionClass};
-use crate::drop::model::Millis;
+use crate::drop::model::{Environment, Millis};
 use crate::equipment::EquipmentService;
 use crate::kafka::events::{EventSink, Events};
 use crate::kafka::message::command::{decode, Rejection};
@@ -50,6 +50,9 @@ pub struct Handler {
     /// The largest record the broker takes (`message.max.bytes`): a dead letter larger than
     /// this is not sent but logged, counted and passed.
     pub max_record_bytes: usize,
+    /// This instance's `ATLAS_ENVIRONMENT`: commands of another are not ours, and a drop
+    /// spawned without an `ENVIRONMENT` of its own is of this one (contract-head §6).
+    pub environment: Option<Environment>,
 }
 
 /// The first `limit` bytes of `text`, cut at a character boundary, marked when cut.
@@ -78,6 +81,15 @@ impl Handler {
             Ok(decoded) => decoded,
             Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
         };
+        let environment = &mut command.correlation.environment;
+        match (&self.environment, &*environment) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                self.observer().other_environment(message, kind, theirs);
+                return Handled::Now(Vec::new());
+            }
+            (Some(ours), None) => *environment = Some(ours.clone()),
+            _ => {}
+        }
         let equipment = self.equipment_to_create(kind, &command, &position).await;
         let Some((equipment, item_id)) = equipment else {
             return Handled::Now(self.apply(kind, command, position).await);

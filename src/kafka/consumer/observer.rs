@@ -122,6 +122,18 @@ impl Observer<'_> {
         }
     }
 
+    /// A command of another environment than ours, passed over (contract-head §6).
+    pub fn other_environment(&self, message: &OwnedMessage, kind: CommandType, theirs: &str) {
+        tracing::info!(
+            partition = message.partition(),
+            offset = message.offset(),
+            command = kind.name(),
+            environment = theirs,
+            "command of another environment skipped"
+        );
+        self.metrics.command(Some(kind), Outcome::OtherEnvironment);
+    }
+
     /// A command that cannot be applied; `reason` is the rejection's, bounded.
     pub fn rejected(&self, message: &OwnedMessage, rejection: &Rejection, reason: &str) {
         let value = message.payload().unwrap_or_default();

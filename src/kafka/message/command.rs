@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::headers::{parse_tenant, parse_trace};
+use super::headers::{parse_environment, parse_tenant, parse_trace};
+use super::stats::StatsWire;
 use crate::drop::command::{
     Action, CharacterRequest, Command, CommandType, DropRequest, RejectionClass, ReserveRequest,
 };
@@ -52,13 +53,17 @@ struct Envelope<'a> {
     channel_id: u8,
     #[serde(default)]
     map_id: u32,
+    /// Missing or null: the nil UUID, a map that is not instanced (contract-head §1).
+    #[serde(default)]
+    instance: Option<Uuid>,
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     body: Option<&'a RawValue>,
 }
 
-/// The body of `SPAWN` and `SPAWN_FROM_CHARACTER` (the first simply never sends `equipmentId`).
+/// The body of `SPAWN` and `SPAWN_FROM_CHARACTER` (the first simply never sends `equipmentId`),
+/// and the newer peers' sixteen stats flattened after the other fields (contract-head §2).
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct SpawnBody {
@@ -77,6 +82,8 @@ struct SpawnBody {
     player_drop: bool,
     #[serde(rename = "mod")]
     mod_: u8,
+    #[serde(flatten)]
+    stats: StatsWire,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +153,8 @@ fn body<'de, T: Deserialize<'de> + Default>(raw: Option<&'de RawValue>) -> Resul
 
 fn spawn(body: SpawnBody) -> Result<Action, Rejection> {
     let contents = Contents::new(body.item_id, body.equipment_id, body.quantity, body.mesos)
-        .map_err(|reason| reject(RejectionClass::Contents, reason))?;
+        .map_err(|reason| reject(RejectionClass::Contents, reason))?
+        .with_stats(body.stats.into());
     Ok(Action::Spawn(DropSpec {
         contents,
         drop_type: body.drop_type,
@@ -223,12 +231,15 @@ pub fn decode(
         ..Correlation::default()
     };
     parse_trace(headers, &mut correlation);
+    correlation.environment = parse_environment(headers)
+        .map_err(|reason| of_kind(reject(RejectionClass::Header, reason)))?;
     let command = Command {
         tenant: Arc::new(tenant),
         location: Location {
             world_id: envelope.world_id,
             channel_id: envelope.channel_id,
             map_id: envelope.map_id,
+            instance: envelope.instance.unwrap_or_default(),
         },
         correlation,
         action,

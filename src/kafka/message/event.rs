@@ -6,10 +6,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::headers::{event_headers, REFUSAL_REASON};
+use super::stats::StatsWire;
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{Contents, Millis};
 
-/// Field order is the contract's: `transactionId, worldId, channelId, mapId, dropId, type, body`.
+/// Field order is the contract's: `transactionId, worldId, channelId, mapId, instance, dropId,
+/// type, body` (contract-head §1: every event carries `instance`, the nil UUID for a map that is
+/// not instanced; older peers ignore it).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
@@ -17,6 +20,7 @@ struct Envelope {
     world_id: u8,
     channel_id: u8,
     map_id: u32,
+    instance: Uuid,
     drop_id: u32,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -50,6 +54,8 @@ enum Body {
         quantity: u32,
         meso: u32,
         pet_slot: i8,
+        #[serde(flatten)]
+        stats: StatsWire,
     },
     Reserved {
         character_id: u32,
@@ -57,6 +63,8 @@ enum Body {
         equipment_id: u32,
         quantity: u32,
         meso: u32,
+        #[serde(flatten)]
+        stats: StatsWire,
     },
     ReservationFailure {
         character_id: u32,
@@ -97,6 +105,7 @@ fn body(kind: &EventKind) -> Body {
                 quantity,
                 meso,
                 pet_slot: *pet_slot,
+                stats: held.stats().into(),
             }
         }
         EventKind::Reserved {
@@ -110,6 +119,7 @@ fn body(kind: &EventKind) -> Body {
                 equipment_id,
                 quantity,
                 meso,
+                stats: held.stats().into(),
             }
         }
         EventKind::ReservationFailure { character_id, .. } => Body::ReservationFailure {
@@ -125,6 +135,7 @@ pub fn encode_value(event: &Event) -> Vec<u8> {
         world_id: event.location.world_id,
         channel_id: event.location.channel_id,
         map_id: event.location.map_id,
+        instance: event.location.instance,
         drop_id: event.drop_id,
         kind: event.kind.name(),
         body: body(&event.kind),

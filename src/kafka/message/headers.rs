@@ -2,7 +2,7 @@
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
-use crate::drop::model::{Correlation, Tenant};
+use crate::drop::model::{self, Correlation, Environment, Tenant};
 
 pub const TENANT_ID: &str = "TENANT_ID";
 pub const REGION: &str = "REGION";
@@ -10,6 +10,8 @@ pub const MAJOR_VERSION: &str = "MAJOR_VERSION";
 pub const MINOR_VERSION: &str = "MINOR_VERSION";
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+/// The Atlas environment a message belongs to (contract-head §6).
+pub const ENVIRONMENT: &str = "ENVIRONMENT";
 
 /// Added to a rejected command copied to the dead-letter topic: why, and where it came from.
 pub const DEAD_LETTER_REASON: &str = "dlq.reason";
@@ -55,11 +57,11 @@ pub fn parse_tenant(headers: Option<&impl Headers>) -> Result<Tenant, String> {
     })
 }
 
+/// On a refused reservation's `RESERVATION_FAILURE`: the rule that refused it.
+pub const REFUSAL_REASON: &str = "REFUSAL_REASON";
 /// The longest `tracestate` passed on (contract §2); W3C lets a hop drop a longer one. A
 /// `traceparent` longer than this cannot be valid and is dropped too. Without the bound a peer
 /// could make every event we send for it too large for the broker.
-/// On a refused reservation's `RESERVATION_FAILURE`: the rule that refused it.
-pub const REFUSAL_REASON: &str = "REFUSAL_REASON";
 pub const TRACE_HEADER_BYTES: usize = 512;
 
 /// The W3C trace context, passed on unchanged when within bounds, else dropped.
@@ -73,7 +75,20 @@ pub fn parse_trace(headers: Option<&impl Headers>, correlation: &mut Correlation
     correlation.tracestate = bounded(TRACESTATE);
 }
 
-/// The headers of an event: its tenant's, and the trace context of the command that caused it.
+/// The command's `ENVIRONMENT`, if any (`model::parse_environment`).
+pub fn parse_environment(headers: Option<&impl Headers>) -> Result<Option<Environment>, String> {
+    let Some(bytes) = first(headers, ENVIRONMENT) else {
+        return Ok(None);
+    };
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| format!("header {ENVIRONMENT} is not UTF-8"))?;
+    model::parse_environment(text)
+        .map(Some)
+        .map_err(|reason| format!("header {ENVIRONMENT}: {reason}"))
+}
+
+/// The headers of an event: its tenant's, the trace context of the command that caused it, and
+/// the environment of its drop (or of the failing command) when it has one.
 pub fn event_headers(tenant: &Tenant, correlation: &Correlation) -> OwnedHeaders {
     let id = tenant.id.hyphenated().to_string();
     let mut headers = OwnedHeaders::new_with_capacity(6)
@@ -94,8 +109,12 @@ pub fn event_headers(tenant: &Tenant, correlation: &Correlation) -> OwnedHeaders
             value: Some(&tenant.minor_version.to_be_bytes()),
         });
     for (key, value) in [
-        (TRACEPARENT, &correlation.traceparent),
-        (TRACESTATE, &correlation.tracestate),
+        (TRACEPARENT, correlation.traceparent.as_deref()),
+        (TRACESTATE, correlation.tracestate.as_deref()),
+        (
+            ENVIRONMENT,
+            correlation.environment.as_deref().map(str::as_bytes),
+        ),
     ] {
         if let Some(value) = value {
             headers = headers.insert(Header {

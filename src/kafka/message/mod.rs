@@ -3,3 +3,4 @@
 pub mod command;
 pub mod event;
 pub mod headers;
+pub mod stats;

@@ -25,18 +25,25 @@ impl Keys {
     /// Hash: drop id → drop record, for every drop lying on the map. Named by the whole tenant:
     /// tenants sharing an id but not a region or version must not share a map (its cap would
     /// evict one's drops for the other's). The region is escaped (`tenant_name`), so no region
-    /// can break the hash tag or make two tenants' names meet.
+    /// can break the hash tag or make two tenants' names meet. An instance of a map is a map of
+    /// its own (contract-head §1); the nil instance keeps the name maps had before instances,
+    /// so that drops written by an older version are found after an upgrade.
     pub fn map(&self, tenant: &Tenant, location: Location) -> String {
         let Location {
             world_id,
             channel_id,
             map_id,
+            instance,
         } = location;
         let tenant = tenant_name(tenant);
-        format!(
-            "{}:tenant:{tenant}:map:{{{tenant}/{world_id}/{channel_id}/{map_id}}}",
-            self.prefix
-        )
+        let prefix = &self.prefix;
+        if instance.is_nil() {
+            format!("{prefix}:tenant:{tenant}:map:{{{tenant}/{world_id}/{channel_id}/{map_id}}}")
+        } else {
+            format!(
+                "{prefix}:tenant:{tenant}:map:{{{tenant}/{world_id}/{channel_id}/{map_id}/{instance}}}"
+            )
+        }
     }
 
     /// Hash: drop id → the key of its map. Also the record of which ids are in use.
@@ -139,6 +146,7 @@ mod tests {
             world_id: 1,
             channel_id: 2,
             map_id: 100_000_000,
+            instance: Uuid::nil(),
         };
         let tenants = [
             tenant("GMS", 83, 1),
@@ -164,6 +172,16 @@ mod tests {
             keys.map(&tenants[0], here),
             "atlas-drops:tenant:00000000-0000-0000-0000-000000000007/GMS/83.1:map:\
              {00000000-0000-0000-0000-000000000007/GMS/83.1/1/2/100000000}"
+        );
+        let instanced = Location {
+            instance: Uuid::from_u128(0xab),
+            ..here
+        };
+        assert_eq!(
+            keys.map(&tenants[0], instanced),
+            "atlas-drops:tenant:00000000-0000-0000-0000-000000000007/GMS/83.1:map:\
+             {00000000-0000-0000-0000-000000000007/GMS/83.1/1/2/100000000/\
+             00000000-0000-0000-0000-0000000000ab}"
         );
         assert_eq!(
             tenant_name(&tenants[4]),

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::drop::event::{Event, EventKind};
 use crate::drop::model::{
-    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Reservation,
-    Status, Tenant,
+    Contents, Correlation, Drop, DropId, DropSpec, Dropper, EquipmentStats, Location, Millis,
+    Point, Reservation, Status, Tenant,
 };
 use crate::drop::rules::Refusal;
 
@@ -38,10 +38,15 @@ pub struct DropRecord {
     world: u8,
     channel: u8,
     map: u32,
+    /// Absent in records of versions before instances, and for the nil instance.
+    #[serde(default, skip_serializing_if = "Uuid::is_nil")]
+    instance: Uuid,
     item: u32,
     equipment: u32,
     quantity: u32,
     meso: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    stats: [u16; 16],
     #[serde(rename = "type")]
     drop_type: u8,
     x: i16,
@@ -57,7 +62,13 @@ pub struct DropRecord {
     at: u64,
     transaction: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     held: Option<ReservationRecord>,
+}
+
+fn is_zero(stats: &[u16; 16]) -> bool {
+    stats.iter().all(|stat| *stat == 0)
 }
 
 impl TenantRecord {
@@ -92,10 +103,12 @@ fn record_of(drop: &Drop) -> DropRecord {
         world: drop.location.world_id,
         channel: drop.location.channel_id,
         map: drop.location.map_id,
+        instance: drop.location.instance,
         item: spec.contents.item_id(),
         equipment: spec.contents.equipment_id(),
         quantity: spec.contents.quantity(),
         meso: spec.contents.meso(),
+        stats: spec.contents.stats().0,
         drop_type: spec.drop_type,
         x: spec.position.x,
         y: spec.position.y,
@@ -108,6 +121,7 @@ fn record_of(drop: &Drop) -> DropRecord {
         mod_: spec.mod_,
         at: drop.dropped_at.0,
         transaction: drop.transaction_id,
+        env: drop.environment.as_deref().map(str::to_owned),
         held: match drop.status {
             Status::Available => None,
             Status::Reserved(held) => Some(ReservationRecord {
@@ -127,7 +141,8 @@ pub fn decode(text: &[u8]) -> Result<Drop, String> {
 fn read(record: DropRecord) -> Result<Drop, String> {
     let id = DropId::new(record.id).ok_or_else(|| format!("drop record: id {}", record.id))?;
     let contents = Contents::new(record.item, record.equipment, record.quantity, record.meso)
-        .map_err(|error| format!("drop record {id}: {error}"))?;
+        .map_err(|error| format!("drop record {id}: {error}"))?
+        .with_stats(EquipmentStats(record.stats));
     Ok(Drop {
         id,
         tenant: Arc::new(record.tenant.read()),
@@ -135,6 +150,7 @@ fn read(record: DropRecord) -> Result<Drop, String> {
             world_id: record.world,
             channel_id: record.channel,
             map_id: record.map,
+            instance: record.instance,
         },
         spec: DropSpec {
             contents,
@@ -157,6 +173,7 @@ fn read(record: DropRecord) -> Result<Drop, String> {
         },
         dropped_at: Millis(record.at),
         transaction_id: record.transaction,
+        environment: record.env.map(Into::into),
         status: match record.held {
             None => Status::Available,
             Some(held) => Status::Reserved(Reservation {
@@ -174,6 +191,8 @@ struct ContentsRecord {
     equipment: u32,
     quantity: u32,
     meso: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    stats: [u16; 16],
 }
 
 impl ContentsRecord {
@@ -183,11 +202,13 @@ impl ContentsRecord {
             equipment: contents.equipment_id(),
             quantity: contents.quantity(),
             meso: contents.meso(),
+            stats: contents.stats().0,
         }
     }
 
     fn read(self) -> Result<Contents, String> {
         Contents::new(self.item, self.equipment, self.quantity, self.meso)
+            .map(|contents| contents.with_stats(EquipmentStats(self.stats)))
             .map_err(|error| format!("event record: {error}"))
     }
 }
@@ -226,12 +247,16 @@ struct EventRecord {
     world: u8,
     channel: u8,
     map: u32,
+    #[serde(default, skip_serializing_if = "Uuid::is_nil")]
+    instance: Uuid,
     drop: u32,
     transaction: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     traceparent: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tracestate: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<String>,
     kind: KindRecord,
 }
 
@@ -245,6 +270,7 @@ pub fn encode_event(event: &Event) -> String {
                 spec: *spec,
                 dropped_at: *dropped_at,
                 transaction_id: event.correlation.transaction_id,
+                environment: event.correlation.environment.clone(),
                 status: Status::Available,
             };
             KindRecord::Created(Box::new(record_of(&drop)))
@@ -284,10 +310,12 @@ pub fn encode_event(event: &Event) -> String {
         world: event.location.world_id,
         channel: event.location.channel_id,
         map: event.location.map_id,
+        instance: event.location.instance,
         drop: event.drop_id,
         transaction: event.correlation.transaction_id,
         traceparent: event.correlation.traceparent.clone(),
         tracestate: event.correlation.tracestate.clone(),
+        env: event.correlation.environment.as_deref().map(str::to_owned),
         kind,
     };
     serde_json::to_string(&record).expect("an event record always serializes")
@@ -343,12 +371,14 @@ pub fn decode_event(text: &[u8]) -> Result<Event, String> {
             world_id: record.world,
             channel_id: record.channel,
             map_id: record.map,
+            instance: record.instance,
         },
         drop_id: record.drop,
         correlation: Correlation {
             transaction_id: record.transaction,
             traceparent: record.traceparent,
             tracestate: record.tracestate,
+            environment: record.env.map(Into::into),
         },
         kind,
     })
@@ -373,9 +403,12 @@ mod tests {
                 world_id: 1,
                 channel_id: 2,
                 map_id: 100_000_000,
+                instance: Uuid::from_u128(0xabc),
             },
             spec: DropSpec {
-                contents: Contents::new(1_302_000, 77, 1, 0).unwrap(),
+                contents: Contents::new(1_302_000, 77, 1, 0)
+                    .unwrap()
+                    .with_stats(EquipmentStats(std::array::from_fn(|i| i as u16 * 1000))),
                 drop_type: 1,
                 position: Point { x: -5, y: 9 },
                 owner_id: 3,
@@ -389,8 +422,25 @@ mod tests {
             },
             dropped_at: Millis(1_000),
             transaction_id: Uuid::from_u128(9),
+            environment: Some("preview-7".into()),
             status: Status::Available,
         }
+    }
+
+    /// Records written before instances, inline stats and environments read as the nil
+    /// instance, no stats and no environment: a rolling upgrade finds its drops as they were.
+    #[test]
+    fn records_of_the_version_before_instances_are_read() {
+        let before = r#"{"id":1000000001,"tenant":{"id":"00000000-0000-0000-0000-000000000007","region":"GMS","major":83,"minor":1},"world":1,"channel":2,"map":100000000,"item":2000000,"equipment":0,"quantity":1,"meso":0,"type":2,"x":0,"y":0,"owner":0,"party":0,"dropper":0,"dropper_x":0,"dropper_y":0,"player":false,"mod":0,"at":1000,"transaction":"00000000-0000-0000-0000-000000000009"}"#;
+        let drop = decode(before.as_bytes()).unwrap();
+        assert!(drop.location.instance.is_nil());
+        assert!(drop.spec.contents.stats().is_zero());
+        assert_eq!(drop.environment, None);
+        assert_eq!(encode(&drop), before, "the same record written back");
+        let event = r#"{"tenant":{"id":"00000000-0000-0000-0000-000000000007","region":"GMS","major":83,"minor":1},"world":1,"channel":2,"map":100000000,"drop":1000000001,"transaction":"00000000-0000-0000-0000-000000000009","kind":{"Expired":{"equipment":0}}}"#;
+        let event = decode_event(event.as_bytes()).unwrap();
+        assert!(event.location.instance.is_nil());
+        assert_eq!(event.correlation.environment, None);
     }
 
     #[test]
@@ -400,6 +450,7 @@ mod tests {
             transaction_id: Uuid::from_u128(11),
             traceparent: Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec()),
             tracestate: Some(vec![0xff, 0, b'x']),
+            environment: Some("main".into()),
         };
         let failure = Event {
             kind: EventKind::ReservationFailure {

@@ -54,7 +54,8 @@ fn a_spawn_decodes_with_its_tenant_and_map() {
         Location {
             world_id: 1,
             channel_id: 2,
-            map_id: 100_000_000
+            map_id: 100_000_000,
+            instance: Uuid::nil(),
         }
     );
     assert_eq!(
@@ -96,7 +97,8 @@ fn missing_fields_take_zero_and_pet_slot_minus_one() {
         Location {
             world_id: 0,
             channel_id: 0,
-            map_id: 0
+            map_id: 0,
+            instance: Uuid::nil(),
         }
     );
     assert_eq!(
@@ -314,4 +316,88 @@ fn consume_names_only_the_drop() {
         })
     );
     assert!(decode_json(json!({"type": "CONSUME", "body": {"dropId": "x"}})).is_err());
+}
+
+#[test]
+fn the_newer_envelope_names_an_instance_and_the_body_carries_stats() {
+    let command = decode_json(json!({
+        "worldId": 1, "channelId": 2, "mapId": 100000000,
+        "instance": "4b1a5c2e-0d6f-4e8a-9b3c-2d1e0f9a8b7c", "type": "SPAWN",
+        "body": {"itemId": 1302000, "quantity": 1, "strength": 1, "dexterity": 2,
+                 "intelligence": 3, "luck": 4, "hp": 5, "mp": 6, "weaponAttack": 7,
+                 "magicAttack": 8, "weaponDefense": 9, "magicDefense": 10, "accuracy": 11,
+                 "avoidability": 12, "hands": 13, "speed": 14, "jump": 15, "slots": 65535}
+    }))
+    .unwrap();
+    assert_eq!(
+        command.location.instance.to_string(),
+        "4b1a5c2e-0d6f-4e8a-9b3c-2d1e0f9a8b7c"
+    );
+    let Action::Spawn(spec) = command.action else {
+        panic!("a spawn")
+    };
+    let mut expected: [u16; 16] = std::array::from_fn(|i| i as u16 + 1);
+    expected[15] = 65535;
+    assert_eq!(spec.contents.stats().0, expected);
+    // Missing stats are 0; a null instance is the nil one.
+    let command = decode_json(json!({"instance": null, "type": "SPAWN",
+        "body": {"itemId": 1302000, "hands": 3}}))
+    .unwrap();
+    assert!(command.location.instance.is_nil());
+    let Action::Spawn(spec) = command.action else {
+        panic!("a spawn")
+    };
+    assert_eq!(spec.contents.stats().0[12], 3);
+    assert_eq!(spec.contents.stats().0.iter().sum::<u16>(), 3);
+}
+
+#[test]
+fn a_bad_instance_or_stat_is_bad_input() {
+    for bad in [
+        json!("not-a-uuid"),
+        json!(7),
+        json!("4b1a5c2e-0d6f-4e8a-9b3c"),
+    ] {
+        let value = json!({"instance": bad, "type": "CONSUME", "body": {"dropId": 1}});
+        assert_eq!(class_of(value), RejectionClass::Malformed, "{bad}");
+    }
+    for bad in [json!(-1), json!(65536), json!(1.5), json!("7")] {
+        let value = json!({"type": "SPAWN", "body": {"itemId": 1302000, "slots": bad}});
+        let rejection = decode_json(value).expect_err("rejected");
+        assert_eq!(rejection.class, RejectionClass::Malformed, "{bad}");
+    }
+}
+
+#[test]
+fn the_environment_header_is_kept_and_bounded() {
+    let with = |value: &[u8]| {
+        let headers = headers().insert(Header {
+            key: "ENVIRONMENT",
+            value: Some(value),
+        });
+        let payload = br#"{"type":"CONSUME","body":{"dropId":1000000001}}"#;
+        decode(Some(&payload[..]), Some(&headers)).map(|(_, command)| command)
+    };
+    let command = with(b"preview-7").unwrap();
+    assert_eq!(
+        command.correlation.environment.as_deref(),
+        Some("preview-7")
+    );
+    assert_eq!(
+        decode_json(json!({"type": "CONSUME"}))
+            .unwrap()
+            .correlation
+            .environment,
+        None
+    );
+    for bad in [&b""[..], &[0xff, 0xfe][..], &[b'e'; 129][..]] {
+        let rejection = with(bad).expect_err("rejected");
+        assert_eq!(rejection.class, RejectionClass::Header);
+        assert!(
+            rejection.reason.contains("ENVIRONMENT"),
+            "{}",
+            rejection.reason
+        );
+    }
+    assert!(with(&[b'e'; 128]).is_ok());
 }

@@ -4,7 +4,7 @@ use rdkafka::message::Headers;
 use uuid::Uuid;
 
 use super::*;
-use crate::drop::model::{Correlation, DropSpec, Dropper, Location, Point, Tenant};
+use crate::drop::model::{Correlation, DropSpec, Dropper, EquipmentStats, Location, Point, Tenant};
 use crate::drop::rules::Refusal;
 
 fn event(kind: EventKind) -> Event {
@@ -19,6 +19,7 @@ fn event(kind: EventKind) -> Event {
             world_id: 1,
             channel_id: 2,
             map_id: 100_000_000,
+            instance: Uuid::nil(),
         },
         drop_id: 1_000_000_002,
         correlation: Correlation {
@@ -33,7 +34,7 @@ fn text(kind: EventKind) -> String {
     String::from_utf8(encode_value(&event(kind))).unwrap()
 }
 
-const HEAD: &str = r#"{"transactionId":"5f1c7d2e-8a9b-4c3d-9e0f-1a2b3c4d5e6f","worldId":1,"channelId":2,"mapId":100000000,"dropId":1000000002,"#;
+const HEAD: &str = r#"{"transactionId":"5f1c7d2e-8a9b-4c3d-9e0f-1a2b3c4d5e6f","worldId":1,"channelId":2,"mapId":100000000,"instance":"00000000-0000-0000-0000-000000000000","dropId":1000000002,"#;
 
 #[test]
 fn the_key_is_the_drop_id_little_endian_in_eight_bytes() {
@@ -45,7 +46,10 @@ fn the_key_is_the_drop_id_little_endian_in_eight_bytes() {
 
 #[test]
 fn every_event_has_the_contract_shape_and_field_order() {
-    let equip = Contents::new(1_302_000, 42, 1, 0).unwrap();
+    let stats = EquipmentStats(std::array::from_fn(|i| i as u16 + 1));
+    let equip = Contents::new(1_302_000, 42, 1, 0)
+        .unwrap()
+        .with_stats(stats);
     let spec = DropSpec {
         contents: Contents::new(0, 0, 0, 500).unwrap(),
         drop_type: 3,
@@ -79,7 +83,7 @@ fn every_event_has_the_contract_shape_and_field_order() {
             pet_slot: -1
         }),
         format!(
-            r#"{HEAD}"type":"PICKED_UP","body":{{"characterId":5,"itemId":1302000,"equipmentId":42,"quantity":1,"meso":0,"petSlot":-1}}}}"#
+            r#"{HEAD}"type":"PICKED_UP","body":{{"characterId":5,"itemId":1302000,"equipmentId":42,"quantity":1,"meso":0,"petSlot":-1,"strength":1,"dexterity":2,"intelligence":3,"luck":4,"hp":5,"mp":6,"weaponAttack":7,"magicAttack":8,"weaponDefense":9,"magicDefense":10,"accuracy":11,"avoidability":12,"hands":13,"speed":14,"jump":15,"slots":16}}}}"#
         )
     );
     assert_eq!(
@@ -88,7 +92,7 @@ fn every_event_has_the_contract_shape_and_field_order() {
             contents: equip
         }),
         format!(
-            r#"{HEAD}"type":"RESERVED","body":{{"characterId":5,"itemId":1302000,"equipmentId":42,"quantity":1,"meso":0}}}}"#
+            r#"{HEAD}"type":"RESERVED","body":{{"characterId":5,"itemId":1302000,"equipmentId":42,"quantity":1,"meso":0,"strength":1,"dexterity":2,"intelligence":3,"luck":4,"hp":5,"mp":6,"weaponAttack":7,"magicAttack":8,"weaponDefense":9,"magicDefense":10,"accuracy":11,"avoidability":12,"hands":13,"speed":14,"jump":15,"slots":16}}}}"#
         )
     );
     assert_eq!(
@@ -132,6 +136,10 @@ fn headers_carry_the_tenant_in_binary_and_the_trace() {
             ("traceparent", b"00-abc-def-01"),
         ]
     );
+    traced.correlation.environment = Some("preview-7".into());
+    let headers = encode_headers(&traced);
+    let environment = headers.iter().find(|h| h.key == "ENVIRONMENT");
+    assert_eq!(environment.and_then(|h| h.value), Some(&b"preview-7"[..]));
 }
 
 #[test]
