@@ -90,13 +90,14 @@ impl ExpiryCause {
     }
 }
 
-const EVENT_TYPES: [&str; 6] = [
+const EVENT_TYPES: [&str; 7] = [
     "CREATED",
     "EXPIRED",
     "PICKED_UP",
     "RESERVED",
     "RESERVATION_FAILURE",
     "CONSUMED",
+    "MESO_AWARDED",
 ];
 
 fn event_index(kind: &EventKind) -> usize {
@@ -107,6 +108,7 @@ fn event_index(kind: &EventKind) -> usize {
         EventKind::Reserved { .. } => 3,
         EventKind::ReservationFailure { .. } => 4,
         EventKind::Consumed { .. } => 5,
+        EventKind::MesoAwarded { .. } => 6,
     }
 }
 

@@ -20,7 +20,7 @@ pub enum Action {
 }
 
 /// What a command asks of a drop it names (`drop::transition` decides it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DropRequest {
     Reserve(ReserveRequest),
     CancelReservation(CharacterRequest),
@@ -45,7 +45,7 @@ impl DropRequest {
 }
 
 /// `REQUEST_RESERVATION`: character (or their pet) asks to take a drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReserveRequest {
     /// As sent: an id outside our range simply names no drop, and the failure event echoes it.
     pub drop_id: u32,
@@ -55,6 +55,10 @@ pub struct ReserveRequest {
     pub pet_slot: i8,
     /// The character's current party, 0 for none.
     pub party_id: u32,
+    /// The members of the character's party who are online where the reservation is made, as
+    /// the party service told before it was applied (contract-head §4); empty when it was not
+    /// asked, or could not say: a meso drop's share then goes to the picker alone.
+    pub present: Vec<u32>,
 }
 
 /// `CANCEL_RESERVATION` and `REQUEST_PICK_UP`: a character acting on a drop.

@@ -1,5 +1,6 @@
 //! Events as the domain produces them; `kafka::message::event` turns them into bytes.
 
+use super::award::MesoAward;
 use super::model::{Contents, Correlation, Drop, DropSpec, Location, Millis, TenantRef};
 use super::rules::Refusal;
 
@@ -42,6 +43,13 @@ pub enum EventKind {
     Consumed {
         equipment_id: u32,
     },
+    /// A share of a reserved meso drop credited to `character_id` (contract-head §4).
+    MesoAwarded {
+        character_id: u32,
+        amount: u32,
+        /// The reservation's holder: the newer character service then asks to pick it up.
+        picker: bool,
+    },
 }
 
 impl EventKind {
@@ -54,6 +62,7 @@ impl EventKind {
             EventKind::Reserved { .. } => "RESERVED",
             EventKind::ReservationFailure { .. } => "RESERVATION_FAILURE",
             EventKind::Consumed { .. } => "CONSUMED",
+            EventKind::MesoAwarded { .. } => "MESO_AWARDED",
         }
     }
 }
@@ -102,6 +111,16 @@ impl Event {
             character_id,
             contents: drop.spec.contents,
             pet_slot,
+        };
+        Event::about(drop, correlation, kind)
+    }
+
+    /// A share of `drop`'s meso, following its `RESERVED` with the reservation's correlation.
+    pub fn meso_awarded(drop: &Drop, correlation: Correlation, award: MesoAward) -> Event {
+        let kind = EventKind::MesoAwarded {
+            character_id: award.character_id,
+            amount: award.amount,
+            picker: award.picker,
         };
         Event::about(drop, correlation, kind)
     }

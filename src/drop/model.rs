@@ -346,6 +346,9 @@ pub struct Drop {
     pub transaction_id: Uuid,
     /// The spawning command's environment: every event of the drop carries it.
     pub environment: Option<Environment>,
+    /// Its meso was shared out (`MESO_AWARDED`): a later reservation, after a cancel or a lapse,
+    /// awards nobody again, so no meso is credited twice.
+    pub meso_awarded: bool,
     /// As last changed; whether a reservation has lapsed since is `Rules::holding`'s to say.
     pub status: Status,
 }

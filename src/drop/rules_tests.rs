@@ -43,6 +43,7 @@ fn drop(drop_type: u8, owner_id: u32, owner_party_id: u32) -> Drop {
         dropped_at: T0,
         transaction_id: Uuid::nil(),
         environment: None,
+        meso_awarded: false,
         status: Status::Available,
     }
 }
@@ -54,6 +55,7 @@ fn request(character_id: u32, x: i16, y: i16) -> ReserveRequest {
         position: Point { x, y },
         pet_slot: -1,
         party_id: 0,
+        present: Vec::new(),
     }
 }
 
@@ -434,7 +436,7 @@ fn a_region_is_one_to_32_bytes_of_text() {
 
 // The transitions (`drop::transition`): what each command writes and tells, decided once.
 
-use super::event::EventKind;
+use super::event::{Event, EventKind};
 use super::transition::{has_room, Asker, Transition, Write};
 
 const NO_CORRELATION: &Correlation = &Correlation {
@@ -613,4 +615,109 @@ fn a_consume_removes_the_drop_held_or_not_and_credits_nobody() {
         rules.consume(None, asker, T0),
         Transition::refused(Refusal::UnknownDrop)
     );
+}
+
+#[test]
+fn a_meso_drops_first_reservation_shares_it_once() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    d.spec.contents = Contents::new(0, 0, 0, 1_001).unwrap();
+    let tenant = d.tenant.clone();
+    let asker = asking(&tenant);
+    let mut asked = request(7, 0, 0);
+    asked.present = vec![9, 3, 7, 9];
+    let reserved = rules.reserve(Some(d.clone()), asker, &asked, T0);
+    assert_eq!(
+        kinds(&reserved),
+        ["RESERVED", "MESO_AWARDED", "MESO_AWARDED", "MESO_AWARDED"]
+    );
+    let awards: Vec<(u32, u32, bool)> = (reserved.events[1..].iter())
+        .map(|event| match event.kind {
+            EventKind::MesoAwarded {
+                character_id,
+                amount,
+                picker,
+            } => (character_id, amount, picker),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(awards, [(3, 333, false), (7, 335, true), (9, 333, false)]);
+    let [Write::Update(held)] = &reserved.writes[..] else {
+        panic!("{reserved:?}")
+    };
+    assert!(held.meso_awarded);
+    // Asked again by the holder: refused, nobody awarded again.
+    let again = rules.reserve(Some(held.clone()), asker, &asked, T0);
+    assert_eq!(again.answer, Err(Refusal::AlreadyHeld));
+    assert_eq!(kinds(&again), ["RESERVATION_FAILURE"]);
+    // Cancelled and reserved by another: reserved, but the meso was shared out already.
+    let mut free = held.clone();
+    free.status = Status::Available;
+    let other = rules.reserve(Some(free), asker, &request(8, 0, 0), T0);
+    assert_eq!(kinds(&other), ["RESERVED"]);
+    // An item drop awards nothing.
+    let item = rules.reserve(Some(drop(2, 0, 0)), asker, &asked, T0);
+    assert_eq!(kinds(&item), ["RESERVED"]);
+    // Without party members present, the picker gets it all.
+    let alone = rules.reserve(Some(d), asker, &request(7, 0, 0), T0);
+    assert_eq!(kinds(&alone), ["RESERVED", "MESO_AWARDED"]);
+    assert!(matches!(
+        alone.events[1].kind,
+        EventKind::MesoAwarded {
+            character_id: 7,
+            amount: 1_001,
+            picker: true
+        }
+    ));
+}
+
+#[test]
+fn every_event_of_a_drop_carries_its_environment_and_a_failure_the_askers() {
+    let rules = Rules::default();
+    let mut d = drop(2, 0, 0);
+    d.environment = Some("main".into());
+    let tenant = d.tenant.clone();
+    let preview = Correlation {
+        environment: Some("preview".into()),
+        ..Correlation::default()
+    };
+    let asker = Asker {
+        tenant: &tenant,
+        location: HERE,
+        correlation: &preview,
+    };
+    let reserved = rules.reserve(Some(d.clone()), asker, &request(7, 0, 0), T0);
+    assert_eq!(
+        reserved.events[0].correlation.environment.as_deref(),
+        Some("main")
+    );
+    let refused = rules.reserve(None, asker, &request(7, 0, 0), T0);
+    assert_eq!(
+        refused.events[0].correlation.environment.as_deref(),
+        Some("preview")
+    );
+    assert_eq!(
+        Event::expired(&d).correlation.environment.as_deref(),
+        Some("main")
+    );
+}
+
+#[test]
+fn another_instance_of_the_map_is_another_map() {
+    let rules = Rules::default();
+    let d = drop(2, 0, 0);
+    let tenant = d.tenant.clone();
+    let instanced = Location {
+        instance: Uuid::from_u128(1),
+        ..HERE
+    };
+    let asker = Asker {
+        location: instanced,
+        ..asking(&tenant)
+    };
+    let reserved = rules.reserve(Some(d.clone()), asker, &request(7, 0, 0), T0);
+    assert_eq!(reserved.answer, Err(Refusal::WrongMap));
+    assert_eq!(reserved.events[0].location, instanced);
+    let consumed = rules.consume(Some(d), asker, T0);
+    assert_eq!(consumed.answer, Err(Refusal::WrongMap));
 }

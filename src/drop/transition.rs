@@ -6,6 +6,7 @@
 //! Adding a command is: its decoder, its function here and its test. No store code changes,
 //! since a store knows only the `Write`s.
 
+use super::award;
 use super::command::{CharacterRequest, DropRequest, ReserveRequest};
 use super::event::{Event, EventKind};
 use super::model::{Correlation, Drop, DropId, Location, Millis, TenantRef};
@@ -146,7 +147,9 @@ impl Rules {
     }
 
     /// A reservation (`RESERVED`) of `found`, the asker's tenant's drop of that id if any;
-    /// every refusal answers the requester with `RESERVATION_FAILURE`.
+    /// every refusal answers the requester with `RESERVATION_FAILURE`. A meso drop's first
+    /// reservation shares its meso out (`MESO_AWARDED`, after `RESERVED`, in the same
+    /// transition: committed together, so never one without the other, nor twice).
     pub fn reserve(
         &self,
         found: Option<Drop>,
@@ -159,15 +162,28 @@ impl Rules {
             Ok(drop)
         });
         match reserved {
-            Ok(drop) => Transition {
-                answer: Ok(()),
-                events: vec![Event::reserved(
+            Ok(mut drop) => {
+                let correlation = asker.correlation;
+                let mut events = vec![Event::reserved(
                     &drop,
-                    asker.correlation.clone(),
+                    correlation.clone(),
                     request.character_id,
-                )],
-                writes: vec![Write::Update(drop)],
-            },
+                )];
+                let meso = drop.spec.contents.meso();
+                if meso > 0 && !drop.meso_awarded {
+                    drop.meso_awarded = true;
+                    let awards = award::split(request.character_id, meso, &request.present);
+                    events.extend(
+                        (awards.into_iter())
+                            .map(|award| Event::meso_awarded(&drop, correlation.clone(), award)),
+                    );
+                }
+                Transition {
+                    answer: Ok(()),
+                    events,
+                    writes: vec![Write::Update(drop)],
+                }
+            }
             Err(refusal) => Transition {
                 events: vec![asker.failure(request.drop_id, request.character_id, Some(refusal))],
                 ..Transition::refused(refusal)

@@ -347,6 +347,7 @@ pub fn behaves_as_the_model(
                     position: Point { x, y: 0 },
                     pet_slot: if pet { 0 } else { -1 },
                     party_id: party,
+                    present: Vec::new(),
                 };
                 on_drop = Some((origin, DropRequest::Reserve(request)));
             }
@@ -465,6 +466,7 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blockin
                         position: Point::default(),
                         pet_slot: -1,
                         party_id: 0,
+                        present: Vec::new(),
                     };
                     start.wait();
                     let mut events = Vec::new();

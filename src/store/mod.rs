@@ -62,6 +62,7 @@ impl Origin {
             dropped_at: now,
             transaction_id: self.correlation.transaction_id,
             environment: self.correlation.environment.clone(),
+            meso_awarded: false,
             status: Status::Available,
         }
     }

@@ -36,13 +36,14 @@ async fn created_is_exact_on_the_wire() {
         .to_owned();
     let expected = format!(
         concat!(
-            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{},"dropId":{},"type":"CREATED","#,
+            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{},"instance":"{}","dropId":{},"type":"CREATED","#,
             r#""body":{{"itemId":2000000,"quantity":3,"meso":0,"type":2,"x":100,"y":50,"ownerId":0,"#,
             r#""ownerPartyId":0,"dropTime":"{}","dropperUniqueId":9300018,"dropperX":90,"dropperY":40,"#,
             r#""playerDrop":false}}}}"#
         ),
         spawn["transactionId"].as_str().unwrap(),
         MAP,
+        NIL_INSTANCE,
         id,
         drop_time
     );
@@ -75,8 +76,8 @@ async fn item_life_reserve_then_pick_up() {
         reserved.value,
         json!({
             "transactionId": reservation["transactionId"], "worldId": 1, "channelId": 2, "mapId": MAP,
-            "dropId": id, "type": "RESERVED",
-            "body": {"characterId": 7, "itemId": 1302000, "equipmentId": 0, "quantity": 3, "meso": 0}
+            "instance": NIL_INSTANCE, "dropId": id, "type": "RESERVED",
+            "body": with_no_stats(json!({"characterId": 7, "itemId": 1302000, "equipmentId": 0, "quantity": 3, "meso": 0}))
         })
     );
 
@@ -87,7 +88,7 @@ async fn item_life_reserve_then_pick_up() {
     assert_eq!(
         picked.raw,
         format!(
-            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{MAP},"dropId":{id},"type":"PICKED_UP","body":{{"characterId":7,"itemId":1302000,"equipmentId":0,"quantity":3,"meso":0,"petSlot":-1}}}}"#,
+            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{MAP},"instance":"{NIL_INSTANCE}","dropId":{id},"type":"PICKED_UP","body":{{"characterId":7,"itemId":1302000,"equipmentId":0,"quantity":3,"meso":0,"petSlot":-1,{NO_STATS}}}}}"#,
             pick["transactionId"].as_str().unwrap()
         )
     );
@@ -117,7 +118,16 @@ async fn character_meso_and_equip_drops_carry_their_values() {
     let reserved = peer.next_event().await;
     assert_eq!(
         reserved.body(),
-        &json!({"characterId": 8, "itemId": 0, "equipmentId": 0, "quantity": 0, "meso": 5000})
+        &with_no_stats(
+            json!({"characterId": 8, "itemId": 0, "equipmentId": 0, "quantity": 0, "meso": 5000})
+        )
+    );
+    // Without a party service, the picker is awarded it all (contract-head §4).
+    let awarded = peer.next_event().await;
+    assert_eq!(awarded.kind(), "MESO_AWARDED");
+    assert_eq!(
+        awarded.body(),
+        &json!({"characterId": 8, "amount": 5000, "picker": true})
     );
     // A pet's reservation: no range check, and its slot comes back on PICKED_UP.
     let mut pet = reserve(MAP, equip_id, 9);
@@ -137,7 +147,9 @@ async fn character_meso_and_equip_drops_carry_their_values() {
     );
     assert_eq!(
         picked.body(),
-        &json!({"characterId": 9, "itemId": 1302000, "equipmentId": 4242, "quantity": 1, "meso": 0, "petSlot": 1})
+        &with_no_stats(
+            json!({"characterId": 9, "itemId": 1302000, "equipmentId": 4242, "quantity": 1, "meso": 0, "petSlot": 1})
+        )
     );
 }
 
@@ -169,7 +181,7 @@ async fn reservation_failures_are_reported() {
             failure.value,
             json!({
                 "transactionId": request["transactionId"], "worldId": 1, "channelId": 2,
-                "mapId": request["mapId"], "dropId": request["body"]["dropId"],
+                "mapId": request["mapId"], "instance": NIL_INSTANCE, "dropId": request["body"]["dropId"],
                 "type": "RESERVATION_FAILURE", "body": {"characterId": request["body"]["characterId"]}
             })
         );
@@ -249,7 +261,7 @@ async fn cancel_returns_the_drop_and_only_the_holder_may() {
         failure.value,
         json!({
             "transactionId": cancellation["transactionId"], "worldId": 1, "channelId": 2, "mapId": MAP,
-            "dropId": id, "type": "RESERVATION_FAILURE", "body": {"characterId": 7}
+            "instance": NIL_INSTANCE, "dropId": id, "type": "RESERVATION_FAILURE", "body": {"characterId": 7}
         })
     );
     peer.send(&reserve(MAP, id, 8)).await;
@@ -374,6 +386,7 @@ async fn missing_fields_take_their_defaults() {
     let request = json!({"worldId": 1, "channelId": 2, "mapId": MAP, "type": "REQUEST_RESERVATION", "body": {"dropId": id, "characterId": 7, "characterX": 100, "characterY": 50}});
     peer.send(&request).await;
     assert_eq!(peer.next_event().await.kind(), "RESERVED");
+    assert_eq!(peer.next_event().await.kind(), "MESO_AWARDED");
     peer.send(&pick_up(MAP, id, 7)).await;
     assert_eq!(peer.next_event().await.body()["petSlot"], -1);
 }

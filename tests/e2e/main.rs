@@ -13,6 +13,7 @@ mod fuzz_decoder;
 mod hostile;
 mod lifecycle;
 mod load;
+mod newer;
 mod otlp;
 mod rest;
 mod run_local;

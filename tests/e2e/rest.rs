@@ -42,12 +42,12 @@ async fn a_drop_by_id_as_json_api() {
     assert_eq!(content_type, "application/vnd.api+json");
     assert_eq!(
         body,
-        json!({"data": {"type": "drops", "id": id.to_string(), "attributes": {
-            "worldId": 1, "channelId": 2, "mapId": MAP, "itemId": 1302000, "equipmentId": 0, "quantity": 3,
-            "meso": 0, "type": 2, "x": 100, "y": 50, "ownerId": 7, "ownerPartyId": 3,
-            "dropTime": created.body()["dropTime"], "dropperId": 9300018, "dropperX": 90, "dropperY": 40,
-            "characterDrop": true, "mod": 1, "status": "AVAILABLE"
-        }}})
+        json!({"data": {"type": "drops", "id": id.to_string(), "attributes": with_no_stats(json!({
+            "worldId": 1, "channelId": 2, "mapId": MAP, "instance": NIL_INSTANCE, "itemId": 1302000,
+            "equipmentId": 0, "quantity": 3, "meso": 0, "type": 2, "x": 100, "y": 50, "ownerId": 7,
+            "ownerPartyId": 3, "dropTime": created.body()["dropTime"], "dropperId": 9300018,
+            "dropperX": 90, "dropperY": 40, "characterDrop": true, "mod": 1, "status": "AVAILABLE"
+        }))}})
     );
 
     // Reserved, the status says so.

@@ -19,7 +19,7 @@ async fn available_drops_expire_with_their_spawns_transaction() {
     assert_eq!(
         expired.raw,
         format!(
-            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{MAP},"dropId":{id},"type":"EXPIRED","body":{{}}}}"#,
+            r#"{{"transactionId":"{}","worldId":1,"channelId":2,"mapId":{MAP},"instance":"{NIL_INSTANCE}","dropId":{id},"type":"EXPIRED","body":{{}}}}"#,
             spawn["transactionId"].as_str().unwrap()
         )
     );

@@ -128,8 +128,11 @@ impl Handler {
             return None;
         };
         let contents = spec.contents;
-        let wanted =
-            kind == CommandType::Spawn && contents.is_equip() && contents.equipment_id() == 0;
+        // An equip whose stats come inline (the newer generation) needs no equipment created.
+        let wanted = kind == CommandType::Spawn
+            && contents.is_equip()
+            && contents.equipment_id() == 0
+            && contents.stats().is_zero();
         let wanted = wanted && !self.was_applied(position).await;
         wanted.then(|| (equipment.clone(), contents.item_id()))
     }

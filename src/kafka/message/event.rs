@@ -70,6 +70,11 @@ enum Body {
         character_id: u32,
     },
     Consumed {},
+    MesoAwarded {
+        character_id: u32,
+        amount: u32,
+        picker: bool,
+    },
 }
 
 fn body(kind: &EventKind) -> Body {
@@ -124,6 +129,15 @@ fn body(kind: &EventKind) -> Body {
         }
         EventKind::ReservationFailure { character_id, .. } => Body::ReservationFailure {
             character_id: *character_id,
+        },
+        EventKind::MesoAwarded {
+            character_id,
+            amount,
+            picker,
+        } => Body::MesoAwarded {
+            character_id: *character_id,
+            amount: *amount,
+            picker: *picker,
         },
     }
 }

@@ -63,6 +63,8 @@ pub struct DropRecord {
     transaction: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    awarded: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     held: Option<ReservationRecord>,
 }
@@ -122,6 +124,7 @@ fn record_of(drop: &Drop) -> DropRecord {
         at: drop.dropped_at.0,
         transaction: drop.transaction_id,
         env: drop.environment.as_deref().map(str::to_owned),
+        awarded: drop.meso_awarded,
         held: match drop.status {
             Status::Available => None,
             Status::Reserved(held) => Some(ReservationRecord {
@@ -174,6 +177,7 @@ fn read(record: DropRecord) -> Result<Drop, String> {
         dropped_at: Millis(record.at),
         transaction_id: record.transaction,
         environment: record.env.map(Into::into),
+        meso_awarded: record.awarded,
         status: match record.held {
             None => Status::Available,
             Some(held) => Status::Reserved(Reservation {
@@ -232,6 +236,11 @@ enum KindRecord {
     Consumed {
         equipment: u32,
     },
+    MesoAwarded {
+        character: u32,
+        amount: u32,
+        picker: bool,
+    },
     ReservationFailure {
         character: u32,
         /// The refusal's name (`Refusal::name`); none for a cancel's answer.
@@ -271,6 +280,7 @@ pub fn encode_event(event: &Event) -> String {
                 dropped_at: *dropped_at,
                 transaction_id: event.correlation.transaction_id,
                 environment: event.correlation.environment.clone(),
+                meso_awarded: false,
                 status: Status::Available,
             };
             KindRecord::Created(Box::new(record_of(&drop)))
@@ -280,6 +290,15 @@ pub fn encode_event(event: &Event) -> String {
         },
         EventKind::Consumed { equipment_id } => KindRecord::Consumed {
             equipment: *equipment_id,
+        },
+        EventKind::MesoAwarded {
+            character_id,
+            amount,
+            picker,
+        } => KindRecord::MesoAwarded {
+            character: *character_id,
+            amount: *amount,
+            picker: *picker,
         },
         EventKind::PickedUp {
             character_id,
@@ -339,6 +358,15 @@ pub fn decode_event(text: &[u8]) -> Result<Event, String> {
         KindRecord::Consumed { equipment } => EventKind::Consumed {
             equipment_id: equipment,
         },
+        KindRecord::MesoAwarded {
+            character,
+            amount,
+            picker,
+        } => EventKind::MesoAwarded {
+            character_id: character,
+            amount,
+            picker,
+        },
         KindRecord::PickedUp {
             character,
             contents,
@@ -387,6 +415,7 @@ pub fn decode_event(text: &[u8]) -> Result<Event, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drop::award::MesoAward;
     use crate::drop::model::TenantRef;
 
     fn drop() -> Drop {
@@ -423,6 +452,7 @@ mod tests {
             dropped_at: Millis(1_000),
             transaction_id: Uuid::from_u128(9),
             environment: Some("preview-7".into()),
+            meso_awarded: true,
             status: Status::Available,
         }
     }
@@ -466,6 +496,15 @@ mod tests {
             Event::picked_up(&drop, Correlation::default(), 8, 2),
             Event::expired(&drop),
             Event::consumed(&drop, traced.clone()),
+            Event::meso_awarded(
+                &drop,
+                traced.clone(),
+                MesoAward {
+                    character_id: 8,
+                    amount: 250,
+                    picker: true,
+                },
+            ),
             failure,
         ];
         for event in events {

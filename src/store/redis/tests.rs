@@ -196,6 +196,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
         position: Point { x: 5_000, y: 0 },
         pet_slot: -1,
         party_id: 0,
+        present: Vec::new(),
     });
     let origin_at = |offset| Origin {
         position: at("group/commands/2", offset, i64::MIN),
@@ -203,7 +204,8 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     };
     let mut failures = Vec::new();
     assert_eq!(
-        a.on_drop(&origin_at(1), far, Millis(1), &mut |e| failures.push(e)),
+        a.on_drop(&origin_at(1), far.clone(), Millis(1), &mut |e| failures
+            .push(e)),
         Err(Refusal::OutOfRange)
     );
     assert_eq!(

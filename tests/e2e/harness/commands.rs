@@ -62,3 +62,23 @@ pub fn key_of(drop_id: u64) -> Vec<u8> {
     key.extend([0; 4]);
     key
 }
+
+/// The instance of a map that is not instanced, as every event carries it (contract-head §1).
+pub const NIL_INSTANCE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// The sixteen stats, all 0, as `RESERVED`, `PICKED_UP` and the REST attributes end with them
+/// (contract-head §2), in the contract's order.
+pub const NO_STATS: &str = concat!(
+    r#""strength":0,"dexterity":0,"intelligence":0,"luck":0,"hp":0,"mp":0,"#,
+    r#""weaponAttack":0,"magicAttack":0,"weaponDefense":0,"magicDefense":0,"accuracy":0,"#,
+    r#""avoidability":0,"hands":0,"speed":0,"jump":0,"slots":0"#
+);
+
+/// `object` with the sixteen stats, all 0, added.
+pub fn with_no_stats(mut object: Value) -> Value {
+    let stats: Value = serde_json::from_str(&format!("{{{NO_STATS}}}")).expect("stats");
+    for (name, value) in stats.as_object().expect("an object") {
+        object[name] = value.clone();
+    }
+    object
+}

@@ -108,7 +108,8 @@ fn missing_fields_take_zero_and_pet_slot_minus_one() {
             character_id: 0,
             position: Point::default(),
             pet_slot: -1,
-            party_id: 0
+            party_id: 0,
+            present: Vec::new(),
         }))
     );
     let Action::OnDrop(DropRequest::PickUp(request)) =
