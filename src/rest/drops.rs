@@ -1,27 +1,29 @@
 //! `GET /api/drops/{id}`, `GET /api/worlds/{w}/channels/{c}/maps/{m}/drops` (contract §4) and
 //! its instanced twin `…/maps/{m}/instances/{instance}/drops` (contract-head §8).
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::jsonapi::{document, error};
+use super::query::{Fields, ListQuery};
 use super::{tenant, AppState};
 use crate::clock;
 use crate::drop::model::{Drop, Location, Status};
 use crate::kafka::message::event::rfc3339;
 use crate::kafka::message::stats::StatsWire;
 
-/// The default and largest page.
-const MAX_PAGE_SIZE: usize = 250;
+/// A request's query: its parameters in order, as they came.
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Attributes {
     world_id: u8,
@@ -51,12 +53,31 @@ struct Attributes {
     stats: StatsWire,
 }
 
+/// The names of a drop's attributes, as `fields[drops]` may name them.
+static ATTRIBUTE_NAMES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+    let attributes = serde_json::to_value(Attributes::default()).expect("attributes serialize");
+    attributes
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect()
+});
+
 #[derive(Serialize)]
 struct Resource {
     #[serde(rename = "type")]
     kind: &'static str,
     id: String,
-    attributes: Attributes,
+    attributes: Shown,
+}
+
+/// Every attribute, in the contract's order; or those `fields[drops]` asked for.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Shown {
+    Every(Box<Attributes>),
+    Selected(serde_json::Map<String, serde_json::Value>),
 }
 
 /// Documents are structs, not `json!` maps, so their members keep the order written here.
@@ -75,50 +96,82 @@ struct Page {
 #[derive(Serialize)]
 struct Meta {
     total: usize,
+    page: PageMeta,
 }
 
-/// `prev` and `next` are `null` where there is no such page.
+#[derive(Serialize)]
+struct PageMeta {
+    number: usize,
+    size: usize,
+    /// At least 1: an empty listing has one, empty, page.
+    last: usize,
+}
+
+/// `prev` and `next` only where there is such a page (contract-head §8).
 #[derive(Serialize)]
 struct Links {
     #[serde(rename = "self")]
-    this: String,
-    first: String,
-    last: String,
-    prev: Option<String>,
-    next: Option<String>,
+    this: Link,
+    first: Link,
+    last: Link,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: Option<Link>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Link>,
 }
 
-fn resource(drop: &Drop) -> Resource {
-    let spec = &drop.spec;
+#[derive(Serialize)]
+struct Link {
+    href: String,
+}
+
+fn resource(drop: &Drop, fields: Option<&Fields>) -> Resource {
+    let attributes = Box::new(attributes(drop));
+    let attributes = match fields {
+        None => Shown::Every(attributes),
+        Some(fields) => {
+            let value = serde_json::to_value(&attributes).expect("attributes serialize");
+            let serde_json::Value::Object(mut selected) = value else {
+                unreachable!("attributes are an object")
+            };
+            fields.select(&mut selected);
+            Shown::Selected(selected)
+        }
+    };
     Resource {
         kind: "drops",
         id: drop.id.to_string(),
-        attributes: Attributes {
-            world_id: drop.location.world_id,
-            channel_id: drop.location.channel_id,
-            map_id: drop.location.map_id,
-            instance: drop.location.instance,
-            item_id: spec.contents.item_id(),
-            equipment_id: spec.contents.equipment_id(),
-            quantity: spec.contents.quantity(),
-            meso: spec.contents.meso(),
-            drop_type: spec.drop_type,
-            x: spec.position.x,
-            y: spec.position.y,
-            owner_id: spec.owner_id,
-            owner_party_id: spec.owner_party_id,
-            drop_time: rfc3339(drop.dropped_at),
-            dropper_id: spec.dropper.id,
-            dropper_x: spec.dropper.position.x,
-            dropper_y: spec.dropper.position.y,
-            character_drop: spec.player_drop,
-            mod_: spec.mod_,
-            status: match drop.status {
-                Status::Available => "AVAILABLE",
-                Status::Reserved(_) => "RESERVED",
-            },
-            stats: spec.contents.stats().into(),
+        attributes,
+    }
+}
+
+fn attributes(drop: &Drop) -> Attributes {
+    let spec = &drop.spec;
+    Attributes {
+        world_id: drop.location.world_id,
+        channel_id: drop.location.channel_id,
+        map_id: drop.location.map_id,
+        instance: drop.location.instance,
+        item_id: spec.contents.item_id(),
+        equipment_id: spec.contents.equipment_id(),
+        quantity: spec.contents.quantity(),
+        meso: spec.contents.meso(),
+        drop_type: spec.drop_type,
+        x: spec.position.x,
+        y: spec.position.y,
+        owner_id: spec.owner_id,
+        owner_party_id: spec.owner_party_id,
+        drop_time: rfc3339(drop.dropped_at),
+        dropper_id: spec.dropper.id,
+        dropper_x: spec.dropper.position.x,
+        dropper_y: spec.dropper.position.y,
+        character_drop: spec.player_drop,
+        mod_: spec.mod_,
+        status: match drop.status {
+            Status::Available => "AVAILABLE",
+            Status::Reserved(_) => "RESERVED",
         },
+        stats: spec.contents.stats().into(),
     }
 }
 
@@ -156,6 +209,7 @@ pub async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
 ) -> Response {
     // A path axum cannot take apart (not UTF-8 once percent-decoded: `/api/drops/%FF`) is
     // answered as JSON:API like every other error, not with axum's plain text.
@@ -171,12 +225,20 @@ pub async fn one(
         Ok(id) => id,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
+    let query = match query {
+        Ok(Query(pairs)) => ListQuery::parse(pairs, &ATTRIBUTE_NAMES),
+        Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
+    };
+    let fields = match query {
+        Ok(query) => query.fields,
+        Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
+    };
     match state.store.get(&tenant, id, clock::now()).await {
         Some(drop) => document(
             &headers,
             StatusCode::OK,
             &Document {
-                data: resource(&drop),
+                data: resource(&drop, fields.as_ref()),
             },
         ),
         None => error(
@@ -185,25 +247,6 @@ pub async fn one(
             format!("drop {id} not found"),
         ),
     }
-}
-
-/// `page[number]` (from 1) and `page[size]` (1 to 250, default 250).
-fn page(query: &HashMap<String, String>) -> Result<(usize, usize), String> {
-    let number = match query.get("page[number]") {
-        Some(text) => parse_number::<usize>(text, "page[number]")?,
-        None => 1,
-    };
-    let size = match query.get("page[size]") {
-        Some(text) => parse_number::<usize>(text, "page[size]")?,
-        None => MAX_PAGE_SIZE,
-    };
-    if number == 0 {
-        return Err("page[number] starts at 1".to_owned());
-    }
-    if !(1..=MAX_PAGE_SIZE).contains(&size) {
-        return Err(format!("page[size] must be from 1 to {MAX_PAGE_SIZE}"));
-    }
-    Ok((number, size))
 }
 
 /// The items of page `number` (from 1) of `size` items: empty past the end, however far. The
@@ -223,12 +266,19 @@ fn page_of<T>(items: &[T], number: usize, size: usize) -> &[T] {
 pub async fn in_map(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     path: Result<Path<(String, String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: QueryPairs,
 ) -> Response {
     match path {
         Ok(Path((world, channel, map))) => {
-            listing(state, headers, [world, channel, map], None, query).await
+            let asked = Listing {
+                uri,
+                query,
+                place: [world, channel, map],
+                instance: None,
+            };
+            listing(state, headers, asked).await
         }
         Err(rejection) => error(&headers, rejection.status(), rejection.body_text()),
     }
@@ -238,26 +288,43 @@ pub async fn in_map(
 pub async fn in_instance(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     path: Result<Path<(String, String, String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: QueryPairs,
 ) -> Response {
     match path {
         Ok(Path((world, channel, map, instance))) => {
-            listing(state, headers, [world, channel, map], Some(instance), query).await
+            let place = [world, channel, map];
+            let asked = Listing {
+                uri,
+                query,
+                place,
+                instance: Some(instance),
+            };
+            listing(state, headers, asked).await
         }
         Err(rejection) => error(&headers, rejection.status(), rejection.body_text()),
     }
 }
 
-/// The page of drops asked for, in one location of one tenant.
-async fn listing(
-    state: AppState,
-    headers: HeaderMap,
-    [world, channel, map]: [String; 3],
+/// A listing as it was asked for: where (world, channel, map, and the instance when the route
+/// names one), with which query, at which path (the links repeat it).
+struct Listing {
+    uri: Uri,
+    query: QueryPairs,
+    place: [String; 3],
     instance: Option<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    let Query(query) = match query {
+}
+
+/// The page of drops asked for, in one location of one tenant.
+async fn listing(state: AppState, headers: HeaderMap, asked: Listing) -> Response {
+    let Listing {
+        uri,
+        query,
+        place: [world, channel, map],
+        instance,
+    } = asked;
+    let Query(pairs) = match query {
         Ok(query) => query,
         Err(rejection) => return error(&headers, rejection.status(), rejection.body_text()),
     };
@@ -275,25 +342,29 @@ async fn listing(
             map_id: parse_number(&map, "mapId")?,
             instance,
         };
-        Ok((tenant, location, page(&query)?))
+        Ok((tenant, location, ListQuery::parse(pairs, &ATTRIBUTE_NAMES)?))
     };
-    let (tenant, location, (number, size)) = match request() {
+    let (tenant, location, query) = match request() {
         Ok(request) => request,
         Err(detail) => return error(&headers, StatusCode::BAD_REQUEST, detail),
     };
     let drops = state.store.list(&tenant, location, clock::now()).await;
+    let (number, size) = (query.number, query.size);
     let total = drops.len();
     let last = total.div_ceil(size).max(1);
-    let data: Vec<Resource> = page_of(&drops, number, size).iter().map(resource).collect();
-    let map_path = format!("/api/worlds/{world}/channels/{channel}/maps/{map}");
-    let base = match instance {
-        None => format!("{map_path}/drops"),
-        Some(instance) => format!("{map_path}/instances/{instance}/drops"),
+    let fields = query.fields.as_ref();
+    let data = (page_of(&drops, number, size).iter())
+        .map(|drop| resource(drop, fields))
+        .collect();
+    let link = |page: usize| Link {
+        href: query.href(uri.path(), page),
     };
-    let link = |page: usize| format!("{base}?page[number]={page}&page[size]={size}");
     let body = Page {
         data,
-        meta: Meta { total },
+        meta: Meta {
+            total,
+            page: PageMeta { number, size, last },
+        },
         links: Links {
             this: link(number),
             first: link(1),

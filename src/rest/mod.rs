@@ -4,6 +4,7 @@
 mod drops;
 mod health;
 mod jsonapi;
+mod query;
 mod tenant;
 
 use std::sync::Arc;

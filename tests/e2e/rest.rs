@@ -177,12 +177,20 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     let (status, _, empty) = get(service, &map_path(MAP + 7), &peer.tenant).await;
     assert_eq!((status, &empty["data"]), (200, &json!([])));
     assert_eq!(
-        empty["links"]["last"],
-        format!("{}?page[number]=1&page[size]=250", map_path(MAP + 7))
+        empty["links"]["last"]["href"],
+        format!("{}?page%5Bnumber%5D=1&page%5Bsize%5D=250", map_path(MAP + 7))
+    );
+    assert_eq!(
+        empty["meta"],
+        json!({"total": 0, "page": {"number": 1, "size": 250, "last": 1}})
     );
 
     let page = |number: &str, size: &str| {
         format!("{}?page[number]={number}&page[size]={size}", map_path(MAP))
+    };
+    // The links as the newer peers read them: `{"href": …}`, the brackets percent-encoded.
+    let link = |number: &str, size: &str| {
+        json!({"href": format!("{}?page%5Bnumber%5D={number}&page%5Bsize%5D={size}", map_path(MAP))})
     };
     // Middle page.
     let (_, _, body) = get(service, &page("2", "2"), &peer.tenant).await;
@@ -197,42 +205,70 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!(ids_of(&body), ids[2..4]);
     assert_eq!(
         body["links"],
-        json!({"self": page("2", "2"), "first": page("1", "2"), "last": page("3", "2"), "prev": page("1", "2"), "next": page("3", "2")})
+        json!({"self": link("2", "2"), "first": link("1", "2"), "last": link("3", "2"), "prev": link("1", "2"), "next": link("3", "2")})
     );
-    // Last page: short, no next.
+    assert_eq!(
+        body["meta"],
+        json!({"total": 5, "page": {"number": 2, "size": 2, "last": 3}})
+    );
+    // Last page: short, no next at all.
     let (_, _, body) = get(service, &page("3", "2"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids[4..]);
-    assert_eq!(body["links"]["next"], Value::Null);
-    // Past the end: empty, total still told.
+    assert!(body["links"].get("next").is_none(), "{body}");
+    // Past the end: empty, total still told, the number as asked, prev the last page.
     let (status, _, body) = get(service, &page("9", "2"), &peer.tenant).await;
     assert_eq!((status, body["data"].as_array().unwrap().len()), (200, 0));
-    assert_eq!(body["meta"]["total"], 5);
-    assert_eq!(body["links"]["prev"], page("3", "2"));
+    assert_eq!(
+        body["meta"],
+        json!({"total": 5, "page": {"number": 9, "size": 2, "last": 3}})
+    );
+    assert_eq!(body["links"]["prev"], link("3", "2"));
     // Far past the end: (2^62 + 1 - 1) × 4 wraps to 0 unless checked, which read page 1.
     for number in ["4611686018427387905", "18446744073709551615"] {
         let (status, _, body) = get(service, &page(number, "4"), &peer.tenant).await;
         assert_eq!((status, &body["data"]), (200, &json!([])), "{number}");
         assert_eq!(body["meta"]["total"], 5);
     }
-    // First page: no prev.
+    // First page: no prev at all.
     let (_, _, body) = get(service, &page("1", "250"), &peer.tenant).await;
     assert_eq!(ids_of(&body), ids);
-    assert_eq!(body["links"]["prev"], Value::Null);
+    assert!(body["links"].get("prev").is_none(), "{body}");
+    // Other parameters stay in the links; sparse fieldsets show only what is asked for.
+    let asked = format!("{}?fields[drops]=itemId,quantity&page[size]=2", map_path(MAP));
+    let (status, _, body) = get(service, &asked, &peer.tenant).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"][0]["attributes"],
+        json!({"itemId": 2000000, "quantity": 3})
+    );
+    assert_eq!(
+        body["links"]["next"]["href"],
+        format!(
+            "{}?fields%5Bdrops%5D=itemId%2Cquantity&page%5Bnumber%5D=2&page%5Bsize%5D=2",
+            map_path(MAP)
+        )
+    );
+    let one = format!("/api/drops/{}?fields[drops]=meso", ids[0]);
+    let (_, _, body) = get(service, &one, &peer.tenant).await;
+    assert_eq!(body["data"]["attributes"], json!({"meso": 0}));
     // Bad pages and paths.
-    for bad in [
-        page("1", "0"),
-        page("1", "251"),
-        page("0", "2"),
-        page("x", "2"),
-        page("1", "-3"),
+    for (bad, named) in [
+        (page("1", "0"), "page"),
+        (page("1", "251"), "page"),
+        (page("0", "2"), "page"),
+        (page("x", "2"), "page"),
+        (page("1", "-3"), "page"),
+        (format!("{}?limit=5", map_path(MAP)), "limit"),
+        (format!("{}?fields[drops]=itemId,secret", map_path(MAP)), "fields[drops]"),
     ] {
         let (status, _, body) = get(service, &bad, &peer.tenant).await;
         assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["errors"][0]["title"], "Bad Request", "{body}");
         assert!(
             body["errors"][0]["detail"]
                 .as_str()
                 .unwrap()
-                .contains("page"),
+                .contains(named),
             "{body}"
         );
     }
