@@ -14,6 +14,7 @@ mod hostile;
 mod lifecycle;
 mod load;
 mod otlp;
+mod party_service;
 mod rest;
 mod run_local;
 mod scale_out;
