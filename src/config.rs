@@ -111,7 +111,8 @@ pub struct Settings {
     #[arg(long, global = true, env = "EQUIPABLES_SERVICE_URL")]
     pub equipables_service_url: Option<String>,
 
-    /// The ecosystem-wide base URL, used when EQUIPABLES_SERVICE_URL is unset.
+    /// The ecosystem-wide base URL, used for a peer whose own URL (EQUIPABLES_SERVICE_URL,
+    /// PARTIES_SERVICE_URL) is unset.
     #[arg(long, global = true, env = "BASE_SERVICE_URL")]
     pub base_service_url: Option<String>,
 
@@ -123,6 +124,20 @@ pub struct Settings {
         default_value_t = 10_000
     )]
     pub equipment_timeout_ms: u64,
+
+    /// Base URL of the party service, ending in /api/ (contract-head §4; unset, and no
+    /// BASE_SERVICE_URL: a meso drop goes to its picker alone).
+    #[arg(long, global = true, env = "PARTIES_SERVICE_URL")]
+    pub parties_service_url: Option<String>,
+
+    /// Longest wait for the party service's answer, in ms; past it the picker takes the meso alone.
+    #[arg(
+        long,
+        global = true,
+        env = "PARTIES_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub parties_timeout_ms: u64,
 
     /// This instance's Atlas environment (contract-head §6): commands whose ENVIRONMENT header
     /// names another are skipped; drops spawned without one are of this one.
@@ -318,6 +333,15 @@ impl Settings {
         (self.equipables_service_url.as_deref()).or(self.base_service_url.as_deref())
     }
 
+    /// The party service's base URL, if any.
+    pub fn parties_url(&self) -> Option<&str> {
+        (self.parties_service_url.as_deref()).or(self.base_service_url.as_deref())
+    }
+
+    pub fn parties_timeout(&self) -> Duration {
+        Duration::from_millis(self.parties_timeout_ms)
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
@@ -389,6 +413,29 @@ mod tests {
                 ("session.timeout.ms".to_owned(), "3000".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn the_party_service_is_its_own_url_else_the_base_one() {
+        let settings = Settings::parse_from(["atlas-drops"]);
+        assert_eq!(settings.parties_url(), None);
+        assert_eq!(settings.parties_timeout(), Duration::from_millis(2000));
+        let base = ["atlas-drops", "--base-service-url", "http://atlas/api/"];
+        assert_eq!(
+            Settings::parse_from(base).parties_url(),
+            Some("http://atlas/api/")
+        );
+        let own = Settings::parse_from([
+            "atlas-drops",
+            "--base-service-url",
+            "http://atlas/api/",
+            "--parties-service-url",
+            "http://parties/api/",
+            "--parties-timeout-ms",
+            "150",
+        ]);
+        assert_eq!(own.parties_url(), Some("http://parties/api/"));
+        assert_eq!(own.parties_timeout(), Duration::from_millis(150));
     }
 
     #[test]

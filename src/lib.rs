@@ -5,6 +5,7 @@
 //! - `store`: where drops live; each state change one atomic call.
 //! - `kafka`: the wire — decoding commands, encoding events, consuming, producing.
 //! - `rest`: the JSON:API queries, health, readiness and metrics over HTTP.
+//! - `equipment`, `party`: the peers we call over HTTP.
 //! - `expiry`, `metrics`, `startup`, `shutdown`, `config`, `telemetry`, `clock`: the edges.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod kafka;
 #[cfg(test)]
 mod layers;
 pub mod metrics;
+pub mod party;
 pub mod rest;
 pub mod shutdown;
 pub mod startup;

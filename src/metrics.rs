@@ -90,6 +90,33 @@ impl ExpiryCause {
     }
 }
 
+/// What asking the party service for a meso drop's picker found (contract-head §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartyLookup {
+    /// The picker is in a party (whether or not anyone of it stands by the drop).
+    Party,
+    /// The picker is in no party.
+    NoParty,
+    /// No usable answer (an error, a document we cannot read, none in time): the picker alone.
+    Failed,
+}
+
+impl PartyLookup {
+    const ALL: [PartyLookup; 3] = [
+        PartyLookup::Party,
+        PartyLookup::NoParty,
+        PartyLookup::Failed,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            PartyLookup::Party => "party",
+            PartyLookup::NoParty => "no_party",
+            PartyLookup::Failed => "failed",
+        }
+    }
+}
+
 const EVENT_TYPES: [&str; 7] = [
     "CREATED",
     "EXPIRED",
@@ -161,6 +188,7 @@ pub struct Metrics {
     commands: [[Counter; Outcome::COUNT]; COMMAND_SLOTS],
     events: [Counter; EVENT_TYPES.len()],
     expiries: [Counter; ExpiryCause::ALL.len()],
+    party_lookups: [Counter; PartyLookup::ALL.len()],
     dead_lettered: Counter,
     /// Records the broker refuses for good (or that could not fit it), passed over.
     undeliverable: Counter,
@@ -224,6 +252,11 @@ impl Metrics {
 
     pub fn expired(&self, cause: ExpiryCause, count: usize) {
         self.expiries[cause as usize].inc_by(count as u64);
+    }
+
+    /// One lookup of a meso drop picker's party, by what it found.
+    pub fn party_lookup(&self, outcome: PartyLookup) {
+        self.party_lookups[outcome as usize].inc();
     }
 
     /// A record the broker acknowledged.
@@ -353,6 +386,17 @@ impl Metrics {
         for cause in ExpiryCause::ALL {
             let counter = &self.expiries[cause as usize];
             counter.encode(family.encode_family(&[("cause", cause.name())])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_party_lookups",
+            "Party service lookups for the meso split, by outcome (failed: the picker took it alone).",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in PartyLookup::ALL {
+            let counter = &self.party_lookups[outcome as usize];
+            counter.encode(family.encode_family(&[("outcome", outcome.name())])?)?;
         }
 
         for (name, help, value) in [
@@ -568,6 +612,23 @@ mod tests {
             );
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn party_lookups_are_counted_by_outcome() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.party_lookup(PartyLookup::Failed);
+        metrics.party_lookup(PartyLookup::Party);
+        metrics.party_lookup(PartyLookup::Failed);
+        let text = metrics.render(&GAUGES, Exposition::Prometheus);
+        for line in [
+            "# TYPE atlas_drops_party_lookups_total counter",
+            "atlas_drops_party_lookups_total{outcome=\"party\"} 1",
+            "atlas_drops_party_lookups_total{outcome=\"no_party\"} 0",
+            "atlas_drops_party_lookups_total{outcome=\"failed\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]

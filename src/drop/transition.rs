@@ -6,6 +6,8 @@
 //! Adding a command is: its decoder, its function here and its test. No store code changes,
 //! since a store knows only the `Write`s.
 
+use std::num::NonZeroU32;
+
 use super::award;
 use super::command::{CharacterRequest, DropRequest, ReserveRequest};
 use super::event::{Event, EventKind};
@@ -169,10 +171,10 @@ impl Rules {
                     correlation.clone(),
                     request.character_id,
                 )];
-                let meso = drop.spec.contents.meso();
-                if meso > 0 && !drop.meso_awarded {
+                let meso = NonZeroU32::new(drop.spec.contents.meso());
+                if let Some(meso) = meso.filter(|_| !drop.meso_awarded) {
                     drop.meso_awarded = true;
-                    let awards = award::split(request.character_id, meso, &request.present);
+                    let awards = award::split_meso(request.character_id, meso, &request.present);
                     events.extend(
                         (awards.into_iter())
                             .map(|award| Event::meso_awarded(&drop, correlation.clone(), award)),

@@ -15,6 +15,7 @@ mod lifecycle;
 mod load;
 mod newer;
 mod otlp;
+mod party_service;
 mod rest;
 mod run_local;
 mod scale_out;

@@ -1,15 +1,19 @@
-//! HTTP servers of ours that stand in for the peers the service calls: the equipment service.
+//! HTTP servers of ours that stand in for the peers the service calls: the equipment service and
+//! the party service.
 //! (The OTLP receivers, built from the OpenTelemetry protobuf definitions, are in `otlp`.) Each
 //! listens on a free port of its own, on the test's runtime.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 /// Serves `app` on a free port; its address.
 async fn serve(app: Router) -> String {
@@ -122,4 +126,192 @@ async fn remove(
         Value::Null,
     ));
     StatusCode::NO_CONTENT
+}
+
+/// The party service, a peer we do not own, speaking its JSON:API (contract-head §4):
+/// `GET {url}parties?filter[members.id]={id}` answers the list of the parties that have that
+/// member (at most one; `"data":[]` for none), each naming its members in
+/// `relationships.members.data` and placing them in `included`. It does not look at the tenant;
+/// it records it.
+pub struct PartyService {
+    /// For `PARTIES_SERVICE_URL`.
+    pub url: String,
+    state: Arc<Parties>,
+}
+
+/// A party's member as the stand-in describes it: where it is, whether online, and whether the
+/// document includes it (a member named but not included is not present, to the service).
+#[derive(Clone, Debug)]
+pub struct PartyMember {
+    pub character_id: u32,
+    pub world_id: u8,
+    pub channel_id: u8,
+    pub map_id: u32,
+    pub instance: Uuid,
+    pub online: bool,
+    pub included: bool,
+}
+
+impl PartyMember {
+    /// Online in `(world, channel, map, instance)`, and included.
+    pub fn at(
+        character_id: u32,
+        world_id: u8,
+        channel_id: u8,
+        map_id: u32,
+        instance: Uuid,
+    ) -> Self {
+        PartyMember {
+            character_id,
+            world_id,
+            channel_id,
+            map_id,
+            instance,
+            online: true,
+            included: true,
+        }
+    }
+
+    pub fn offline(self) -> Self {
+        PartyMember {
+            online: false,
+            ..self
+        }
+    }
+
+    /// Named in the party, left out of `included`.
+    pub fn not_included(self) -> Self {
+        PartyMember {
+            included: false,
+            ..self
+        }
+    }
+
+    fn resource(&self) -> Value {
+        json!({"type": "members", "id": self.character_id.to_string(), "attributes": {
+            "name": format!("Member{}", self.character_id), "level": 30, "jobId": 100,
+            "worldId": self.world_id, "channelId": self.channel_id, "mapId": self.map_id,
+            "instance": self.instance.to_string(), "online": self.online,
+        }})
+    }
+}
+
+/// How the party service answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PartyMode {
+    /// The parties as set.
+    #[default]
+    Up,
+    /// `500` to every request.
+    Down,
+    /// The parties as set, after this long.
+    Slow(Duration),
+    /// `200` with a body that is not JSON.
+    Garbage,
+}
+
+/// One request: its query as sent, the member it filters by (decoded), its tenant headers
+/// (`TENANT_ID`, `REGION`, `MAJOR_VERSION`, `MINOR_VERSION`).
+#[derive(Clone, Debug)]
+pub struct PartyRequest {
+    pub raw_query: String,
+    pub member_id: Option<String>,
+    pub tenant: Vec<String>,
+}
+
+#[derive(Default)]
+struct Parties {
+    /// Party id → members, in the party's order.
+    parties: Mutex<Vec<(u32, Vec<PartyMember>)>>,
+    mode: Mutex<PartyMode>,
+    requests: Mutex<Vec<PartyRequest>>,
+}
+
+impl PartyService {
+    pub async fn start() -> PartyService {
+        let state = Arc::new(Parties::default());
+        let app = Router::new()
+            .route("/api/parties", get(parties))
+            .with_state(state.clone());
+        let url = format!("http://{}/api/", serve(app).await);
+        PartyService { url, state }
+    }
+
+    /// Sets party `party_id` to `members` (replacing it, or creating it); its first member leads.
+    /// A character in two parties is found in the one set first.
+    pub fn set_party(&self, party_id: u32, members: Vec<PartyMember>) {
+        let mut parties = self.state.parties.lock().unwrap();
+        match parties.iter_mut().find(|(id, _)| *id == party_id) {
+            Some(party) => party.1 = members,
+            None => parties.push((party_id, members)),
+        }
+    }
+
+    /// Disbands party `party_id`: its members are in no party.
+    pub fn disband(&self, party_id: u32) {
+        self.state
+            .parties
+            .lock()
+            .unwrap()
+            .retain(|(id, _)| *id != party_id);
+    }
+
+    pub fn set_mode(&self, mode: PartyMode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    /// Every request so far, in order (recorded on arrival, before a slow answer).
+    pub fn requests(&self) -> Vec<PartyRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+}
+
+async fn parties(
+    State(stub): State<Arc<Parties>>,
+    RawQuery(raw_query): RawQuery,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let member_id = query.get("filter[members.id]").cloned();
+    stub.requests.lock().unwrap().push(PartyRequest {
+        raw_query: raw_query.unwrap_or_default(),
+        member_id: member_id.clone(),
+        tenant: tenant_of(&headers),
+    });
+    let mode = *stub.mode.lock().unwrap();
+    match mode {
+        PartyMode::Down => return (StatusCode::INTERNAL_SERVER_ERROR, "{}".into()),
+        PartyMode::Garbage => return (StatusCode::OK, "<html>party time</html>".into()),
+        PartyMode::Slow(delay) => tokio::time::sleep(delay).await,
+        PartyMode::Up => {}
+    }
+    // The stand-in serves only the lookup by member, the one the service makes.
+    let Some(member_id) = member_id.and_then(|id| id.parse::<u32>().ok()) else {
+        return (StatusCode::BAD_REQUEST, String::new());
+    };
+    let parties = stub.parties.lock().unwrap().clone();
+    let found: Vec<_> = (parties.iter())
+        .filter(|(_, members)| members.iter().any(|m| m.character_id == member_id))
+        .take(1)
+        .collect();
+    let data: Vec<Value> = (found.iter())
+        .map(|(party_id, members)| {
+            let named: Vec<Value> = (members.iter())
+                .map(|m| json!({"type": "members", "id": m.character_id.to_string()}))
+                .collect();
+            let leader = members.first().map_or(0, |m| m.character_id);
+            json!({"type": "parties", "id": party_id.to_string(),
+                   "attributes": {"leaderId": leader},
+                   "relationships": {"members": {"data": named}}})
+        })
+        .collect();
+    let included: Vec<Value> = (found.iter())
+        .flat_map(|(_, members)| members.iter().filter(|m| m.included))
+        .map(PartyMember::resource)
+        .collect();
+    let mut document = json!({"data": data});
+    if !included.is_empty() {
+        document["included"] = Value::Array(included);
+    }
+    (StatusCode::OK, document.to_string())
 }
