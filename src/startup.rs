@@ -29,6 +29,7 @@ use crate::config::{Settings, StoreKind};
 use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
 use crate::kafka::client;
+use crate::kafka::consumer::drop_order::DropOrder;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer, ConsumerBroke};
 use crate::kafka::context::{Commits, KafkaContext};
 use crate::kafka::events::{Events, Route};
@@ -38,6 +39,7 @@ use crate::kafka::producer::{
 };
 use crate::kafka::topics::{OurTopics, TopicsError};
 use crate::metrics::{ExpiryCause, Metrics};
+use crate::party::PartyService;
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown::{self, Trigger};
 use crate::store::redis::Keys;
@@ -154,6 +156,9 @@ impl Service {
             group: settings.kafka_consumer_group.clone(),
             max_record_bytes: settings.max_record_bytes(),
             environment: settings.atlas_environment.clone(),
+            parties: (settings.parties_url())
+                .map(|url| PartyService::new(url, settings.parties_timeout())),
+            drop_order: DropOrder::default(),
         });
         let consuming = tokio::spawn(consumer::run(
             consumer.clone(),

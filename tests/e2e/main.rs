@@ -13,6 +13,7 @@ mod fuzz_decoder;
 mod hostile;
 mod lifecycle;
 mod load;
+mod meso;
 mod newer;
 mod otlp;
 mod party_service;

@@ -178,7 +178,10 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!((status, &empty["data"]), (200, &json!([])));
     assert_eq!(
         empty["links"]["last"]["href"],
-        format!("{}?page%5Bnumber%5D=1&page%5Bsize%5D=250", map_path(MAP + 7))
+        format!(
+            "{}?page%5Bnumber%5D=1&page%5Bsize%5D=250",
+            map_path(MAP + 7)
+        )
     );
     assert_eq!(
         empty["meta"],
@@ -189,9 +192,7 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         format!("{}?page[number]={number}&page[size]={size}", map_path(MAP))
     };
     // The links as the newer peers read them: `{"href": …}`, the brackets percent-encoded.
-    let link = |number: &str, size: &str| {
-        json!({"href": format!("{}?page%5Bnumber%5D={number}&page%5Bsize%5D={size}", map_path(MAP))})
-    };
+    let link = |number: &str, size: &str| json!({"href": format!("{}?page%5Bnumber%5D={number}&page%5Bsize%5D={size}", map_path(MAP))});
     // Middle page.
     let (_, _, body) = get(service, &page("2", "2"), &peer.tenant).await;
     let ids_of = |body: &Value| -> Vec<u64> {
@@ -234,7 +235,10 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
     assert_eq!(ids_of(&body), ids);
     assert!(body["links"].get("prev").is_none(), "{body}");
     // Other parameters stay in the links; sparse fieldsets show only what is asked for.
-    let asked = format!("{}?fields[drops]=itemId,quantity&page[size]=2", map_path(MAP));
+    let asked = format!(
+        "{}?fields[drops]=itemId,quantity&page[size]=2",
+        map_path(MAP)
+    );
     let (status, _, body) = get(service, &asked, &peer.tenant).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -259,7 +263,10 @@ async fn a_maps_drops_sorted_scoped_and_paged() {
         (page("x", "2"), "page"),
         (page("1", "-3"), "page"),
         (format!("{}?limit=5", map_path(MAP)), "limit"),
-        (format!("{}?fields[drops]=itemId,secret", map_path(MAP)), "fields[drops]"),
+        (
+            format!("{}?fields[drops]=itemId,secret", map_path(MAP)),
+            "fields[drops]",
+        ),
     ] {
         let (status, _, body) = get(service, &bad, &peer.tenant).await;
         assert_eq!(status, 400, "{bad}");

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use rdkafka::message::{Header, Message, OwnedMessage};
 use tracing::Instrument;
 
+use super::drop_order::{DropOrder, Place};
 use super::observer::{Answer, Observer};
 use crate::clock;
-use crate::drop::command::{Action, Command, CommandType, RejectionClass};
-use crate::drop::model::{Environment, Millis};
+use crate::drop::command::{Action, Command, CommandType, DropRequest, RejectionClass};
+use crate::drop::model::{Environment, Location, Millis, TenantRef};
 use crate::equipment::EquipmentService;
 use crate::kafka::events::{EventSink, Events};
 use crate::kafka::message::command::{decode, Rejection};
@@ -21,7 +22,8 @@ use crate::kafka::message::headers::{
     DEAD_LETTER_TOPIC,
 };
 use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PartyLookup};
+use crate::party::PartyService;
 use crate::store::{DropStore, EventOut, LogPosition, Origin};
 use crate::trace::SpanExporter;
 
@@ -53,6 +55,10 @@ pub struct Handler {
     /// This instance's `ATLAS_ENVIRONMENT`: commands of another are not ours, and a drop
     /// spawned without an `ENVIRONMENT` of its own is of this one (contract-head §6).
     pub environment: Option<Environment>,
+    /// Where a meso drop's reservation learns who shares it, when configured.
+    pub parties: Option<PartyService>,
+    /// Commands on a drop queued behind one that waits for the party service.
+    pub drop_order: DropOrder,
 }
 
 /// The first `limit` bytes of `text`, cut at a character boundary, marked when cut.
@@ -69,9 +75,10 @@ fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
 
 impl Handler {
     /// Takes one record of the command topic. Most commands are applied at once; an equip
-    /// SPAWN first waits for the equipment service, beside the partition's other commands, not
-    /// in front of them. Either way the answer is the deliveries of the events the command
-    /// caused: its offset may be committed once they are all acknowledged.
+    /// SPAWN first waits for the equipment service, and a meso drop's reservation for the party
+    /// service (with the later commands on that drop queued behind it), beside the partition's
+    /// other commands, not in front of them. Either way the answer is the deliveries of the
+    /// events the command caused: its offset may be committed once they are all acknowledged.
     pub async fn handle(
         self: &Arc<Self>,
         message: &OwnedMessage,
@@ -89,6 +96,16 @@ impl Handler {
             }
             (Some(ours), None) => *environment = Some(ours.clone()),
             _ => {}
+        }
+        if let Action::OnDrop(request) = &command.action {
+            let (tenant, drop_id) = (&command.tenant, request.drop_id());
+            if self.drop_order.is_waiting(tenant, drop_id) || self.asks_party(&command).await {
+                let place = self.drop_order.queue(tenant, drop_id);
+                let handler = self.clone();
+                return Handled::Later(Box::pin(async move {
+                    handler.apply_in_turn(kind, command, position, place).await
+                }));
+            }
         }
         let equipment = self.equipment_to_create(kind, &command, &position).await;
         let Some((equipment, item_id)) = equipment else {
@@ -135,6 +152,70 @@ impl Handler {
             && contents.stats().is_zero();
         let wanted = wanted && !self.was_applied(position).await;
         wanted.then(|| (equipment.clone(), contents.item_id()))
+    }
+
+    /// Whether `command` is the reservation of a meso drop whose share the party service must
+    /// tell first: one that is configured, and a drop that lies with its meso not yet awarded.
+    async fn asks_party(&self, command: &Command) -> bool {
+        let Action::OnDrop(DropRequest::Reserve(request)) = &command.action else {
+            return false;
+        };
+        if self.parties.is_none() {
+            return false;
+        }
+        let found = (self.store)
+            .get(&command.tenant, request.drop_id, clock::now())
+            .await;
+        found.is_some_and(|drop| drop.spec.contents.meso() > 0 && !drop.meso_awarded)
+    }
+
+    /// Applies a command on a drop once those queued before it on the drop are applied; a
+    /// meso drop's reservation first learns who is present to share it.
+    async fn apply_in_turn(
+        self: Arc<Self>,
+        kind: CommandType,
+        mut command: Command,
+        position: LogPosition,
+        mut place: Place,
+    ) -> Vec<Delivery> {
+        place.turn().await;
+        // A redelivered reservation the store already applied asks nobody: it is answered
+        // already applied, and its awards were made the first time.
+        if self.asks_party(&command).await && !self.was_applied(&position).await {
+            let location = command.location;
+            if let Action::OnDrop(DropRequest::Reserve(request)) = &mut command.action {
+                request.present = self
+                    .party_present(&command.tenant, request.character_id, location)
+                    .await;
+            }
+        }
+        let deliveries = self.apply(kind, command, position).await;
+        self.drop_order.finish(place);
+        deliveries
+    }
+
+    /// The members of the character's party online at `location`; none (the picker alone)
+    /// when the party service cannot say in time.
+    async fn party_present(
+        &self,
+        tenant: &TenantRef,
+        character_id: u32,
+        location: Location,
+    ) -> Vec<u32> {
+        let Some(parties) = &self.parties else {
+            return Vec::new();
+        };
+        match parties.present(tenant, character_id, &location).await {
+            Ok(lookup) => {
+                self.metrics.party_lookup(lookup.outcome());
+                lookup.into_present()
+            }
+            Err(error) => {
+                tracing::warn!(%error, character_id, "party lookup failed: the picker is awarded the meso alone");
+                self.metrics.party_lookup(PartyLookup::Failed);
+                Vec::new()
+            }
+        }
     }
 
     /// Applies a decoded command to the store and publishes its events.

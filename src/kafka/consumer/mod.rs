@@ -8,6 +8,7 @@
 //! position (its offset, and the partition's committed offset as the broker confirmed it) for a
 //! store that records what it applied.
 
+pub mod drop_order;
 pub mod handler;
 mod observer;
 
