@@ -7,6 +7,12 @@
 //! event arrives, with up to `--window` lifecycles in flight; open-loop at `--rate` lifecycles a
 //! second, or closed-loop as fast as answers come (`--rate 0`). Against `--target relay`, the
 //! answer to each command is the command itself, echoed.
+//!
+//! With `--meso-every K`, every K-th lifecycle drops meso instead of an item, and its picker
+//! stands with a party of `--party-size` members (the generator serves the party service on
+//! `--party-port`, as the newer Atlas does it, answering after `--party-delay-ms`): after
+//! RESERVED it waits for one MESO_AWARDED per member, checks they add up to the meso, and only
+//! then picks up, as the newer character service does.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -71,6 +77,18 @@ struct Options {
     /// Give up waiting for answers after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// Every K-th lifecycle drops meso and shares it with the picker's party (0: none does).
+    #[arg(long, default_value_t = 0)]
+    meso_every: usize,
+    /// Members of each picker's party present by the drop, the picker included.
+    #[arg(long, default_value_t = 3)]
+    party_size: u32,
+    /// Serve the party service here (PARTIES_SERVICE_URL=http://127.0.0.1:PORT/api/).
+    #[arg(long)]
+    party_port: Option<u16>,
+    /// How long the party service takes to answer.
+    #[arg(long, default_value_t = 1)]
+    party_delay_ms: u64,
     /// A librdkafka property, KEY=VALUE (repeatable), for every client.
     #[arg(long = "kafka-cfg", value_parser = parse_property)]
     kafka_cfg: Vec<(String, String)>,
@@ -197,19 +215,37 @@ const STEPS: [(&str, &str, &str); 3] = [
     ("REQUEST_PICK_UP", "PICKED_UP", "pick-up → PICKED_UP"),
 ];
 
+/// What a meso lifecycle drops: divisible by no party size, so a remainder is always left.
+const MESO: u64 = 1_001;
+
+/// The party of picker `character`: the picker and `size - 1` others, ids a million apart.
+fn party_of(character: u64, size: u32) -> Vec<u64> {
+    (0..u64::from(size))
+        .map(|n| character + n * 1_000_000)
+        .collect()
+}
+
 struct Lifecycle {
     map: u32,
     drop_id: u64,
     step: usize,
     sent_at: Instant,
+    /// A meso drop shared by the party: the awards still awaited after RESERVED.
+    meso: bool,
+    awards_due: u32,
+    awarded: u64,
 }
 
 #[derive(Default)]
 struct Tally {
     latencies: [Vec<Duration>; 3],
+    /// Meso lifecycles: from the reservation to its last MESO_AWARDED.
+    awarded: Vec<Duration>,
     completed: usize,
     duplicate: usize,
     unexpected: usize,
+    /// Meso lifecycles whose awards did not add up to the meso.
+    misawarded: usize,
 }
 
 struct Load<'a> {
@@ -228,6 +264,10 @@ impl Load<'_> {
         let transaction = Uuid::new_v4();
         let (kind, _, _) = STEPS[lifecycle.step];
         let body = match lifecycle.step {
+            0 if lifecycle.meso => {
+                json!({"itemId": 0, "quantity": 0, "mesos": MESO, "dropType": 2, "x": 0, "y": 0,
+                        "dropperId": 9_300_018, "mod": 1})
+            }
             0 => {
                 json!({"itemId": 2_000_000, "quantity": 1, "mesos": 0, "dropType": 2, "x": 0, "y": 0,
                         "dropperId": 9_300_018, "mod": 1})
@@ -265,6 +305,9 @@ impl Load<'_> {
             self.tally.unexpected += 1;
             return;
         };
+        if event["type"] == "MESO_AWARDED" {
+            return self.awarded(transaction, event).await;
+        }
         let Some((index, step)) = self.awaiting.remove(&transaction) else {
             self.tally.duplicate += 1;
             return;
@@ -289,9 +332,38 @@ impl Load<'_> {
         lifecycle.step += 1;
         if lifecycle.step == STEPS.len() {
             self.tally.completed += 1;
+        } else if lifecycle.step == 2 && lifecycle.meso {
+            // Picked up once the party's awards are in, as the newer character service does.
+            lifecycle.awards_due = self.options.party_size;
+            self.awaiting.insert(transaction, (index, step));
         } else {
             self.send(index).await;
         }
+    }
+
+    /// Takes a `MESO_AWARDED` of a meso lifecycle's reservation; once all came, picks up.
+    async fn awarded(&mut self, transaction: Uuid, event: &Value) {
+        let Some(&(index, 1)) = self.awaiting.get(&transaction) else {
+            self.tally.duplicate += 1;
+            return;
+        };
+        let lifecycle = &mut self.lifecycles[index];
+        if lifecycle.awards_due == 0 {
+            // An award before its RESERVED: out of order.
+            self.tally.unexpected += 1;
+            return;
+        }
+        lifecycle.awards_due -= 1;
+        lifecycle.awarded += event["body"]["amount"].as_u64().unwrap_or_default();
+        if lifecycle.awards_due > 0 {
+            return;
+        }
+        self.awaiting.remove(&transaction);
+        self.tally.awarded.push(lifecycle.sent_at.elapsed());
+        if lifecycle.awarded != MESO {
+            self.tally.misawarded += 1;
+        }
+        self.send(index).await;
     }
 }
 
@@ -341,6 +413,14 @@ async fn load(options: &Options) {
         awaiting: HashMap::new(),
         tally: Tally::default(),
     };
+    if let Some(port) = options.party_port {
+        tokio::spawn(party_service(
+            port,
+            options.maps,
+            options.party_size,
+            options.party_delay_ms,
+        ));
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.timeout_s);
     let interval = (options.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / options.rate));
@@ -356,10 +436,13 @@ async fn load(options: &Options) {
                 for _ in 0..starts.min(options.lifecycles - load.lifecycles.len()) {
                     let index = load.lifecycles.len();
                     load.lifecycles.push(Lifecycle {
-                        map: 100_000_000 + (index as u32 % options.maps),
+                        map: map_of(index, options.maps),
                         drop_id: 0,
                         step: 0,
                         sent_at: Instant::now(),
+                        meso: options.meso_every > 0 && index.is_multiple_of(options.meso_every),
+                        awards_due: 0,
+                        awarded: 0,
                     });
                     load.send(index).await;
                 }
@@ -391,12 +474,54 @@ async fn load(options: &Options) {
     let stuck = load.lifecycles.iter().enumerate();
     let stuck = stuck.filter(|(_, lifecycle)| lifecycle.step < STEPS.len());
     for (index, lifecycle) in stuck.take(5) {
-        let (_, _, awaited) = STEPS[lifecycle.step];
+        let (_, _, awaited) = match lifecycle.awards_due {
+            0 => STEPS[lifecycle.step],
+            _ => ("", "", "reserve → MESO_AWARDED"),
+        };
         println!(
             "incomplete: lifecycle {index} map {} drop {} awaiting {awaited}",
             lifecycle.map, lifecycle.drop_id
         );
     }
+}
+
+/// Where lifecycle `index` drops: its map (its picker, `index + 1`, stands there too).
+fn map_of(index: usize, maps: u32) -> u32 {
+    100_000_000 + (index as u32 % maps)
+}
+
+/// The party service as the newer Atlas serves it (contract-head §4): every picker is in a
+/// party of `size` members, all online by the picker's drop.
+async fn party_service(port: u16, maps: u32, size: u32, delay_ms: u64) {
+    use axum::extract::Query;
+    let answer = move |Query(query): Query<HashMap<String, String>>| async move {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let picker: u64 = (query
+            .get("filter[members.id]")
+            .and_then(|id| id.parse().ok()))
+        .unwrap_or_default();
+        let map = map_of(picker.saturating_sub(1) as usize, maps);
+        let members = party_of(picker, size);
+        let named: Vec<Value> = (members.iter())
+            .map(|id| json!({"type": "members", "id": id.to_string()}))
+            .collect();
+        let included: Vec<Value> = (members.iter())
+            .map(|id| {
+                json!({"type": "members", "id": id.to_string(), "attributes": {
+                "worldId": 0, "channelId": 1, "mapId": map,
+                "instance": "00000000-0000-0000-0000-000000000000", "online": true}})
+            })
+            .collect();
+        let document = json!({"data": [{"type": "parties", "id": "1",
+            "relationships": {"members": {"data": named}}}], "included": included});
+        let json = [(axum::http::header::CONTENT_TYPE, "application/vnd.api+json")];
+        (json, document.to_string())
+    };
+    let app = axum::Router::new().route("/api/parties", axum::routing::get(answer));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the party service's port");
+    axum::serve(listener, app).await.expect("the party service");
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -431,8 +556,21 @@ fn report(options: &Options, tally: &Tally, missing: usize, elapsed: Duration) {
             sorted.len()
         );
     }
+    if !tally.awarded.is_empty() {
+        let mut sorted = tally.awarded.clone();
+        sorted.sort();
+        println!(
+            "latency {:<22} ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (n={})",
+            "reserve → MESO_AWARDED",
+            percentile(&sorted, 50.0),
+            percentile(&sorted, 90.0),
+            percentile(&sorted, 99.0),
+            percentile(&sorted, 100.0),
+            sorted.len()
+        );
+    }
     println!(
-        "anomalies: missing={missing} duplicate={} unexpected={}",
-        tally.duplicate, tally.unexpected
+        "anomalies: missing={missing} duplicate={} unexpected={} misawarded={}",
+        tally.duplicate, tally.unexpected, tally.misawarded
     );
 }

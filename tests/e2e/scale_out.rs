@@ -1,7 +1,7 @@
 //! Several instances on the shared store (`STORE=redis`, the real Redis) in one consumer group,
 //! on the real broker: racing reservations still have one winner; instances killed with SIGKILL
-//! and restarted under load lose no effect and duplicate none; a replica's shutdown leaves the
-//! drops to the others.
+//! and restarted under load lose no effect and duplicate none (a meso drop's party awards
+//! included); a replica's shutdown leaves the drops to the others.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Stdio};
@@ -12,8 +12,17 @@ use crate::harness::*;
 /// Starts instances on the shared store and waits until each is ready (has partitions, sees the
 /// broker).
 async fn instances(broker: &Broker, names: &Names, count: usize) -> Vec<Service> {
+    instances_with(broker, names, count, &Options::default().shared()).await
+}
+
+async fn instances_with(
+    broker: &Broker,
+    names: &Names,
+    count: usize,
+    options: &Options,
+) -> Vec<Service> {
     let services: Vec<Service> = (0..count)
-        .map(|_| Service::start(broker, names, &Options::default().shared()))
+        .map(|_| Service::start(broker, names, options))
         .collect();
     for service in &services {
         service.ready().await;
@@ -95,8 +104,16 @@ async fn a_replica_that_stops_leaves_its_drops_to_the_others() {
 }
 
 /// Starts the load generator: `lifecycles` spawn → reserve → pick-up at `rate` a second.
-fn start_load(broker: &Broker, names: &Names, lifecycles: usize, rate: usize) -> Child {
+/// The load generator, with `more` arguments.
+fn start_load(
+    broker: &Broker,
+    names: &Names,
+    lifecycles: usize,
+    rate: usize,
+    more: &[&str],
+) -> Child {
     load_generator(&broker.bootstrap, names)
+        .args(more)
         .args(["--kafka-cfg", "fetch.wait.max.ms=10", "--timeout-s", "90"])
         .args(["--lifecycles", &lifecycles.to_string()])
         .args([
@@ -118,10 +135,24 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
     let broker = Broker::start();
     let names = Names::fresh();
     create_topics(&broker, &names).await;
-    let mut services = instances(&broker, &names, 2).await;
-    let shared = Options::default().shared();
+    // Every third lifecycle drops meso, shared by the picker's party of three: the generator
+    // serves the party service.
+    let party_port = free_port().to_string();
+    let shared = Options::default().shared().env(
+        "PARTIES_SERVICE_URL",
+        &format!("http://127.0.0.1:{party_port}/api/"),
+    );
+    let mut services = instances_with(&broker, &names, 2, &shared).await;
     const LIFECYCLES: usize = 3_000;
-    let load = start_load(&broker, &names, LIFECYCLES, 150);
+    let meso = [
+        "--meso-every",
+        "3",
+        "--party-size",
+        "3",
+        "--party-port",
+        &party_port,
+    ];
+    let load = start_load(&broker, &names, LIFECYCLES, 150, &meso);
     let pause = |seconds| tokio::time::sleep(Duration::from_millis(seconds));
 
     // Kill one instance at a time, at no particular moment, and bring it back; the third
@@ -170,6 +201,7 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
     let mut distinct = HashSet::new();
     let mut copies = 0;
     let mut lives: HashMap<u64, Vec<&str>> = HashMap::new();
+    let mut awarded: HashMap<u64, u64> = HashMap::new();
     let mut spawns: HashMap<String, HashSet<u64>> = HashMap::new();
     for event in &events {
         let mut headers: Vec<_> = event.headers.iter().collect();
@@ -179,6 +211,10 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
             continue;
         }
         lives.entry(event.drop_id()).or_default().push(event.kind());
+        if event.kind() == "MESO_AWARDED" {
+            *awarded.entry(event.drop_id()).or_default() +=
+                event.body()["amount"].as_u64().unwrap();
+        }
         if event.kind() == "CREATED" {
             let transaction = event.transaction_id().to_owned();
             spawns
@@ -213,20 +249,36 @@ async fn instances_killed_and_restarted_under_load_lose_and_duplicate_nothing() 
         .nth(1)
         .and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok());
     assert_eq!(missing, Some(incomplete.len()), "{report}");
+    assert!(report.contains(" misawarded=0"), "{report}");
     let stopped_at = |life: &[&str]| match life {
         ["CREATED"] => Some("spawn → CREATED"),
         ["CREATED", "RESERVED"] => Some("reserve → RESERVED"),
+        // A meso drop's awards are committed with its RESERVED: all or none, never part.
+        ["CREATED", "RESERVED", "MESO_AWARDED", "MESO_AWARDED", "MESO_AWARDED"] => {
+            Some("reserve → MESO_AWARDED")
+        }
         _ => None,
     };
+    let awards = ["MESO_AWARDED"; 3];
+    let meso_life = [&["CREATED", "RESERVED"][..], &awards, &["PICKED_UP"]].concat();
+    let meso_lives = lives
+        .values()
+        .filter(|life| life.contains(&"MESO_AWARDED"))
+        .count();
+    assert!(meso_lives >= LIFECYCLES / 3 - 10, "{meso_lives} meso drops");
+    // Exactly once: each meso drop's three awards add up to its meso, none twice.
+    for (drop, sum) in &awarded {
+        assert_eq!(*sum, 1_001, "drop {drop}: awards {:?}", lives[drop]);
+    }
     let mut stopped: Vec<&str> = Vec::new();
     for (drop, life) in &lives {
-        if life[..] == ["CREATED", "RESERVED", "PICKED_UP"] {
+        if life[..] == ["CREATED", "RESERVED", "PICKED_UP"] || life[..] == meso_life[..] {
             continue;
         }
         let step = stopped_at(life);
         assert!(
             step.is_some(),
-            "drop {drop}: a life other than CREATED, RESERVED, PICKED_UP: {life:?}"
+            "drop {drop}: a life other than CREATED, RESERVED, (3 × MESO_AWARDED,) PICKED_UP: {life:?}"
         );
         stopped.extend(step);
     }
