@@ -336,3 +336,101 @@ fn serve_help_shows_the_service_settings() {
         "{stderr}"
     );
 }
+
+/// The newer generation through the CLI: an instance, stats inline and an environment on
+/// `send`; `list --instance` through the instance route; `tail` showing the instance, the party
+/// awards and `CONSUMED`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_speaks_the_newer_generation() {
+    let mut env = TestEnv::start().await;
+    env.service.ready().await;
+    let instance = "4b1a5c2e-0d6f-4e8a-9b3c-2d1e0f9a8b7c";
+    let map = MAP.to_string();
+    let at = [
+        "--world",
+        "1",
+        "--channel",
+        "2",
+        "--map",
+        map.as_str(),
+        "--instance",
+        instance,
+    ];
+    let equip = [
+        &["send", "spawn", "--environment", "preview-7"][..],
+        &at,
+        &[
+            "--item",
+            "1302000",
+            "--stat",
+            "weaponAttack=15",
+            "--stat",
+            "slots=7",
+        ],
+    ]
+    .concat();
+    stdout(&atlas(&env, &equip).await);
+    let created = env.peer.next_event().await;
+    assert_eq!(created.value["instance"], instance);
+    assert_eq!(created.headers["ENVIRONMENT"], b"preview-7");
+    let equip_id = created.drop_id().to_string();
+    let meso = [&["send", "spawn"][..], &at, &["--mesos", "90"]].concat();
+    stdout(&atlas(&env, &meso).await);
+    let meso_id = env.peer.next_event().await.drop_id().to_string();
+
+    let listed = stdout(&atlas(&env, &[&["list"][..], &at].concat()).await);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(&format!("{equip_id} AVAILABLE item 1302000")),
+        "{listed}"
+    );
+    let got = stdout(&atlas(&env, &["get", &equip_id, "--json"]).await);
+    let document: Value = serde_json::from_str(&got).expect("JSON:API");
+    let attributes = &document["data"]["attributes"];
+    assert_eq!(
+        (&attributes["weaponAttack"], &attributes["slots"]),
+        (&15.into(), &7.into())
+    );
+
+    let reserve = [
+        &["send", "reserve"][..],
+        &at,
+        &["--drop", &meso_id, "--character", "7"],
+    ]
+    .concat();
+    stdout(&atlas(&env, &reserve).await);
+    let consume = [&["send", "consume"][..], &at, &["--drop", &equip_id]].concat();
+    stdout(&atlas(&env, &consume).await);
+    let events = env
+        .peer
+        .next_events(3, std::time::Duration::from_secs(10))
+        .await;
+    let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["RESERVED", "MESO_AWARDED", "CONSUMED"]);
+
+    let tail = stdout(&atlas(&env, &["tail", "--from-beginning", "--count", "5"]).await);
+    let located = format!("w1/c2/m{MAP}/i{instance} drop=");
+    assert!(tail.lines().all(|line| line.contains(&located)), "{tail}");
+    assert!(
+        (tail.lines())
+            .any(|l| l.contains(" MESO_AWARDED ") && l.ends_with("character 7 90 meso (picker)")),
+        "{tail}"
+    );
+    assert!(tail.lines().any(|l| l.contains(" CONSUMED ")), "{tail}");
+    let bad = atlas(
+        &env,
+        &[
+            &["send", "spawn"][..],
+            &at,
+            &["--item", "1302000", "--stat", "luk=1"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"luk\" is not a stat"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
