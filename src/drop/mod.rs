@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod event;
+pub mod floor;
 pub mod model;
 pub mod rules;
 pub mod transition;
