@@ -18,6 +18,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 2),
     ("metrics", 2),
     ("equipment", 2),
+    ("configuration", 2),
+    ("footholds", 2),
     ("store", 2),
     ("kafka", 3),
     ("rest", 3),

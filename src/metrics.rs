@@ -90,6 +90,30 @@ impl ExpiryCause {
     }
 }
 
+/// What became of asking the data service where a character's drop lands (contract-head §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// Moved onto the floor below.
+    Landed,
+    /// No floor below (the service's 404), or none under the drop's `x` (a wall, or a foothold
+    /// beside it): the drop stays where it was dropped.
+    NoFloor,
+    /// An error, a bad answer or no answer in time: the drop stays where it was dropped.
+    Failed,
+}
+
+impl Landing {
+    const ALL: [Landing; 3] = [Landing::Landed, Landing::NoFloor, Landing::Failed];
+
+    fn name(self) -> &'static str {
+        match self {
+            Landing::Landed => "landed",
+            Landing::NoFloor => "no_floor",
+            Landing::Failed => "failed",
+        }
+    }
+}
+
 const EVENT_TYPES: [&str; 6] = [
     "CREATED",
     "EXPIRED",
@@ -159,6 +183,7 @@ pub struct Metrics {
     commands: [[Counter; Outcome::COUNT]; COMMAND_SLOTS],
     events: [Counter; EVENT_TYPES.len()],
     expiries: [Counter; ExpiryCause::ALL.len()],
+    landings: [Counter; Landing::ALL.len()],
     dead_lettered: Counter,
     /// Records the broker refuses for good (or that could not fit it), passed over.
     undeliverable: Counter,
@@ -222,6 +247,10 @@ impl Metrics {
 
     pub fn expired(&self, cause: ExpiryCause, count: usize) {
         self.expiries[cause as usize].inc_by(count as u64);
+    }
+
+    pub fn landing(&self, outcome: Landing) {
+        self.landings[outcome as usize].inc();
     }
 
     /// A record the broker acknowledged.
@@ -351,6 +380,17 @@ impl Metrics {
         for cause in ExpiryCause::ALL {
             let counter = &self.expiries[cause as usize];
             counter.encode(family.encode_family(&[("cause", cause.name())])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_landings",
+            "Character drops the data service was asked to land on the floor below, by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in Landing::ALL {
+            let counter = &self.landings[outcome as usize];
+            counter.encode(family.encode_family(&[("outcome", outcome.name())])?)?;
         }
 
         for (name, help, value) in [
@@ -498,6 +538,7 @@ mod tests {
         metrics.command(None, Outcome::Rejected(RejectionClass::Malformed));
         metrics.event(&EventKind::Expired { equipment_id: 0 });
         metrics.expired(ExpiryCause::MapLimit, 2);
+        metrics.landing(Landing::Failed);
         metrics.command_latency(Duration::from_millis(3));
         metrics.command_latency(Duration::from_secs(11));
         metrics.consumer_lag("commands", 1, 7);
@@ -512,13 +553,15 @@ mod tests {
     };
 
     /// The samples both formats share, as they were before the client library wrote them.
-    const SAMPLES: [&str; 19] = [
+    const SAMPLES: [&str; 21] = [
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
         "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
         "atlas_drops_commands_total{type=\"unknown\",outcome=\"rejected\",reason=\"malformed\"} 1",
         "atlas_drops_events_total{type=\"EXPIRED\"} 1",
         "atlas_drops_expiries_total{cause=\"map_limit\"} 2",
+        "atlas_drops_landings_total{outcome=\"failed\"} 1",
+        "atlas_drops_landings_total{outcome=\"landed\"} 0",
         "atlas_drops_live_drops 5",
         "atlas_drops_reserved_drops 1",
         "atlas_drops_outbox_events 3",
