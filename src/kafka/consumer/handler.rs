@@ -153,26 +153,28 @@ impl Handler {
             tenant,
             location,
             correlation,
-            action: Action::Spawn(spec),
-        } = &mut command
-        else {
-            return Ok(command);
-        };
-        match ask {
-            Ask::Equipment(equipment, item_id) => match equipment.create(tenant, item_id).await {
-                Ok(equipment_id) => spec.contents = spec.contents.with_equipment(equipment_id),
-                Err(error) => {
-                    return Err(Rejection {
-                        command_type: Some(kind),
-                        class: RejectionClass::Equipment,
-                        reason: error.to_string(),
-                    })
+            action,
+        } = &mut command;
+        match (ask, action) {
+            (Ask::Equipment(equipment, item_id), Action::Spawn(spec)) => {
+                match equipment.create(tenant, item_id).await {
+                    Ok(equipment_id) => spec.contents = spec.contents.with_equipment(equipment_id),
+                    Err(error) => {
+                        return Err(Rejection {
+                            command_type: Some(kind),
+                            class: RejectionClass::Equipment,
+                            reason: error.to_string(),
+                        })
+                    }
                 }
-            },
-            Ask::Floor(floor) => {
+            }
+            (Ask::Floor(floor), Action::Spawn(spec)) => {
                 let at = spec.position;
-                let landed = match floor.foothold_below(tenant, location.map_id, at).await {
-                    Ok(foothold) => foothold.and_then(|foothold| foothold.y_at(at.x)),
+                let (outcome, y) = match floor.foothold_below(tenant, location.map_id, at).await {
+                    Ok(foothold) => match foothold.and_then(|foothold| foothold.y_at(at.x)) {
+                        Some(y) => (Landing::Landed, y),
+                        None => (Landing::NoFloor, at.y),
+                    },
                     Err(error) => {
                         tracing::warn!(
                             %error,
@@ -180,14 +182,14 @@ impl Handler {
                             transaction_id = %correlation.transaction_id,
                             "the data service named no floor: the drop stays where it was dropped"
                         );
-                        self.metrics.landing(Landing::Failed);
-                        return Ok(command);
+                        (Landing::Failed, at.y)
                     }
                 };
-                let outcome = landed.map_or(Landing::NoFloor, |_| Landing::Landed);
                 self.metrics.landing(outcome);
-                spec.position.y = landed.unwrap_or(at.y);
+                spec.position.y = y;
             }
+            // Each ask is made of the commands `asks` names it for, and of no other.
+            (Ask::Equipment(..) | Ask::Floor(_), Action::OnDrop(_)) => {}
         }
         Ok(command)
     }
