@@ -111,8 +111,7 @@ pub struct Settings {
     #[arg(long, global = true, env = "EQUIPABLES_SERVICE_URL")]
     pub equipables_service_url: Option<String>,
 
-    /// The ecosystem-wide base URL, used for a peer whose own URL (EQUIPABLES_SERVICE_URL,
-    /// PARTIES_SERVICE_URL) is unset.
+    /// The ecosystem-wide base URL, used for each peer service whose own URL is unset.
     #[arg(long, global = true, env = "BASE_SERVICE_URL")]
     pub base_service_url: Option<String>,
 
@@ -144,9 +143,30 @@ pub struct Settings {
     #[arg(long, global = true, env = "ATLAS_ENVIRONMENT", value_parser = parse_environment)]
     pub atlas_environment: Option<Environment>,
 
-    /// How long an AVAILABLE drop lies before it expires, in ms (0 = never).
-    #[arg(long, global = true, env = "DROP_EXPIRE_MS", default_value_t = 180_000)]
-    pub drop_expire_ms: u64,
+    /// How long an AVAILABLE drop lies before it expires, in ms (0 = never). Unset: the
+    /// configuration service's (with SERVICE_ID), else 180000.
+    #[arg(long, global = true, env = "DROP_EXPIRE_MS")]
+    pub drop_expire_ms: Option<u64>,
+
+    /// Base URL of the configuration service, ending in /api/; BASE_SERVICE_URL is the fallback.
+    #[arg(long, global = true, env = "CONFIGURATIONS_SERVICE_URL")]
+    pub configurations_service_url: Option<String>,
+
+    /// This service's id at the configuration service: when set (and a URL known), the drop
+    /// lifetime is read from it at start-up, unless DROP_EXPIRE_MS is set.
+    #[arg(long, global = true, env = "SERVICE_ID", value_parser = parse_service_id)]
+    pub service_id: Option<String>,
+
+    /// Base URL of the data service, ending in /api/ (unset: SPAWN_FROM_CHARACTER drops are not
+    /// landed on the floor below); BASE_SERVICE_URL is the fallback.
+    #[arg(long, global = true, env = "DATA_SERVICE_URL")]
+    pub data_service_url: Option<String>,
+
+    /// Longest wait for the data service's floor below a character's drop, in ms; past it the
+    /// drop stays where it was dropped.
+    #[arg(long, global = true, env = "DATA_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub data_timeout_ms: u64,
 
     /// How long a reservation holds before the drop returns to AVAILABLE, in ms (0 = never).
     #[arg(
@@ -258,6 +278,20 @@ pub enum BadValue {
     Ratio(String),
     #[error("{0}")]
     Environment(String),
+    #[error("{0:?} is not 1 to 128 letters, digits, '-', '_', '.' or '~'")]
+    ServiceId(String),
+}
+
+/// A service id: it names a path segment of the configuration service's URL, so it is taken
+/// only as characters a URL carries unescaped.
+fn parse_service_id(text: &str) -> Result<String, BadValue> {
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-_.~".contains(c);
+    let segment = text.chars().all(unreserved) && text.chars().any(|c| c != '.');
+    if text.len() <= 128 && segment {
+        Ok(text.to_owned())
+    } else {
+        Err(BadValue::ServiceId(text.to_owned()))
+    }
 }
 
 /// An Atlas environment's name (`drop::model::parse_environment`).
@@ -317,9 +351,13 @@ impl Settings {
         settings
     }
 
-    pub fn rules(&self) -> Rules {
+    /// The rules; the drop lifetime is `DROP_EXPIRE_MS` when set, else `configured` (the
+    /// configuration service's), else the default.
+    pub fn rules(&self, configured_expire_ms: Option<u64>) -> Rules {
+        let expire_ms =
+            (self.drop_expire_ms.or(configured_expire_ms)).unwrap_or(Rules::default().expire_ms);
         Rules {
-            expire_ms: self.drop_expire_ms,
+            expire_ms,
             reservation_timeout_ms: self.reservation_timeout_ms,
             ownership_ms: self.ownership_ms,
             map_drop_limit: self.map_drop_limit,
@@ -330,7 +368,29 @@ impl Settings {
 
     /// The equipment service's base URL, if any.
     pub fn equipment_url(&self) -> Option<&str> {
-        (self.equipables_service_url.as_deref()).or(self.base_service_url.as_deref())
+        self.peer_url(&self.equipables_service_url)
+    }
+
+    /// The data service's base URL, if any.
+    pub fn data_url(&self) -> Option<&str> {
+        self.peer_url(&self.data_service_url)
+    }
+
+    /// Where to ask for the drop lifetime, `(URL, service id)`: only with `SERVICE_ID` and a
+    /// URL, and when `DROP_EXPIRE_MS` does not say it already.
+    pub fn lifetime_source(&self) -> Option<(&str, &str)> {
+        let url = self.peer_url(&self.configurations_service_url)?;
+        let service_id = self.service_id.as_deref()?;
+        self.drop_expire_ms.is_none().then_some((url, service_id))
+    }
+
+    /// A peer service's own URL, else `BASE_SERVICE_URL`.
+    fn peer_url<'a>(&'a self, own: &'a Option<String>) -> Option<&'a str> {
+        own.as_deref().or(self.base_service_url.as_deref())
+    }
+
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_millis(self.data_timeout_ms)
     }
 
     /// The party service's base URL, if any.
@@ -441,7 +501,58 @@ mod tests {
     #[test]
     fn defaults_are_the_contracts() {
         let settings = Settings::parse_from(["atlas-drops"]);
-        assert_eq!(settings.rules(), Rules::default());
+        assert_eq!(settings.rules(None), Rules::default());
         assert_eq!(settings.kafka_consumer_group, "Drops Service");
+        assert_eq!(settings.data_timeout(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_explicit_drop_lifetime_wins_over_the_configured_one() {
+        let base = ["atlas-drops", "--base-service-url", "http://atlas/api/"];
+        let configured = Settings::parse_from([base[0], base[1], base[2], "--service-id", "d-1"]);
+        assert_eq!(
+            configured.lifetime_source(),
+            Some(("http://atlas/api/", "d-1"))
+        );
+        assert_eq!(configured.rules(Some(1500)).expire_ms, 1500);
+        assert_eq!(
+            configured.rules(None).expire_ms,
+            180_000,
+            "the default kept"
+        );
+
+        let explicit = Settings::parse_from([
+            "atlas-drops",
+            "--service-id",
+            "d-1",
+            "--drop-expire-ms",
+            "0",
+        ]);
+        assert_eq!(
+            explicit.lifetime_source(),
+            None,
+            "not asked: DROP_EXPIRE_MS says it"
+        );
+        assert_eq!(explicit.rules(Some(1500)).expire_ms, 0);
+
+        let own = Settings::parse_from([
+            base[0],
+            base[1],
+            base[2],
+            "--configurations-service-url",
+            "http://config/api/",
+        ]);
+        assert_eq!(own.lifetime_source(), None, "no SERVICE_ID: not asked");
+        assert_eq!(own.data_url(), Some("http://atlas/api/"));
+    }
+
+    #[test]
+    fn a_service_id_is_a_plain_path_segment() {
+        for good in ["drops", "6f2c1a4e-0b9d-4c1e-9f4a-1a2b3c4d5e6f", "a.b_c~d"] {
+            assert_eq!(parse_service_id(good).unwrap(), good);
+        }
+        for bad in ["", "..", "a/b", "a b", "é", "..%2f", &"x".repeat(129)] {
+            assert!(parse_service_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -11,9 +11,11 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod configuration;
 pub mod drop;
 pub mod equipment;
 pub mod expiry;
+pub mod footholds;
 pub mod kafka;
 #[cfg(test)]
 mod layers;

@@ -117,6 +117,30 @@ impl PartyLookup {
     }
 }
 
+/// What became of asking the data service where a character's drop lands (contract-head §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// Moved onto the floor below.
+    Landed,
+    /// No floor below (the service's 404), or none under the drop's `x` (a wall, or a foothold
+    /// beside it): the drop stays where it was dropped.
+    NoFloor,
+    /// An error, a bad answer or no answer in time: the drop stays where it was dropped.
+    Failed,
+}
+
+impl Landing {
+    const ALL: [Landing; 3] = [Landing::Landed, Landing::NoFloor, Landing::Failed];
+
+    fn name(self) -> &'static str {
+        match self {
+            Landing::Landed => "landed",
+            Landing::NoFloor => "no_floor",
+            Landing::Failed => "failed",
+        }
+    }
+}
+
 const EVENT_TYPES: [&str; 7] = [
     "CREATED",
     "EXPIRED",
@@ -189,6 +213,7 @@ pub struct Metrics {
     events: [Counter; EVENT_TYPES.len()],
     expiries: [Counter; ExpiryCause::ALL.len()],
     party_lookups: [Counter; PartyLookup::ALL.len()],
+    landings: [Counter; Landing::ALL.len()],
     dead_lettered: Counter,
     /// Records the broker refuses for good (or that could not fit it), passed over.
     undeliverable: Counter,
@@ -257,6 +282,11 @@ impl Metrics {
     /// One lookup of a meso drop picker's party, by what it found.
     pub fn party_lookup(&self, outcome: PartyLookup) {
         self.party_lookups[outcome as usize].inc();
+    }
+
+    /// One landing asked of the data service, by what became of it.
+    pub fn landing(&self, outcome: Landing) {
+        self.landings[outcome as usize].inc();
     }
 
     /// A record the broker acknowledged.
@@ -396,6 +426,17 @@ impl Metrics {
         )?;
         for outcome in PartyLookup::ALL {
             let counter = &self.party_lookups[outcome as usize];
+            counter.encode(family.encode_family(&[("outcome", outcome.name())])?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "atlas_drops_landings",
+            "Character drops the data service was asked to land on the floor below, by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in Landing::ALL {
+            let counter = &self.landings[outcome as usize];
             counter.encode(family.encode_family(&[("outcome", outcome.name())])?)?;
         }
 
@@ -544,6 +585,7 @@ mod tests {
         metrics.command(None, Outcome::Rejected(RejectionClass::Malformed));
         metrics.event(&EventKind::Expired { equipment_id: 0 });
         metrics.expired(ExpiryCause::MapLimit, 2);
+        metrics.landing(Landing::Failed);
         metrics.command_latency(Duration::from_millis(3));
         metrics.command_latency(Duration::from_secs(11));
         metrics.consumer_lag("commands", 1, 7);
@@ -558,13 +600,15 @@ mod tests {
     };
 
     /// The samples both formats share, as they were before the client library wrote them.
-    const SAMPLES: [&str; 19] = [
+    const SAMPLES: [&str; 21] = [
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
         "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
         "atlas_drops_commands_total{type=\"unknown\",outcome=\"rejected\",reason=\"malformed\"} 1",
         "atlas_drops_events_total{type=\"EXPIRED\"} 1",
         "atlas_drops_expiries_total{cause=\"map_limit\"} 2",
+        "atlas_drops_landings_total{outcome=\"failed\"} 1",
+        "atlas_drops_landings_total{outcome=\"landed\"} 0",
         "atlas_drops_live_drops 5",
         "atlas_drops_reserved_drops 1",
         "atlas_drops_outbox_events 3",

@@ -26,8 +26,11 @@ use tokio::time::{timeout_at, Instant};
 use uuid::Uuid;
 
 use crate::config::{Settings, StoreKind};
+use crate::configuration;
+use crate::drop::rules::Rules;
 use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
+use crate::footholds::DataService;
 use crate::kafka::client;
 use crate::kafka::consumer::drop_order::DropOrder;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer, ConsumerBroke};
@@ -118,7 +121,8 @@ impl Service {
             commits,
             broke,
         } = subscribe(&settings, &metrics)?;
-        let store = open_store(&settings).await?;
+        let rules = rules(&settings).await;
+        let store = open_store(&settings, rules).await?;
         let relaying = (settings.store == StoreKind::Redis)
             .then(|| start_relay(&settings, &producers, &metrics, &topics));
         let equipment = settings.equipment_url().map(|url| {
@@ -153,6 +157,7 @@ impl Service {
                 None => SpanExporter::disabled(),
             },
             equipment,
+            floor: (settings.data_url()).map(|url| DataService::new(url, settings.data_timeout())),
             group: settings.kafka_consumer_group.clone(),
             max_record_bytes: settings.max_record_bytes(),
             environment: settings.atlas_environment.clone(),
@@ -476,16 +481,43 @@ fn subscribe(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Subscribed, 
     })
 }
 
-async fn open_store(settings: &Settings) -> Result<Arc<DropStore>, StartError> {
-    Ok(Arc::new(match settings.store {
-        StoreKind::Memory => {
-            DropStore::Memory(MemoryStore::new(settings.rules(), settings.max_live_drops))
+/// The rules the store applies. The drop lifetime is read from the configuration service when
+/// `SERVICE_ID` is set and `DROP_EXPIRE_MS` is not; without an answer the default is kept and
+/// the service starts all the same (the older service exited).
+async fn rules(settings: &Settings) -> Rules {
+    let Some((url, service_id)) = settings.lifetime_source() else {
+        return settings.rules(None);
+    };
+    match configuration::drop_lifetime(url, service_id).await {
+        Ok(expire_ms) => {
+            tracing::info!(
+                drop_expire_ms = expire_ms,
+                service_id,
+                "drop lifetime read from the configuration service"
+            );
+            settings.rules(Some(expire_ms))
         }
+        Err(error) => {
+            let rules = settings.rules(None);
+            tracing::warn!(
+                %error,
+                service_id,
+                drop_expire_ms = rules.expire_ms,
+                "drop lifetime not read from the configuration service: the default is kept"
+            );
+            rules
+        }
+    }
+}
+
+async fn open_store(settings: &Settings, rules: Rules) -> Result<Arc<DropStore>, StartError> {
+    Ok(Arc::new(match settings.store {
+        StoreKind::Memory => DropStore::Memory(MemoryStore::new(rules, settings.max_live_drops)),
         StoreKind::Redis => DropStore::Shared(Box::new(
             RedisStore::connect(RedisStoreConfig {
                 url: &settings.redis_url,
                 key_prefix: &settings.redis_key_prefix,
-                rules: settings.rules(),
+                rules,
                 max_live_drops: settings.max_live_drops,
             })
             .await?,

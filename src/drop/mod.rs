@@ -4,6 +4,7 @@
 pub mod award;
 pub mod command;
 pub mod event;
+pub mod floor;
 pub mod model;
 pub mod rules;
 pub mod transition;

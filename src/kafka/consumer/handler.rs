@@ -15,6 +15,7 @@ use crate::clock;
 use crate::drop::command::{Action, Command, CommandType, DropRequest, RejectionClass};
 use crate::drop::model::{Environment, Location, Millis, TenantRef};
 use crate::equipment::EquipmentService;
+use crate::footholds::DataService;
 use crate::kafka::events::{EventSink, Events};
 use crate::kafka::message::command::{decode, Rejection};
 use crate::kafka::message::headers::{
@@ -22,7 +23,7 @@ use crate::kafka::message::headers::{
     DEAD_LETTER_TOPIC,
 };
 use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
-use crate::metrics::{Metrics, PartyLookup};
+use crate::metrics::{Landing, Metrics, PartyLookup};
 use crate::party::PartyService;
 use crate::store::{DropStore, EventOut, LogPosition, Origin};
 use crate::trace::SpanExporter;
@@ -30,6 +31,15 @@ use crate::trace::SpanExporter;
 /// How many bytes of a rejection's reason the log and the dead letter carry: a reason can
 /// quote the value (serde quotes strings), and must not make a letter larger than the command.
 const REASON_BYTES: usize = 256;
+
+/// A peer a command waits for, beside the partition, before it is applied.
+enum Ask {
+    /// The equipment service creates an equip `SPAWN`'s equipment (of this item).
+    Equipment(EquipmentService, u32),
+    /// The data service names the floor a `SPAWN_FROM_CHARACTER`'s drop lands on
+    /// (contract-head §5).
+    Floor(DataService),
+}
 
 /// What became of a record: its deliveries now, or a future that yields them.
 pub enum Handled {
@@ -47,6 +57,8 @@ pub struct Handler {
     pub spans: SpanExporter,
     /// Where equip SPAWNs get their equipment created, when configured.
     pub equipment: Option<EquipmentService>,
+    /// Where SPAWN_FROM_CHARACTER drops find the floor they land on, when configured.
+    pub floor: Option<DataService>,
     /// The consumer group: with the topic and partition, it names a partition's applied record.
     pub group: String,
     /// The largest record the broker takes (`message.max.bytes`): a dead letter larger than
@@ -75,10 +87,11 @@ fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
 
 impl Handler {
     /// Takes one record of the command topic. Most commands are applied at once; an equip
-    /// SPAWN first waits for the equipment service, and a meso drop's reservation for the party
-    /// service (with the later commands on that drop queued behind it), beside the partition's
-    /// other commands, not in front of them. Either way the answer is the deliveries of the
-    /// events the command caused: its offset may be committed once they are all acknowledged.
+    /// SPAWN first waits for the equipment service, a SPAWN_FROM_CHARACTER for the data service,
+    /// and a meso drop's reservation for the party service (with the later commands on that
+    /// drop queued behind it), beside the partition's other commands, not in front of them.
+    /// Either way the answer is the deliveries of the events the command caused: its offset may
+    /// be committed once they are all acknowledged.
     pub async fn handle(
         self: &Arc<Self>,
         message: &OwnedMessage,
@@ -107,51 +120,98 @@ impl Handler {
                 }));
             }
         }
-        let equipment = self.equipment_to_create(kind, &command, &position).await;
-        let Some((equipment, item_id)) = equipment else {
+        let asks = self.asks(kind, &command);
+        // A redelivered command is recognised first, so that it asks nobody again (the
+        // equipment service would create a second equipment that nobody would use): the store
+        // answers it already applied.
+        if asks.is_empty() || self.was_applied(&position).await {
             return Handled::Now(self.apply(kind, command, position).await);
-        };
+        }
         let (handler, message) = (self.clone(), message.clone());
         Handled::Later(Box::pin(async move {
-            match equipment.create(&command.tenant, item_id).await {
-                Ok(equipment_id) => {
-                    if let Action::Spawn(spec) = &mut command.action {
-                        spec.contents = spec.contents.with_equipment(equipment_id);
-                    }
-                    handler.apply(kind, command, position).await
-                }
-                Err(error) => {
-                    let rejection = Rejection {
-                        command_type: Some(kind),
-                        class: RejectionClass::Equipment,
-                        reason: error.to_string(),
-                    };
-                    handler.reject(&message, &rejection)
-                }
+            let mut command = command;
+            for ask in asks {
+                command = match handler.ask(kind, ask, command).await {
+                    Ok(answered) => answered,
+                    Err(rejection) => return handler.reject(&message, &rejection),
+                };
             }
+            handler.apply(kind, command, position).await
         }))
     }
 
-    /// The equipment service, and the item, of an equip SPAWN that comes without its
-    /// equipment. A redelivered one is recognised first, so that it asks for no second
-    /// equipment (that nobody would use): the store then answers it already applied.
-    async fn equipment_to_create(
-        &self,
-        kind: CommandType,
-        command: &Command,
-        position: &LogPosition,
-    ) -> Option<(EquipmentService, u32)> {
-        let (Some(equipment), Action::Spawn(spec)) = (&self.equipment, &command.action) else {
-            return None;
+    /// The peers `command` waits for before it is applied, in order: none for most commands.
+    /// Each is asked when its own condition holds, so they compose (today no command meets two:
+    /// only a SPAWN creates equipment, only a SPAWN_FROM_CHARACTER lands).
+    fn asks(&self, kind: CommandType, command: &Command) -> Vec<Ask> {
+        let Action::Spawn(spec) = &command.action else {
+            return Vec::new();
         };
         let contents = spec.contents;
+        let mut asks = Vec::new();
+        if let (CommandType::SpawnFromCharacter, Some(floor)) = (kind, &self.floor) {
+            asks.push(Ask::Floor(floor.clone()));
+        }
         // An equip whose stats come inline (the newer generation) needs no equipment created.
-        let wanted = kind == CommandType::Spawn
-            && contents.is_equip()
-            && contents.equipment_id() == 0
-            && contents.stats().is_zero();
-        let wanted = wanted && !self.was_applied(position).await;
-        wanted.then(|| (equipment.clone(), contents.item_id()))
+        let bare_equip =
+            contents.is_equip() && contents.equipment_id() == 0 && contents.stats().is_zero();
+        if let (CommandType::Spawn, Some(equipment), true) = (kind, &self.equipment, bare_equip) {
+            asks.push(Ask::Equipment(equipment.clone(), contents.item_id()));
+        }
+        asks
+    }
+
+    /// Asks a peer, beside the partition: the command as its answer changes it, or why it
+    /// cannot be applied.
+    async fn ask(
+        &self,
+        kind: CommandType,
+        ask: Ask,
+        mut command: Command,
+    ) -> Result<Command, Rejection> {
+        let Command {
+            tenant,
+            location,
+            correlation,
+            action,
+        } = &mut command;
+        match (ask, action) {
+            (Ask::Equipment(equipment, item_id), Action::Spawn(spec)) => {
+                match equipment.create(tenant, item_id).await {
+                    Ok(equipment_id) => spec.contents = spec.contents.with_equipment(equipment_id),
+                    Err(error) => {
+                        return Err(Rejection {
+                            command_type: Some(kind),
+                            class: RejectionClass::Equipment,
+                            reason: error.to_string(),
+                        })
+                    }
+                }
+            }
+            (Ask::Floor(floor), Action::Spawn(spec)) => {
+                let at = spec.position;
+                let (outcome, y) = match floor.foothold_below(tenant, location.map_id, at).await {
+                    Ok(foothold) => match foothold.and_then(|foothold| foothold.y_at(at.x)) {
+                        Some(y) => (Landing::Landed, y),
+                        None => (Landing::NoFloor, at.y),
+                    },
+                    Err(error) => {
+                        tracing::warn!(
+                            %error,
+                            tenant = %tenant.id,
+                            transaction_id = %correlation.transaction_id,
+                            "the data service named no floor: the drop stays where it was dropped"
+                        );
+                        (Landing::Failed, at.y)
+                    }
+                };
+                self.metrics.landing(outcome);
+                spec.position.y = y;
+            }
+            // Each ask is made of the commands `asks` names it for, and of no other.
+            (Ask::Equipment(..) | Ask::Floor(_), Action::OnDrop(_)) => {}
+        }
+        Ok(command)
     }
 
     /// Whether `command` is the reservation of a meso drop whose share the party service must

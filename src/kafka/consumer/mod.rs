@@ -261,8 +261,9 @@ async fn partition(
                         applied = Applied::new_era(applied.era + 1, offset - 1, &commits);
                         position.committed = i64::MIN;
                     }
-                    // Applied here, in the partition's order (an equip SPAWN's wait for its
-                    // equipment is what goes on beside the partition).
+                    // Applied here, in the partition's order (a wait for a peer service, an
+                    // equip SPAWN's equipment or a character drop's floor, is what goes on
+                    // beside the partition).
                     let handled = handler.handle(&message, position).await;
                     applied.through = offset;
                     let era = applied.era;

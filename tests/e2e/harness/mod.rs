@@ -8,8 +8,8 @@
 //! topics, group and Redis key prefix; the tests' Redis), `service` (the binary as a process, and
 //! the `Options` it starts with), `peer` (our own Kafka client: commands out, events in),
 //! `commands` (commands as peers write them), `http` (the REST API and operators' endpoints),
-//! `proxy` (a TCP proxy a test can cut), `stand_ins` (the equipment and party services),
-//! `load_generator` (`atlas-drops-load`).
+//! `proxy` (a TCP proxy a test can cut), `stand_ins` (the equipment, configuration, data and
+//! party services), `load_generator` (`atlas-drops-load`).
 
 mod broker;
 mod commands;
@@ -31,7 +31,10 @@ pub use names::{redis_connection, redis_url, Names};
 pub use peer::{Event, Peer, Tenant};
 pub use proxy::Proxy;
 pub use service::{Options, Service, Store};
-pub use stand_ins::{EquipmentService, PartyMember, PartyMode, PartyService};
+pub use stand_ins::{
+    ConfigurationService, Configured, DataService, EquipmentService, Floor, PartyMember, PartyMode,
+    PartyService,
+};
 
 pub const PARTITIONS: i32 = 4;
 
