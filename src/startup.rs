@@ -40,7 +40,7 @@ use crate::kafka::topics::{OurTopics, TopicsError};
 use crate::metrics::{ExpiryCause, Metrics};
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown::{self, Trigger};
-use crate::store::redis::Keys;
+use crate::store::redis::{IdSource, Keys};
 use crate::store::{DropStore, MemoryStore, RedisStore, RedisStoreConfig, StoreError};
 use crate::trace::{SpanExporter, TraceError};
 
@@ -482,6 +482,10 @@ async fn open_store(settings: &Settings) -> Result<Arc<DropStore>, StartError> {
                 key_prefix: &settings.redis_key_prefix,
                 rules: settings.rules(),
                 max_live_drops: settings.max_live_drops,
+                ids: match settings.atlas_ids_prefix() {
+                    Some(prefix) => IdSource::Atlas { prefix },
+                    None => IdSource::Own,
+                },
             })
             .await?,
         )),
