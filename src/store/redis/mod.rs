@@ -482,6 +482,29 @@ impl RedisStore {
             == Ok(true)
     }
 
+    /// A spawn's id: the one an earlier go at the step allocated (`allocated`, 0: none), else a
+    /// new one (`Ids::allocate`), kept there. `None` when the Atlas allocator has none left.
+    async fn spawn_id(
+        &self,
+        connection: &mut Connection,
+        origin: &Origin,
+        allocated: &AtomicU32,
+    ) -> RedisResult<Option<DropId>> {
+        if let Some(id) = DropId::new(allocated.load(Ordering::Relaxed)) {
+            return Ok(Some(id));
+        }
+        match self.ids.allocate(connection, &origin.tenant).await? {
+            Allocated::Id(id) => {
+                allocated.store(id.get(), Ordering::Relaxed);
+                Ok(Some(id))
+            }
+            Allocated::Exhausted(answer) => {
+                tracing::warn!(tenant = %origin.tenant.id, ?answer, "the Atlas object-id allocator has no drop id left for the tenant: spawn refused");
+                Ok(None)
+            }
+        }
+    }
+
     /// Creates a drop (`Rules::spawn`), unless the store holds its most drops (`has_room`).
     pub async fn spawn(
         &self,
@@ -502,40 +525,28 @@ impl RedisStore {
                 first.get(self.keys.live());
             }
         };
-        let spawn = move |mut connection: Connection,
-                          _,
-                          mut prefetched: Replies|
-              -> Deciding<'_, Drop> {
-            Box::pin(async move {
-                let on_map: usize = from_reply(prefetched.next())?;
-                let live: Option<usize> = from_reply(prefetched.next())?;
-                if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
-                    return Ok(Transition::refused(refusal));
-                }
-                let id = match DropId::new(allocated.load(Ordering::Relaxed)) {
-                    Some(id) => id,
-                    None => match self.ids.allocate(&mut connection, &origin.tenant).await? {
-                        Allocated::Id(id) => {
-                            allocated.store(id.get(), Ordering::Relaxed);
-                            id
-                        }
-                        Allocated::Exhausted(answer) => {
-                            tracing::warn!(tenant = %origin.tenant.id, ?answer, "the Atlas object-id allocator has no drop id left for the tenant: spawn refused");
-                            return Ok(Transition::refused(Refusal::StoreFull));
-                        }
-                    },
-                };
-                // The map's drops are read only when one must make room.
-                let drops = match self.rules.map_is_full(on_map) {
-                    true => self.map_drops(&mut connection, map).await?,
-                    false => Vec::new(),
-                };
-                let new = origin.spawned(id, spec, now);
-                Ok(self
-                    .rules
-                    .spawn(new, &origin.correlation, on_map, &drops, now))
-            })
-        };
+        let spawn =
+            move |mut connection: Connection, _, mut prefetched: Replies| -> Deciding<'_, Drop> {
+                Box::pin(async move {
+                    let on_map: usize = from_reply(prefetched.next())?;
+                    let live: Option<usize> = from_reply(prefetched.next())?;
+                    if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
+                        return Ok(Transition::refused(refusal));
+                    }
+                    let Some(id) = self.spawn_id(&mut connection, origin, allocated).await? else {
+                        return Ok(Transition::refused(Refusal::StoreFull));
+                    };
+                    // The map's drops are read only when one must make room.
+                    let drops = match self.rules.map_is_full(on_map) {
+                        true => self.map_drops(&mut connection, map).await?,
+                        false => Vec::new(),
+                    };
+                    let new = origin.spawned(id, spec, now);
+                    Ok(self
+                        .rules
+                        .spawn(new, &origin.correlation, on_map, &drops, now))
+                })
+            };
         self.step(
             "spawn",
             origin.position.as_ref(),
