@@ -4,7 +4,8 @@
 //! several instances), each applying its commands one after another, as a partition does; each
 //! runs for `SECONDS` and the total is printed. Keys go under a fresh prefix, deleted after.
 //!
-//! `cargo bench --bench redis_store`
+//! `cargo bench --bench redis_store`; `ATLAS_BENCH_ID_SOURCE=atlas` takes the ids from the Atlas
+//! allocator (contract-head §7), its keys under the same fresh prefix.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use atlas_drops::drop::model::{
     Contents, Correlation, DropSpec, Dropper, Location, Millis, Point, Tenant,
 };
 use atlas_drops::drop::rules::Rules;
-use atlas_drops::store::{LogPosition, Origin, RedisStore, RedisStoreConfig};
+use atlas_drops::store::{IdSource, LogPosition, Origin, RedisStore, RedisStoreConfig};
 use uuid::Uuid;
 
 const SECONDS: f64 = 3.0;
@@ -211,6 +212,12 @@ async fn main() {
             ..Rules::default()
         },
         max_live_drops: 0,
+        ids: match std::env::var("ATLAS_BENCH_ID_SOURCE").as_deref() {
+            Ok("atlas") => IdSource::Atlas {
+                prefix: format!("{prefix}:atlas"),
+            },
+            _ => IdSource::Own,
+        },
     })
     .await
     {

@@ -221,6 +221,26 @@ pub struct Settings {
     )]
     pub redis_key_prefix: String,
 
+    /// Where drop ids come from: `own` (our counter) or `atlas` (the Atlas services' shared
+    /// object-id allocator in Redis, with monsters and reactors; needs STORE=redis).
+    #[arg(
+        long,
+        global = true,
+        env = "DROP_ID_SOURCE",
+        value_enum,
+        default_value = "own"
+    )]
+    pub drop_id_source: DropIdSource,
+
+    /// The Atlas environment whose allocator keys DROP_ID_SOURCE=atlas uses
+    /// (`<ATLAS_REDIS_ENV>:atlas:oid:…`; unset: ATLAS_ENV, else `atlas:oid:…`).
+    #[arg(long, global = true, env = "ATLAS_REDIS_ENV")]
+    pub atlas_redis_env: Option<String>,
+
+    /// The Atlas environment, when ATLAS_REDIS_ENV is unset (see there).
+    #[arg(long, global = true, env = "ATLAS_ENV")]
+    pub atlas_env: Option<String>,
+
     /// Most drops the service holds on all maps; spawns past it are refused (0 = no limit).
     #[arg(
         long,
@@ -265,6 +285,25 @@ impl StoreKind {
             StoreKind::Redis => "redis",
         }
     }
+}
+
+/// Where drop ids come from (contract-head §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DropIdSource {
+    /// Our own counter (contract §5): ids unique across tenants.
+    Own,
+    /// The Atlas services' shared object-id allocator in Redis: ids unique per tenant.
+    Atlas,
+}
+
+/// Settings that are each fine but do not go together: the service does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Conflict {
+    #[error(
+        "DROP_ID_SOURCE=atlas takes drop ids from the Redis the Atlas services share, so it needs \
+         STORE=redis (STORE is {0})"
+    )]
+    AtlasIdsNeedRedis(&'static str),
 }
 
 /// A setting's value that does not parse (clap says which setting).
@@ -349,6 +388,33 @@ impl Settings {
             .kafka_properties
             .extend(settings.kafka_cfg.iter().cloned());
         settings
+    }
+
+    /// Whether the settings go together (checked once, as they are read).
+    pub fn check(&self) -> Result<(), Conflict> {
+        match (self.drop_id_source, self.store) {
+            (DropIdSource::Atlas, StoreKind::Memory) => {
+                Err(Conflict::AtlasIdsNeedRedis(self.store.name()))
+            }
+            (DropIdSource::Atlas, StoreKind::Redis) | (DropIdSource::Own, _) => Ok(()),
+        }
+    }
+
+    /// The prefix `{P}` of the Atlas allocator's keys when drop ids come from it
+    /// (`DROP_ID_SOURCE=atlas`): `<ATLAS_REDIS_ENV>:atlas`, else `<ATLAS_ENV>:atlas`, else `atlas`
+    /// (an empty value counts as unset).
+    pub fn atlas_ids_prefix(&self) -> Option<String> {
+        if self.drop_id_source != DropIdSource::Atlas {
+            return None;
+        }
+        let env = [&self.atlas_redis_env, &self.atlas_env]
+            .into_iter()
+            .flatten()
+            .find(|env| !env.is_empty());
+        Some(match env {
+            Some(env) => format!("{env}:atlas"),
+            None => "atlas".to_owned(),
+        })
     }
 
     /// The rules; the drop lifetime is `DROP_EXPIRE_MS` when set, else `configured` (the
@@ -496,6 +562,48 @@ mod tests {
         ]);
         assert_eq!(own.parties_url(), Some("http://parties/api/"));
         assert_eq!(own.parties_timeout(), Duration::from_millis(150));
+    }
+
+    #[test]
+    fn atlas_ids_need_the_shared_store_and_take_their_prefix_from_the_environment() {
+        let settings = Settings::parse_from(["atlas-drops"]);
+        assert_eq!(settings.drop_id_source, DropIdSource::Own);
+        assert!(settings.check().is_ok());
+        assert_eq!(settings.atlas_ids_prefix(), None);
+        let atlas = Settings::parse_from(["atlas-drops", "--drop-id-source", "atlas"]);
+        let conflict = atlas.check().unwrap_err().to_string();
+        assert!(
+            conflict.contains("needs STORE=redis (STORE is memory)"),
+            "{conflict}"
+        );
+        let shared = |more: &[&str]| {
+            let mut args = vec![
+                "atlas-drops",
+                "--store",
+                "redis",
+                "--drop-id-source",
+                "atlas",
+            ];
+            args.extend(more);
+            Command::parse_from(args).settings
+        };
+        assert!(shared(&[]).check().is_ok());
+        assert_eq!(shared(&[]).atlas_ids_prefix().as_deref(), Some("atlas"));
+        let env = ["--atlas-env", "main"];
+        assert_eq!(
+            shared(&env).atlas_ids_prefix().as_deref(),
+            Some("main:atlas")
+        );
+        let both = ["--atlas-env", "main", "--atlas-redis-env", "preview-7"];
+        assert_eq!(
+            shared(&both).atlas_ids_prefix().as_deref(),
+            Some("preview-7:atlas")
+        );
+        let empty = ["--atlas-env", "main", "--atlas-redis-env", ""];
+        assert_eq!(
+            shared(&empty).atlas_ids_prefix().as_deref(),
+            Some("main:atlas")
+        );
     }
 
     #[test]

@@ -2,12 +2,19 @@ use atlas_drops::cli::{self, Cli, Command};
 use atlas_drops::config::Settings;
 use atlas_drops::startup::{Failed, Service};
 use atlas_drops::telemetry;
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 #[tokio::main]
 async fn main() {
     let Cli { settings, command } = Cli::parse();
     let settings = settings.with_environment();
+    // Refused as a setting that does not parse is: clap's message, exit 2, nothing started.
+    if let Err(conflict) = settings.check() {
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, conflict)
+            .exit();
+    }
     let code = match command {
         None | Some(Command::Serve) => match serve(settings).await {
             Ok(()) => 0,

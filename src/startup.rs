@@ -45,7 +45,7 @@ use crate::metrics::{ExpiryCause, Metrics};
 use crate::party::PartyService;
 use crate::rest::{self, AppState, Readiness};
 use crate::shutdown::{self, Trigger};
-use crate::store::redis::Keys;
+use crate::store::redis::{IdSource, Keys};
 use crate::store::{DropStore, MemoryStore, RedisStore, RedisStoreConfig, StoreError};
 use crate::trace::{SpanExporter, TraceError};
 
@@ -519,6 +519,10 @@ async fn open_store(settings: &Settings, rules: Rules) -> Result<Arc<DropStore>,
                 key_prefix: &settings.redis_key_prefix,
                 rules,
                 max_live_drops: settings.max_live_drops,
+                ids: match settings.atlas_ids_prefix() {
+                    Some(prefix) => IdSource::Atlas { prefix },
+                    None => IdSource::Own,
+                },
             })
             .await?,
         )),

@@ -23,26 +23,42 @@ impl Millis {
     }
 }
 
-/// A drop's id: `1000000001..=2000000000`, wrapping (contract §5).
+/// A drop's id, as a source of ours hands it out: our own counter's `FIRST..=LAST`
+/// (1000000001..=2000000000, wrapping: contract §5), or the Atlas allocator's
+/// `ATLAS_FIRST..=ATLAS_LAST` (1000000..=2147483647, shared with monsters and reactors:
+/// contract-head §7), which holds the first.
+///
+/// One type admits both ranges, whichever source the service runs with: the type says what can
+/// be a drop id of ours at all, and is parsed once, at the edge (a command's id, a stored
+/// record). Whether a drop has the id is the store's to say, by (tenant, id): an id of the other
+/// source's range names no drop there, exactly as an id of the right range that nobody holds.
+/// A range that followed the setting would only move that answer from the lookup to the parse,
+/// and make a stored record unreadable to an instance of the other setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DropId(u32);
 
 impl DropId {
+    /// The first id of our own counter.
     pub const FIRST: DropId = DropId(1_000_000_001);
+    /// The last id of our own counter, after which it wraps to `FIRST`.
     pub const LAST: DropId = DropId(2_000_000_000);
+    /// The Atlas allocator's first id: a fresh counter starts here.
+    pub const ATLAS_FIRST: DropId = DropId(1_000_000);
+    /// The Atlas allocator's last id (the client's object ids are `i32`).
+    pub const ATLAS_LAST: DropId = DropId(i32::MAX as u32);
 
-    /// Ids outside the range are refused: they can never name a drop of ours.
+    /// Ids that no source of ours hands out are refused: they can never name a drop.
     pub fn new(raw: u32) -> Option<DropId> {
-        (Self::FIRST.0..=Self::LAST.0)
+        (Self::ATLAS_FIRST.0..=Self::ATLAS_LAST.0)
             .contains(&raw)
             .then_some(DropId(raw))
     }
 
-    pub fn get(self) -> u32 {
+    pub const fn get(self) -> u32 {
         self.0
     }
 
-    /// How many ids the range holds.
+    /// How many ids our own counter's range holds.
     pub const COUNT: u64 = (Self::LAST.0 - Self::FIRST.0 + 1) as u64;
 
     /// How fast the clock moves the ids of a store that forgets them at a restart (see

@@ -68,8 +68,14 @@ fn by(character_id: u32) -> CharacterRequest {
 
 #[test]
 fn ids_wrap_from_last_to_first() {
-    assert_eq!(DropId::new(1_000_000_000), None);
-    assert_eq!(DropId::new(2_000_000_001), None);
+    assert_eq!(
+        DropId::new(1_000_000_000).map(DropId::get),
+        Some(1_000_000_000)
+    );
+    assert_eq!(
+        DropId::new(2_000_000_001).map(DropId::get),
+        Some(2_000_000_001)
+    );
     assert_eq!(DropId::COUNT, 1_000_000_000);
     assert_eq!(DropId::at(DropId::LAST.position() + 1), DropId::FIRST);
     assert_eq!(
@@ -558,25 +564,48 @@ fn the_sweep_expires_looks_again_or_forgets() {
     let d = drop(2, 0, 0);
     let id = d.id;
     let expiry = rules.expires_at(&d).unwrap();
-    let early = rules.sweep(id, Some(d.clone()), T0);
-    assert_eq!(early.writes, [Write::Reschedule { id, at: expiry }]);
+    let tenant = d.tenant.clone();
+    let early = rules.sweep(d.clone(), T0);
+    assert_eq!(
+        early.writes,
+        [Write::Reschedule {
+            tenant: tenant.clone(),
+            id,
+            at: expiry
+        }]
+    );
     assert_eq!(early.answer, Ok(false));
-    let due = rules.sweep(id, Some(d.clone()), expiry);
+    let due = rules.sweep(d.clone(), expiry);
     assert_eq!(due.answer, Ok(true));
     assert_eq!(due.writes, [Write::Remove(d.clone())]);
     assert!(matches!(due.events[0].kind, EventKind::Expired { .. }));
-    assert_eq!(
-        rules.sweep(id, None, expiry).writes,
-        [Write::Unschedule { id }]
-    );
     let never = Rules {
         expire_ms: 0,
         ..rules
     };
     assert_eq!(
-        never.sweep(id, Some(d), expiry).writes,
-        [Write::Unschedule { id }]
+        never.sweep(d, expiry).writes,
+        [Write::Unschedule { tenant, id }]
     );
+}
+
+/// Atlas ids (contract-head §7) are drop ids as much as our own: the type admits both ranges,
+/// and nothing outside them.
+#[test]
+fn drop_ids_are_those_of_either_source() {
+    for raw in [
+        1_000_000,
+        1_000_001,
+        1_500_000_000,
+        2_000_000_000,
+        2_147_483_647,
+    ] {
+        assert_eq!(DropId::new(raw).map(DropId::get), Some(raw));
+    }
+    for raw in [0, 1, 999_999, 2_147_483_648, u32::MAX] {
+        assert_eq!(DropId::new(raw), None, "{raw}");
+    }
+    assert!(DropId::ATLAS_FIRST < DropId::FIRST && DropId::LAST < DropId::ATLAS_LAST);
 }
 
 #[test]

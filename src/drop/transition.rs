@@ -35,10 +35,15 @@ pub enum Write {
     Update(Drop),
     /// A drop gone from every index.
     Remove(Drop),
-    /// The sweep looks at the drop again at `at`.
-    Reschedule { id: DropId, at: Millis },
-    /// The sweep need not look at the drop again (it never comes due, or it is gone).
-    Unschedule { id: DropId },
+    /// The sweep looks at the drop again at `at`. Named by (tenant, id), as every drop: ids
+    /// from the Atlas allocator are unique per tenant only (contract-head §7).
+    Reschedule {
+        tenant: TenantRef,
+        id: DropId,
+        at: Millis,
+    },
+    /// The sweep need not look at the drop again: it never comes due.
+    Unschedule { tenant: TenantRef, id: DropId },
 }
 
 /// Who asked, where, and the correlation to echo: what an answer to the requester names.
@@ -264,16 +269,11 @@ impl Rules {
         }
     }
 
-    /// The sweep's step for drop `id`, whose deadline entry came due at `now`: expire it
-    /// (`EXPIRED`; answer `true`), look again later, or forget the entry (also when `found`
-    /// is `None`: another instance expired it, or it was picked up).
-    pub fn sweep(&self, id: DropId, found: Option<Drop>, now: Millis) -> Transition<bool> {
-        let Some(drop) = found else {
-            return Transition {
-                writes: vec![Write::Unschedule { id }],
-                ..Transition::new(Ok(false))
-            };
-        };
+    /// The sweep's step for `drop`, whose deadline entry came due at `now`: expire it
+    /// (`EXPIRED`; answer `true`), look again later, or forget the entry. (A drop the sweep
+    /// no longer finds needs no rule: its removal took its deadline entry with it.)
+    pub fn sweep(&self, drop: Drop, now: Millis) -> Transition<bool> {
+        let Drop { tenant, id, .. } = &drop;
         match self.due(&drop, now) {
             Due::Expire => Transition {
                 answer: Ok(true),
@@ -281,11 +281,18 @@ impl Rules {
                 writes: vec![Write::Remove(drop)],
             },
             Due::At(at) => Transition {
-                writes: vec![Write::Reschedule { id, at }],
+                writes: vec![Write::Reschedule {
+                    tenant: tenant.clone(),
+                    id: *id,
+                    at,
+                }],
                 ..Transition::new(Ok(false))
             },
             Due::Never => Transition {
-                writes: vec![Write::Unschedule { id }],
+                writes: vec![Write::Unschedule {
+                    tenant: tenant.clone(),
+                    id: *id,
+                }],
                 ..Transition::new(Ok(false))
             },
         }

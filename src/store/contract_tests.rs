@@ -1,9 +1,10 @@
 //! What every store must do, as tests each store runs: the same transitions as a model that
 //! keeps drops in a plain list and scans it for everything (whatever a store's indexes or
 //! transactions do, it must answer exactly as the model does); exactly one winner of racing
-//! reservations; unique ids under concurrent spawns; tenants sharing an id kept apart.
+//! reservations; unique ids under concurrent spawns; tenants sharing an id kept apart, and
+//! tenants holding the same drop id (atlas ids) too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier, LazyLock};
 
 use proptest::prelude::*;
@@ -15,8 +16,8 @@ use super::{DropCounts, DropStore, EventOut, LogPosition, Origin};
 use crate::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::{
-    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Tenant,
-    TenantRef,
+    Contents, Correlation, Drop, DropId, DropSpec, Dropper, Location, Millis, Point, Status,
+    Tenant, TenantRef,
 };
 use crate::drop::rules::{Refusal, Rules};
 use crate::drop::transition::{Transition, Write};
@@ -160,13 +161,41 @@ pub fn spawned_id(store: &Blocking) -> u32 {
     spawned.expect("spawned").id.get()
 }
 
+/// How the model hands out ids: as the store under test does.
+pub enum ModelIds {
+    /// Our own counter (contract §5): `next` the position (`DropId::at`) of the next id to try;
+    /// `follow_the_clock` as a store that forgets its ids must (`DropId::floor`).
+    Own { next: u64, follow_the_clock: bool },
+    /// The Atlas allocator (contract-head §7), fresh: a counter per tenant id, from
+    /// `DropId::ATLAS_FIRST`, far below the recycle threshold. Tenants' ids coincide.
+    Atlas { next: HashMap<Uuid, u32> },
+}
+
+impl ModelIds {
+    /// Our own counter, its next id `first`.
+    pub fn own(first: DropId, follow_the_clock: bool) -> ModelIds {
+        ModelIds::Own {
+            next: first.position(),
+            follow_the_clock,
+        }
+    }
+
+    pub fn atlas() -> ModelIds {
+        ModelIds::Atlas {
+            next: HashMap::new(),
+        }
+    }
+}
+
 /// The same transitions (`drop::transition`) over a list, scanned every time.
 struct Model {
     drops: Vec<Drop>,
-    /// The position (`DropId::at`) of the next id to try.
-    next_id: u64,
-    /// Whether ids follow the clock (`DropId::floor`), as a store that forgets its ids must.
-    ids_follow_the_clock: bool,
+    ids: ModelIds,
+}
+
+/// Whether `drop` is `tenant`'s drop `id`: a drop is named by both (contract-head §7).
+fn is(drop: &Drop, tenant: &TenantRef, id: DropId) -> bool {
+    drop.id == id && drop.tenant == *tenant
 }
 
 impl Model {
@@ -184,10 +213,12 @@ impl Model {
             match write {
                 Write::Insert(drop) => self.drops.push(drop),
                 Write::Update(drop) => {
-                    let index = self.drops.iter().position(|d| d.id == drop.id).unwrap();
+                    let index = (self.drops.iter())
+                        .position(|d| is(d, &drop.tenant, drop.id))
+                        .unwrap();
                     self.drops[index] = drop;
                 }
-                Write::Remove(drop) => self.drops.retain(|d| d.id != drop.id),
+                Write::Remove(drop) => self.drops.retain(|d| !is(d, &drop.tenant, drop.id)),
                 Write::Reschedule { .. } | Write::Unschedule { .. } => {}
             }
         }
@@ -195,16 +226,35 @@ impl Model {
         transition.answer
     }
 
+    fn next_id(&mut self, tenant: &TenantRef, now: Millis) -> DropId {
+        match &mut self.ids {
+            ModelIds::Own {
+                next,
+                follow_the_clock,
+            } => {
+                let mut position = *next;
+                if *follow_the_clock {
+                    position = position.max(DropId::floor(now));
+                }
+                while self.drops.iter().any(|d| d.id == DropId::at(position)) {
+                    position += 1;
+                }
+                *next = position + 1;
+                DropId::at(position)
+            }
+            ModelIds::Atlas { next } => {
+                let id = next
+                    .entry(tenant.id)
+                    .and_modify(|id| *id += 1)
+                    .or_insert(DropId::ATLAS_FIRST.get());
+                DropId::new(*id).unwrap()
+            }
+        }
+    }
+
     fn spawn(&mut self, origin: &Origin, spec: DropSpec, now: Millis, out: &mut Vec<Event>) {
-        let mut position = self.next_id;
-        if self.ids_follow_the_clock {
-            position = position.max(DropId::floor(now));
-        }
-        while self.drops.iter().any(|d| d.id == DropId::at(position)) {
-            position += 1;
-        }
-        self.next_id = position + 1;
-        let new = origin.spawned(DropId::at(position), spec, now);
+        let id = self.next_id(&origin.tenant, now);
+        let new = origin.spawned(id, spec, now);
         let in_map = |d: &&Drop| d.tenant == origin.tenant && d.location == origin.location;
         let on_map = self.drops.iter().filter(in_map).count();
         let map = self.drops.iter().filter(in_map);
@@ -216,8 +266,7 @@ impl Model {
     /// lapsed: the sweep's rule, asked of every drop.
     fn expire_due(&mut self, now: Millis, out: &mut Vec<Event>) {
         for drop in self.drops.clone() {
-            self.commit(RULES.sweep(drop.id, Some(drop), now), out)
-                .unwrap();
+            self.commit(RULES.sweep(drop, now), out).unwrap();
         }
     }
 
@@ -285,24 +334,23 @@ pub fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Events by drop: by (id, tenant), since tenants may hold the same id.
 fn by_drop(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by_key(|e| e.drop_id);
+    events.sort_by_key(|e| (e.drop_id, e.tenant.id));
     events
 }
 
-/// Runs `ops` on `store` (whose next id is `first`, or the clock's floor when its ids follow the
-/// clock and the floor is past it) and on the model, comparing every answer, event, listing and
-/// count. A shared store keeps its drops at shutdown; the others expire them.
+/// Runs `ops` on `store` (whose ids come as `ids` says) and on the model, comparing every
+/// answer, event, listing and count. A shared store keeps its drops at shutdown; the others
+/// expire them.
 pub fn behaves_as_the_model(
     store: &Blocking,
-    first: DropId,
-    ids_follow_the_clock: bool,
+    ids: ModelIds,
     ops: Vec<Op>,
 ) -> Result<(), TestCaseError> {
     let mut model = Model {
         drops: Vec::new(),
-        next_id: first.position(),
-        ids_follow_the_clock,
+        ids,
     };
     let mut ever: Vec<u32> = vec![DropId::FIRST.get()];
     let mut now = Millis(1_000_000);
@@ -491,8 +539,9 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blockin
     }
 }
 
-/// Spawners on every instance at once all get different ids.
-pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<Blocking>]) {
+/// Spawners on every instance at once, for two tenants, all get different ids: across tenants
+/// when `unique_across_tenants` (our own counter), else within each tenant (atlas ids).
+pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<Blocking>], unique_across_tenants: bool) {
     let spawners: Vec<_> = (0..4u8)
         .map(|n| {
             let store = instances[usize::from(n) % instances.len()].clone();
@@ -507,17 +556,21 @@ pub fn concurrent_spawns_get_unique_ids(instances: &[Arc<Blocking>]) {
                                 &mut |_| {},
                             )
                             .unwrap()
-                            .id
                     })
+                    .map(|drop| (drop.tenant.id, drop.id))
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let ids: Vec<DropId> = spawners
+    let ids: Vec<(Uuid, DropId)> = spawners
         .into_iter()
         .flat_map(|s| s.join().unwrap())
         .collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    if unique_across_tenants {
+        let ids: HashSet<DropId> = ids.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids.len(), 2000);
+    }
 }
 
 /// Tenants that share an id but not a region or a version are as far apart as any two
@@ -577,4 +630,94 @@ pub fn tenants_sharing_an_id_share_no_map(store: &Blocking) {
             }
         }
     }
+}
+
+/// Two tenants holding the same drop id at once — atlas ids are unique per tenant only
+/// (contract-head §7) — each see and touch their own drop alone: reserving, picking up,
+/// consuming and expiring one leaves the other as it was. `same_ids`: the store's next ids
+/// coincide for tenants 0 and 1 (a fresh Atlas allocator); a store whose ids are unique across
+/// tenants runs the same steps on ids that differ.
+pub fn tenants_holding_the_same_id_keep_apart(store: &Blocking, same_ids: bool) {
+    let (a, b) = (origin(0, 0, 1), origin(1, 0, 2));
+    let spawn = |origin: &Origin, at| {
+        let spawned = store.spawn(origin, spec(false, 2, 0, 0), Millis(at), &mut |_| {});
+        spawned.expect("spawned")
+    };
+    // The events a command on a drop causes: (type, tenant, drop id).
+    let on_drop = |origin: &Origin, request: DropRequest, at| {
+        let mut events = Vec::new();
+        let asked = format!("{request:?}");
+        let answer = store.on_drop(origin, request, Millis(at), &mut |e| events.push(e));
+        assert_eq!(answer, Ok(()), "{asked}");
+        summary(events)
+    };
+    let expire = |at| {
+        let mut events = Vec::new();
+        store.expire_due(Millis(at), &mut |e| events.push(e));
+        summary(events)
+    };
+    let seen =
+        |origin: &Origin, drop: &Drop, at| store.get(&origin.tenant, drop.id.get(), Millis(at));
+    let reserve = |drop: &Drop, character_id| {
+        DropRequest::Reserve(ReserveRequest {
+            drop_id: drop.id.get(),
+            character_id,
+            position: Point::default(),
+            pet_slot: -1,
+            party_id: 0,
+            present: Vec::new(),
+        })
+    };
+    let (a1, b1) = (spawn(&a, 0), spawn(&b, 0));
+    assert_eq!(a1.id == b1.id, same_ids, "{a1:?} {b1:?}");
+    assert_eq!(seen(&a, &a1, 1).as_ref(), Some(&a1));
+    assert_eq!(seen(&b, &b1, 1).as_ref(), Some(&b1));
+
+    // A's character reserves A's drop; B's lies AVAILABLE, free for B's character to reserve.
+    assert_eq!(on_drop(&a, reserve(&a1, 7), 1), [("RESERVED", 0, a1.id)]);
+    assert_eq!(seen(&b, &b1, 1).as_ref(), Some(&b1));
+    assert_eq!(on_drop(&b, reserve(&b1, 8), 1), [("RESERVED", 1, b1.id)]);
+    // A's pick-up takes A's drop; B's stays, held by B's character.
+    let pick_up = DropRequest::PickUp(CharacterRequest {
+        drop_id: a1.id.get(),
+        character_id: 7,
+    });
+    assert_eq!(on_drop(&a, pick_up, 2), [("PICKED_UP", 0, a1.id)]);
+    assert_eq!(seen(&a, &a1, 2), None);
+    let held = seen(&b, &b1, 2).expect("B's drop lies");
+    assert!(
+        matches!(held.status, Status::Reserved(r) if r.character_id == 8),
+        "{held:?}"
+    );
+
+    // Again on a second pair: B consumes its drop, A's stays.
+    let (a2, b2) = (spawn(&a, 3), spawn(&b, 3));
+    assert_eq!(a2.id == b2.id, same_ids, "{a2:?} {b2:?}");
+    let consume = DropRequest::Consume {
+        drop_id: b2.id.get(),
+    };
+    assert_eq!(on_drop(&b, consume, 4), [("CONSUMED", 1, b2.id)]);
+    assert_eq!(seen(&a, &a2, 4).as_ref(), Some(&a2));
+    assert_eq!(
+        store.list(&a.tenant, a.location, Millis(4)),
+        std::slice::from_ref(&a2)
+    );
+    assert_eq!(store.list(&b.tenant, b.location, Millis(4)), [held]);
+
+    // B's reservation lapses and the sweep removes B's drop; A's expires in its own time.
+    let lapse = 1 + RULES.reservation_timeout_ms;
+    assert_eq!(expire(lapse), [("EXPIRED", 1, b1.id)]);
+    assert_eq!(seen(&a, &a2, lapse).as_ref(), Some(&a2));
+    assert_eq!(expire(3 + RULES.expire_ms), [("EXPIRED", 0, a2.id)]);
+    assert_eq!(store.counts(Millis(3 + RULES.expire_ms)).live, 0);
+}
+
+/// Events as (type, tenant (`tenant(n)`'s n), drop id).
+fn summary(events: Vec<Event>) -> Vec<(&'static str, u128, DropId)> {
+    (events.into_iter())
+        .map(|e| {
+            let id = DropId::new(e.drop_id).expect("a drop's id");
+            (e.kind.name(), e.tenant.id.as_u128() - 1, id)
+        })
+        .collect()
 }

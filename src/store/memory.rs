@@ -8,6 +8,9 @@
 //! brings its drop's entry forward to when it lapses (`Rules::first_due`).
 //! The store forgets its ids at a restart, so its ids follow the clock (`DropId::floor`): a
 //! restarted process does not hand out again the ids of the run before.
+//! Its ids are our own, one counter for all tenants (never the Atlas allocator's, which needs
+//! the shared store), so the id index finds a drop by its id alone; a lookup is still by
+//! (tenant, id), as in the shared store: `find` answers the asker's tenant's drop or none.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -170,7 +173,7 @@ impl MemoryStore {
                 Write::Remove(drop) => {
                     self.remove(shard, drop.id);
                 }
-                Write::Reschedule { id, at } => {
+                Write::Reschedule { id, at, .. } => {
                     if let Some(lying) = shard.drops.get_mut(&id) {
                         if let Some(before) = lying.due.replace(at) {
                             shard.deadlines.remove(&(before, id));
@@ -178,7 +181,7 @@ impl MemoryStore {
                         shard.deadlines.insert((at, id));
                     }
                 }
-                Write::Unschedule { id } => {
+                Write::Unschedule { id, .. } => {
                     if let Some(before) = shard.drops.get_mut(&id).and_then(|l| l.due.take()) {
                         shard.deadlines.remove(&(before, id));
                     }
@@ -300,7 +303,7 @@ impl MemoryStore {
                 shard.deadlines.pop_first();
                 let lying = shard.drops.get_mut(&id).expect("indexed drops exist");
                 lying.due = None;
-                let transition = self.rules.sweep(id, Some(lying.drop.clone()), now);
+                let transition = self.rules.sweep(lying.drop.clone(), now);
                 expired += usize::from(self.commit(&mut shard, transition, out) == Ok(true));
             }
         }

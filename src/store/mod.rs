@@ -17,7 +17,7 @@ pub mod redis;
 use std::sync::Arc;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisStore, RedisStoreConfig, StoreError};
+pub use self::redis::{IdSource, RedisStore, RedisStoreConfig, StoreError};
 
 use crate::drop::command::DropRequest;
 use crate::drop::event::Event;

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod atlas_ids;
 mod bad_input;
 mod broker_loss;
 mod cli;

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::drop::command::{CharacterRequest, DropRequest};
-use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
+use crate::store::contract_tests::{self, op, origin, spec, Blocking, ModelIds, RULES};
 use crate::store::DropStore;
 
 fn blocking(store: MemoryStore) -> Blocking {
@@ -21,7 +21,7 @@ proptest! {
     fn the_store_behaves_as_the_model(near_wrap in any::<bool>(), ops in prop::collection::vec(op(), 1..80)) {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let store = MemoryStore::starting_at(RULES, first);
-        contract_tests::behaves_as_the_model(&blocking(store), first, true, ops)?;
+        contract_tests::behaves_as_the_model(&blocking(store), ModelIds::own(first, true), ops)?;
     }
 }
 
@@ -34,12 +34,20 @@ fn of_many_concurrent_reservations_exactly_one_wins() {
 #[test]
 fn concurrent_spawns_get_unique_ids() {
     let store = Arc::new(blocking(MemoryStore::new(RULES, 0)));
-    contract_tests::concurrent_spawns_get_unique_ids(&[store]);
+    contract_tests::concurrent_spawns_get_unique_ids(&[store], true);
 }
 
 #[test]
 fn tenants_sharing_an_id_share_no_map() {
     contract_tests::tenants_sharing_an_id_share_no_map(&blocking(MemoryStore::new(RULES, 0)));
+}
+
+/// Our own ids are unique across tenants, so here the tenants' ids differ; the steps, and what
+/// each tenant must (not) see, are the shared store's with atlas ids.
+#[test]
+fn tenants_keep_apart_drop_by_drop() {
+    let store = blocking(MemoryStore::new(RULES, 0));
+    contract_tests::tenants_holding_the_same_id_keep_apart(&store, false);
 }
 
 #[test]

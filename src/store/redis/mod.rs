@@ -9,6 +9,7 @@
 //! exactly one winner, and a command's effect, its events and the record that it was applied
 //! are never separated, whenever the process dies.
 
+mod ids;
 mod keys;
 mod pool;
 mod record;
@@ -20,6 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use futures_util::future::BoxFuture;
 use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
 
+pub use self::ids::IdSource;
+use self::ids::{Allocated, Ids};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
 pub use self::pool::{client, StoreError};
 use self::pool::{Connection, Pool};
@@ -38,19 +41,15 @@ const SWEEP_BATCH: isize = 256;
 /// offset of the partition a reader knew of (see `LogPosition::is_of_another_log`).
 const FLOOR: &str = "floor";
 
-/// Hands out the next id after the last, wrapping from the last id of the range to the first,
-/// and skipping ids still in use (contract §5). One script: instances never hand out one id twice.
-const NEXT_ID: &str = r"
-local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
-for _ = 1, 100000 do
-  local id = redis.call('INCR', KEYS[1])
-  if id < first or id > last then
-    id = first
-    redis.call('SET', KEYS[1], id)
-  end
-  if redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+/// Forgets the deadline entry `ARGV[1]` of a drop the sweep did not find, unless the id index
+/// names the entry again: a drop of that (tenant, id) was spawned since the sweep looked (an atlas
+/// id released by the drop's removal may come back at once). `ARGV[2]` = 1 forgets it whatever
+/// the index says: its record is unreadable, and the sweep must not meet it for ever.
+const FORGET_DUE: &str = r"
+if ARGV[2] == '1' or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
 end
-return redis.error_reply('no free drop id')
+return 0
 ";
 
 pub struct RedisStoreConfig<'a> {
@@ -60,13 +59,16 @@ pub struct RedisStoreConfig<'a> {
     /// Most drops on all maps (0 = no limit). Checked without a lock across instances: spawns
     /// racing at the limit may pass it by as many as run at once.
     pub max_live_drops: usize,
+    /// Where drop ids come from (`DROP_ID_SOURCE`).
+    pub ids: IdSource,
 }
 
 pub struct RedisStore {
     rules: Rules,
     keys: Keys,
     pool: Pool,
-    next_id: Script,
+    ids: Ids,
+    forget_due: Script,
     max_live_drops: usize,
 }
 
@@ -135,17 +137,20 @@ impl RedisStore {
     pub async fn connect(config: RedisStoreConfig<'_>) -> Result<RedisStore, StoreError> {
         let pool = Pool::new(config.url)?;
         pool.ping().await?;
+        let keys = Keys::new(config.key_prefix);
         Ok(RedisStore {
             rules: config.rules,
-            keys: Keys::new(config.key_prefix),
+            ids: Ids::new(config.ids, &keys),
+            keys,
             pool,
-            next_id: Script::new(NEXT_ID),
+            forget_due: Script::new(FORGET_DUE),
             max_live_drops: config.max_live_drops,
         })
     }
 
     /// Runs one step to completion. The first round trip checks the command's offset against
-    /// the applied record (watching it), finds the map of the drop `about`, if any, and runs
+    /// the applied record (watching it), finds the map of the drop `about` (its entry in the id
+    /// index, `Ids::entry`), if any, and runs
     /// what `prefetch` adds (the watches and reads the step expects to need: one round trip
     /// fewer when it guessed right); `decide` gets the map's key and the prefetched replies,
     /// watches and reads whatever else its rule needs, and returns the rule's transition; its
@@ -156,12 +161,11 @@ impl RedisStore {
         &'a self,
         what: &str,
         position: Option<&'a LogPosition>,
-        about: Option<u32>,
+        about: Option<&'a str>,
         out: EventOut<'_>,
         prefetch: impl Fn(&mut Pipeline) + Send + Sync + 'a,
         decide: impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Send + Sync + 'a,
     ) -> Result<T, Refusal> {
-        let about = about.and_then(DropId::new);
         let (prefetch, decide) = (&prefetch, &decide);
         let transition = (self.pool)
             .run(what, |connection| {
@@ -181,7 +185,7 @@ impl RedisStore {
         &'a self,
         mut connection: Connection,
         position: Option<&'a LogPosition>,
-        about: Option<DropId>,
+        about: Option<&str>,
         prefetch: &(impl Fn(&mut Pipeline) + Sync),
         decide: &(impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Sync),
     ) -> RedisResult<Option<Transition<T>>> {
@@ -196,9 +200,9 @@ impl RedisStore {
                     .zscore(key, FLOOR)
                     .zscore(key, position.offset);
             }
-            if let Some(id) = about {
+            if let Some(entry) = about {
                 // A drop never moves: its map's key needs no watching, the map does.
-                first.hget(self.keys.ids(), id.get());
+                first.hget(self.keys.ids(), entry);
             }
             prefetch(&mut first);
             let replies = if first.is_empty() {
@@ -263,6 +267,8 @@ impl RedisStore {
         decide: impl Fn(Option<Drop>) -> Transition<T> + Send + Sync,
     ) -> Result<T, Refusal> {
         let position = origin.position.as_ref();
+        // An id no source of ours hands out names no drop: nothing to look up.
+        let entry = DropId::new(raw).map(|id| self.ids.entry(&origin.tenant, id));
         // The drop most likely lies on the map the command names: watched and read at once.
         let expected = &self.keys.map(&origin.tenant, origin.location);
         let prefetch = move |first: &mut Pipeline| {
@@ -289,8 +295,15 @@ impl RedisStore {
                 Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
             })
         };
-        self.step("on_drop", position, Some(raw), out, prefetch, on_drop)
-            .await
+        self.step(
+            "on_drop",
+            position,
+            entry.as_deref(),
+            out,
+            prefetch,
+            on_drop,
+        )
+        .await
     }
 
     /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
@@ -304,6 +317,17 @@ impl RedisStore {
         let Some(map) = map else {
             return Ok(None);
         };
+        let record = self.watch_record(connection, map, raw).await?;
+        Ok(record.and_then(|record| self.decode(&record)))
+    }
+
+    /// The record of drop `raw` on `map`, as stored, watching the map.
+    async fn watch_record(
+        &self,
+        connection: &mut Connection,
+        map: &str,
+        raw: u32,
+    ) -> RedisResult<Option<Vec<u8>>> {
         let (record,): (Option<Vec<u8>>,) = redis::pipe()
             .cmd("WATCH")
             .arg(map)
@@ -311,7 +335,22 @@ impl RedisStore {
             .hget(map, raw)
             .query_async(connection)
             .await?;
-        Ok(record.and_then(|record| self.decode(&record)))
+        Ok(record)
+    }
+
+    /// Forgets the deadline entry of a drop the sweep did not find (`FORGET_DUE`).
+    async fn forget_due(
+        &self,
+        connection: &mut Connection,
+        entry: &str,
+        unreadable: bool,
+    ) -> RedisResult<()> {
+        (self.forget_due.key(self.keys.deadlines()))
+            .key(self.keys.ids())
+            .arg(entry)
+            .arg(u8::from(unreadable))
+            .invoke_async(connection)
+            .await
     }
 
     fn decode(&self, record: &[u8]) -> Option<Drop> {
@@ -322,19 +361,6 @@ impl RedisStore {
             .ok()
     }
 
-    /// Hands out the next drop id (`NEXT_ID`).
-    async fn allocate(&self, connection: &mut Connection) -> RedisResult<DropId> {
-        let raw: u32 = self
-            .next_id
-            .key(self.keys.last_id())
-            .key(self.keys.ids())
-            .arg(DropId::FIRST.get())
-            .arg(DropId::LAST.get())
-            .invoke_async(connection)
-            .await?;
-        Ok(DropId::new(raw).expect("the script keeps to the id range"))
-    }
-
     /// The commands that make a transition's writes (in a MULTI/EXEC with its events).
     fn writes(&self, writes: &[Write]) -> Pipeline {
         let mut pipeline = redis::pipe();
@@ -342,7 +368,8 @@ impl RedisStore {
             match write {
                 Write::Insert(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
-                    (pipeline.hset(self.keys.ids(), drop.id.get(), &map))
+                    let entry = self.ids.entry(&drop.tenant, drop.id);
+                    (pipeline.hset(self.keys.ids(), entry, &map))
                         .ignore()
                         .incr(self.keys.live(), 1)
                         .ignore();
@@ -353,11 +380,13 @@ impl RedisStore {
                     self.put(&mut pipeline, &map, drop);
                 }
                 Write::Remove(drop) => self.remove(&mut pipeline, drop),
-                Write::Reschedule { id, at } => {
-                    (pipeline.zadd(self.keys.deadlines(), id.get(), at.0)).ignore();
+                Write::Reschedule { tenant, id, at } => {
+                    let entry = self.ids.entry(tenant, *id);
+                    (pipeline.zadd(self.keys.deadlines(), entry, at.0)).ignore();
                 }
-                Write::Unschedule { id } => {
-                    pipeline.zrem(self.keys.deadlines(), id.get()).ignore();
+                Write::Unschedule { tenant, id } => {
+                    let entry = self.ids.entry(tenant, *id);
+                    pipeline.zrem(self.keys.deadlines(), entry).ignore();
                 }
             }
         }
@@ -367,38 +396,41 @@ impl RedisStore {
     /// Writes a drop's record, its entry in the reservations index, and brings its deadline
     /// entry forward to `Rules::first_due` (see `Write::Update`).
     fn put(&self, writes: &mut Pipeline, map: &str, drop: &Drop) {
-        let id = drop.id.get();
-        writes.hset(map, id, record::encode(drop)).ignore();
+        let entry = self.ids.entry(&drop.tenant, drop.id);
+        writes
+            .hset(map, drop.id.get(), record::encode(drop))
+            .ignore();
         if let Some(at) = self.rules.first_due(drop) {
             (writes.cmd("ZADD").arg(self.keys.deadlines()))
                 .arg("LT")
                 .arg(at.0)
-                .arg(id)
+                .arg(&entry)
                 .ignore();
         }
         match drop.status {
-            Status::Available => writes.zrem(self.keys.reservations(), id).ignore(),
+            Status::Available => writes.zrem(self.keys.reservations(), entry).ignore(),
             Status::Reserved(held) => writes
-                .zadd(self.keys.reservations(), id, held.reserved_at.0)
+                .zadd(self.keys.reservations(), entry, held.reserved_at.0)
                 .ignore(),
         };
     }
 
-    /// Removes a drop from its map and from every index.
+    /// Removes a drop from its map and from every index, and gives its id back (`Ids::release`).
     fn remove(&self, writes: &mut Pipeline, drop: &Drop) {
         let map = self.keys.map(&drop.tenant, drop.location);
-        let id = drop.id.get();
+        let entry = self.ids.entry(&drop.tenant, drop.id);
         writes
-            .hdel(map, id)
+            .hdel(map, drop.id.get())
             .ignore()
-            .hdel(self.keys.ids(), id)
+            .hdel(self.keys.ids(), &entry)
             .ignore()
-            .zrem(self.keys.deadlines(), id)
+            .zrem(self.keys.deadlines(), &entry)
             .ignore()
-            .zrem(self.keys.reservations(), id)
+            .zrem(self.keys.reservations(), &entry)
             .ignore()
             .decr(self.keys.live(), 1)
             .ignore();
+        self.ids.release(writes, &drop.tenant, drop.id);
     }
 
     /// The drops of a map, as stored.
@@ -413,22 +445,64 @@ impl RedisStore {
             .collect())
     }
 
-    /// The sweep's step for one drop whose deadline came (`Rules::sweep`). Returns whether it
-    /// expired.
-    async fn sweep_one(&self, id: DropId, now: Millis, out: EventOut<'_>) -> bool {
-        let raw = id.get();
+    /// The sweep's step for the drop whose deadline entry `entry` came due (`Rules::sweep`).
+    /// Returns whether it expired. A drop no longer there had its entry removed with it; the
+    /// entry is forgotten all the same (`FORGET_DUE`), so that the sweep does not meet it again.
+    async fn sweep_one(&self, entry: &str, now: Millis, out: EventOut<'_>) -> bool {
+        let Some(id) = Ids::id_of(entry) else {
+            tracing::error!(entry, "unreadable deadline entry in Redis: forgotten");
+            (self.pool)
+                .run("expire", |mut connection| async move {
+                    self.forget_due(&mut connection, entry, true).await
+                })
+                .await;
+            return false;
+        };
         let sweep =
             move |mut connection: Connection, map: Option<String>, _| -> Deciding<'_, bool> {
                 Box::pin(async move {
-                    let found = self
-                        .watch_drop(&mut connection, map.as_deref(), raw)
-                        .await?;
-                    Ok(self.rules.sweep(id, found, now))
+                    let record = match &map {
+                        Some(map) => self.watch_record(&mut connection, map, id.get()).await?,
+                        None => None,
+                    };
+                    if let Some(drop) = record.as_deref().and_then(|r| self.decode(r)) {
+                        return Ok(self.rules.sweep(drop, now));
+                    }
+                    let unreadable = record.is_some();
+                    self.forget_due(&mut connection, entry, unreadable).await?;
+                    Ok(Transition {
+                        answer: Ok(false),
+                        writes: Vec::new(),
+                        events: Vec::new(),
+                    })
                 })
             };
-        self.step("expire", None, Some(raw), out, |_| {}, sweep)
+        self.step("expire", None, Some(entry), out, |_| {}, sweep)
             .await
             == Ok(true)
+    }
+
+    /// A spawn's id: the one an earlier go at the step allocated (`allocated`, 0: none), else a
+    /// new one (`Ids::allocate`), kept there. `None` when the Atlas allocator has none left.
+    async fn spawn_id(
+        &self,
+        connection: &mut Connection,
+        origin: &Origin,
+        allocated: &AtomicU32,
+    ) -> RedisResult<Option<DropId>> {
+        if let Some(id) = DropId::new(allocated.load(Ordering::Relaxed)) {
+            return Ok(Some(id));
+        }
+        match self.ids.allocate(connection, &origin.tenant).await? {
+            Allocated::Id(id) => {
+                allocated.store(id.get(), Ordering::Relaxed);
+                Ok(Some(id))
+            }
+            Allocated::Exhausted(answer) => {
+                tracing::warn!(tenant = %origin.tenant.id, ?answer, "the Atlas object-id allocator has no drop id left for the tenant: spawn refused");
+                Ok(None)
+            }
+        }
     }
 
     /// Creates a drop (`Rules::spawn`), unless the store holds its most drops (`has_room`).
@@ -441,7 +515,7 @@ impl RedisStore {
     ) -> Result<Drop, Refusal> {
         let map = self.keys.map(&origin.tenant, origin.location);
         let map = &map;
-        // Allocated once (0: not yet): a step decided again keeps its id.
+        // Allocated once (0: not yet): a step decided again keeps its id (see `ids`).
         let allocated = &AtomicU32::new(0);
         // The map, watched, its size, and (under a global cap) the drops lying: in the step's
         // first round trip. Without a cap the count is not asked, and reads as none.
@@ -459,13 +533,8 @@ impl RedisStore {
                     if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
                         return Ok(Transition::refused(refusal));
                     }
-                    let id = match DropId::new(allocated.load(Ordering::Relaxed)) {
-                        Some(id) => id,
-                        None => {
-                            let id = self.allocate(&mut connection).await?;
-                            allocated.store(id.get(), Ordering::Relaxed);
-                            id
-                        }
+                    let Some(id) = self.spawn_id(&mut connection, origin, allocated).await? else {
+                        return Ok(Transition::refused(Refusal::StoreFull));
                     };
                     // The map's drops are read only when one must make room.
                     let drops = match self.rules.map_is_full(on_map) {
@@ -508,7 +577,7 @@ impl RedisStore {
     pub async fn expire_due(&self, now: Millis, out: EventOut<'_>) -> usize {
         let mut expired = 0;
         loop {
-            let due: Vec<u32> = self
+            let due: Vec<String> = self
                 .pool
                 .run("sweep", |mut connection| async move {
                     redis::cmd("ZRANGEBYSCORE")
@@ -522,8 +591,8 @@ impl RedisStore {
                         .await
                 })
                 .await;
-            for id in due.iter().copied().filter_map(DropId::new) {
-                expired += usize::from(self.sweep_one(id, now, out).await);
+            for entry in &due {
+                expired += usize::from(self.sweep_one(entry, now, out).await);
             }
             if (due.len() as isize) < SWEEP_BATCH {
                 return expired;
@@ -532,12 +601,13 @@ impl RedisStore {
     }
 
     pub async fn get(&self, tenant: &TenantRef, id: u32, now: Millis) -> Option<Drop> {
+        let entry = &self.ids.entry(tenant, DropId::new(id)?);
         // A read: nothing to watch.
         let record = (self.pool)
             .run("get", |mut connection| async move {
                 let map: Option<String> = redis::cmd("HGET")
                     .arg(self.keys.ids())
-                    .arg(id)
+                    .arg(entry)
                     .query_async(&mut connection)
                     .await?;
                 let Some(map) = map else {

@@ -1,7 +1,8 @@
 //! The Redis store on the real Redis (`ATLAS_TEST_REDIS_URL`, else 127.0.0.1:6379), each test
 //! under a key prefix of its own: what every store must do (`contract_tests`), across several
 //! instances sharing one Redis, and what only a shared store does (recognising redelivered
-//! commands, keeping drops across restarts, expiring each drop once whoever sweeps).
+//! commands, keeping drops across restarts, expiring each drop once whoever sweeps), and the
+//! ids of the Atlas allocator (contract-head §7): taken per tenant, given back as drops go.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,40 +10,98 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use uuid::Uuid;
 
+use super::ids::{free_key, next_key, RECYCLE_AT};
 use super::*;
 use crate::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::Point;
-use crate::store::contract_tests::{self, op, origin, spec, Blocking, RULES};
+use crate::store::contract_tests::{self, op, origin, spec, tenant, Blocking, ModelIds, RULES};
 use crate::store::DropStore;
 
 fn redis_url() -> String {
     std::env::var("ATLAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// Instances of one store (one key prefix); its keys are deleted when it goes.
+/// Instances of one store (one key prefix); its keys, and its Atlas allocator's (under the same
+/// prefix), are deleted when it goes.
 struct Shared {
     prefix: String,
+    ids: IdSource,
     instances: Vec<Arc<Blocking>>,
 }
 
 impl Shared {
+    /// Instances with our own ids.
     fn new(instances: usize, rules: Rules, max_live_drops: usize) -> Shared {
-        let prefix = format!("atlas-drops-test:{}", Uuid::new_v4());
-        let instances = (0..instances)
-            .map(|_| Arc::new(Shared::connect(&prefix, rules, max_live_drops)))
-            .collect();
-        Shared { prefix, instances }
+        Shared::with(|_| IdSource::Own, instances, rules, max_live_drops)
     }
 
-    fn connect(prefix: &str, rules: Rules, max_live_drops: usize) -> Blocking {
+    /// Instances taking their ids from an Atlas allocator of the test's own: fresh counters.
+    fn atlas(instances: usize, rules: Rules, max_live_drops: usize) -> Shared {
+        let atlas = |prefix: &str| IdSource::Atlas {
+            prefix: format!("{prefix}:atlas"),
+        };
+        Shared::with(atlas, instances, rules, max_live_drops)
+    }
+
+    fn with(
+        ids: impl Fn(&str) -> IdSource,
+        instances: usize,
+        rules: Rules,
+        max_live_drops: usize,
+    ) -> Shared {
+        let prefix = format!("atlas-drops-test:{}", Uuid::new_v4());
+        let ids = ids(&prefix);
+        let instances = (0..instances)
+            .map(|_| Arc::new(Shared::connect(&prefix, &ids, rules, max_live_drops)))
+            .collect();
+        Shared {
+            prefix,
+            ids,
+            instances,
+        }
+    }
+
+    fn connect(prefix: &str, ids: &IdSource, rules: Rules, max_live_drops: usize) -> Blocking {
         let store = Blocking::run(RedisStore::connect(RedisStoreConfig {
             url: &redis_url(),
             key_prefix: prefix,
             rules,
             max_live_drops,
+            ids: ids.clone(),
         }));
         Blocking(DropStore::Shared(Box::new(store.expect("Redis answers"))))
+    }
+
+    /// The Atlas allocator's keys of tenant `n` (`contract_tests::tenant`): its counter and its
+    /// free list.
+    fn atlas_keys(&self, n: u8) -> (String, String) {
+        let IdSource::Atlas { prefix } = &self.ids else {
+            panic!("a store with atlas ids")
+        };
+        let id = tenant(n).id;
+        (next_key(prefix, id), free_key(prefix, id))
+    }
+
+    /// Sets tenant `n`'s counter, as other Atlas services move it.
+    fn atlas_counter_is(&self, n: u8, value: u32) {
+        let _: () = redis::cmd("SET")
+            .arg(self.atlas_keys(n).0)
+            .arg(value)
+            .query(&mut self.redis())
+            .unwrap();
+    }
+
+    fn atlas_counter(&self, n: u8) -> Option<i64> {
+        let key = self.atlas_keys(n).0;
+        redis::cmd("GET").arg(key).query(&mut self.redis()).unwrap()
+    }
+
+    /// Tenant `n`'s free list, the next id to come first.
+    fn atlas_free(&self, n: u8) -> Vec<u32> {
+        let key = self.atlas_keys(n).1;
+        let list = redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone();
+        list.query(&mut self.redis()).unwrap()
     }
 
     fn keys(&self) -> Keys {
@@ -108,7 +167,15 @@ proptest! {
         let first = if near_wrap { DropId::new(DropId::LAST.get() - 2).unwrap() } else { DropId::FIRST };
         let shared = Shared::new(1, RULES, 0);
         shared.next_id_is(first.get());
-        contract_tests::behaves_as_the_model(&shared.instances[0], first, false, ops)?;
+        contract_tests::behaves_as_the_model(&shared.instances[0], ModelIds::own(first, false), ops)?;
+    }
+
+    /// With atlas ids, tenants 0 and 1 hold the same ids: every command names a drop by
+    /// (tenant, id), or the store would answer for the other tenant's drop.
+    #[test]
+    fn the_store_behaves_as_the_model_with_atlas_ids(ops in prop::collection::vec(op(), 1..60)) {
+        let shared = Shared::atlas(1, RULES, 0);
+        contract_tests::behaves_as_the_model(&shared.instances[0], ModelIds::atlas(), ops)?;
     }
 }
 
@@ -123,13 +190,34 @@ fn of_many_reservations_racing_on_three_instances_exactly_one_wins() {
 #[test]
 fn spawns_on_three_instances_get_unique_ids() {
     let shared = Shared::new(3, RULES, 0);
-    contract_tests::concurrent_spawns_get_unique_ids(&shared.instances);
+    contract_tests::concurrent_spawns_get_unique_ids(&shared.instances, true);
+}
+
+#[test]
+fn spawns_on_three_instances_get_unique_atlas_ids_per_tenant() {
+    let shared = Shared::atlas(3, RULES, 0);
+    contract_tests::concurrent_spawns_get_unique_ids(&shared.instances, false);
 }
 
 #[test]
 fn tenants_sharing_an_id_share_no_map() {
     let shared = Shared::new(1, RULES, 0);
     contract_tests::tenants_sharing_an_id_share_no_map(&shared.instances[0]);
+}
+
+#[test]
+fn tenants_holding_the_same_atlas_id_keep_apart() {
+    let shared = Shared::atlas(1, RULES, 0);
+    contract_tests::tenants_holding_the_same_id_keep_apart(&shared.instances[0], true);
+    // Below the recycle threshold, ids gone are not given back.
+    assert_eq!(shared.atlas_free(0), Vec::<u32>::new());
+    assert_eq!(shared.atlas_free(1), Vec::<u32>::new());
+}
+
+#[test]
+fn tenants_keep_apart_drop_by_drop_with_our_own_ids() {
+    let shared = Shared::new(1, RULES, 0);
+    contract_tests::tenants_holding_the_same_id_keep_apart(&shared.instances[0], false);
 }
 
 #[test]
@@ -267,7 +355,7 @@ fn drops_outlive_the_instance_that_made_them() {
         .unwrap();
     assert_eq!(shared.instances[0].expire_on_shutdown(&mut |_| {}), 0);
     shared.instances.clear();
-    let restarted = Shared::connect(&shared.prefix, RULES, 0);
+    let restarted = Shared::connect(&shared.prefix, &shared.ids, RULES, 0);
     assert_eq!(
         restarted.get(&made.tenant, made.id.get(), Millis(1)),
         Some(made.clone())
@@ -378,4 +466,224 @@ fn a_map_keeps_its_cap_with_spawns_racing_on_three_instances() {
         shared.instances[0].list(&origin(0, 0, 0).tenant, origin(0, 0, 0).location, Millis(0));
     assert_eq!(lying.len(), LIMIT);
     assert_eq!(shared.instances[0].counts(Millis(0)).live, LIMIT);
+}
+
+/// A spawn of an item for tenant `n` on map `map` at `at` ms.
+fn spawn_on(store: &Blocking, n: u8, map: u8, at: u64) -> Result<Drop, Refusal> {
+    let origin = origin(n, map, u128::from(at));
+    store.spawn(&origin, spec(false, 2, 0, 0), Millis(at), &mut |_| {})
+}
+
+fn pick_up(store: &Blocking, drop: &Drop, at: u64) {
+    let request = DropRequest::PickUp(CharacterRequest {
+        drop_id: drop.id.get(),
+        character_id: 1,
+    });
+    let origin = Origin {
+        tenant: drop.tenant.clone(),
+        location: drop.location,
+        ..origin(0, 0, 0)
+    };
+    let picked = store.on_drop(&origin, request, Millis(at), &mut |_| {});
+    assert_eq!(picked, Ok(()), "{drop:?}");
+}
+
+#[test]
+fn atlas_ids_come_from_the_tenants_counter() {
+    let shared = Shared::atlas(1, RULES, 0);
+    let store = &shared.instances[0];
+    let id = |n, map| spawn_on(store, n, map, 0).map(|drop| drop.id.get());
+    assert_eq!(shared.atlas_counter(0), None);
+    assert_eq!(
+        id(0, 0),
+        Ok(1_000_000),
+        "a fresh counter starts at a million"
+    );
+    assert_eq!(shared.atlas_counter(0), Some(1_000_000));
+    assert_eq!(id(0, 0), Ok(1_000_001));
+    assert_eq!(
+        id(1, 0),
+        Ok(1_000_000),
+        "another tenant, a counter of its own"
+    );
+    // Monsters and reactors take their ids from the same counter.
+    shared.atlas_counter_is(0, 1_000_005);
+    assert_eq!(id(0, 1), Ok(1_000_006));
+    // The allocator's keys, beside ours, not under our prefix's names.
+    assert_eq!(
+        shared.atlas_keys(0),
+        (
+            format!(
+                "{}:atlas:oid:00000000-0000-0000-0000-000000000001:next",
+                shared.prefix
+            ),
+            format!(
+                "{}:atlas:oid:00000000-0000-0000-0000-000000000001:free",
+                shared.prefix
+            )
+        )
+    );
+    // The id index names each drop by (tenant, id).
+    let mut entries: Vec<String> = redis::cmd("HKEYS")
+        .arg(shared.keys().ids())
+        .query(&mut shared.redis())
+        .unwrap();
+    entries.sort();
+    let t0 = "00000000-0000-0000-0000-000000000001";
+    let t1 = "00000000-0000-0000-0000-000000000002";
+    assert_eq!(
+        entries,
+        [
+            format!("{t0}/1000000"),
+            format!("{t0}/1000001"),
+            format!("{t0}/1000006"),
+            format!("{t1}/1000000"),
+        ]
+    );
+    // Below the recycle threshold an id gone is never given back, nor used again.
+    let drop = spawn_on(store, 1, 1, 0).unwrap();
+    pick_up(store, &drop, 1);
+    assert_eq!(shared.atlas_free(1), Vec::<u32>::new());
+    assert_eq!(id(1, 1), Ok(drop.id.get() + 1));
+}
+
+/// At or above the threshold, every way a drop goes gives its id back — evicted by the map's
+/// cap, picked up, consumed, expired, its reservation lapsed — and the ids come again, the last
+/// given back first, before the counter moves on.
+#[test]
+fn at_the_threshold_atlas_ids_go_back_with_their_drops_and_come_again_last_first() {
+    let shared = Shared::atlas(1, RULES, 0);
+    let store = &shared.instances[0];
+    let r = RECYCLE_AT;
+    shared.atlas_counter_is(0, r);
+    let spawn = |map, at| spawn_on(store, 0, map, at).unwrap();
+    let drops: Vec<Drop> = (0..3).map(|at| spawn(0, at)).collect();
+    let ids = |drops: &[Drop]| drops.iter().map(|d| d.id.get()).collect::<Vec<_>>();
+    assert_eq!(ids(&drops), [r + 1, r + 2, r + 3]);
+    // A fourth on the map (cap 3) evicts the oldest.
+    let fourth = spawn(0, 3);
+    assert_eq!(fourth.id.get(), r + 4);
+    assert_eq!(shared.atlas_free(0), [r + 1]);
+    pick_up(store, &drops[1], 4);
+    assert_eq!(shared.atlas_free(0), [r + 2, r + 1]);
+    let consume = DropRequest::Consume {
+        drop_id: drops[2].id.get(),
+    };
+    assert_eq!(
+        store.on_drop(&origin(0, 0, 5), consume, Millis(5), &mut |_| {}),
+        Ok(())
+    );
+    assert_eq!(shared.atlas_free(0), [r + 3, r + 2, r + 1]);
+    assert_eq!(
+        store.expire_due(Millis(3 + RULES.expire_ms), &mut |_| {}),
+        1
+    );
+    assert_eq!(shared.atlas_free(0), [r + 4, r + 3, r + 2, r + 1]);
+    // A reservation that lapses: the sweep removes the drop, and its id goes back.
+    let at = 4 + RULES.expire_ms;
+    let held = spawn(1, at);
+    assert_eq!(held.id.get(), r + 4, "the last given back first");
+    let reserve = DropRequest::Reserve(ReserveRequest {
+        drop_id: held.id.get(),
+        character_id: 1,
+        position: Point::default(),
+        pet_slot: -1,
+        party_id: 0,
+        present: Vec::new(),
+    });
+    let reserved = store.on_drop(&origin(0, 1, 6), reserve, Millis(at), &mut |_| {});
+    assert_eq!(reserved, Ok(()));
+    let lapsed = at + RULES.reservation_timeout_ms;
+    assert_eq!(store.expire_due(Millis(lapsed), &mut |_| {}), 1);
+    assert_eq!(shared.atlas_free(0), [r + 4, r + 3, r + 2, r + 1]);
+    let again: Vec<Drop> = (1..=4).map(|map| spawn(map, lapsed)).collect();
+    assert_eq!(ids(&again), [r + 4, r + 3, r + 2, r + 1]);
+    assert_eq!(
+        spawn(5, lapsed).id.get(),
+        r + 5,
+        "then the counter moves on"
+    );
+    assert_eq!(shared.atlas_counter(0), Some(i64::from(r + 5)));
+    assert_eq!(
+        shared.atlas_free(1),
+        Vec::<u32>::new(),
+        "another tenant's list is its own"
+    );
+}
+
+#[test]
+fn an_exhausted_atlas_range_refuses_the_spawn() {
+    let shared = Shared::atlas(1, RULES, 0);
+    let store = &shared.instances[0];
+    shared.atlas_counter_is(0, DropId::ATLAS_LAST.get() - 1);
+    let last = spawn_on(store, 0, 0, 0).unwrap();
+    assert_eq!(last.id, DropId::ATLAS_LAST);
+    let mut events = Vec::new();
+    let refused = store.spawn(&origin(0, 0, 1), spec(true, 2, 0, 0), Millis(1), &mut |e| {
+        events.push(e)
+    });
+    assert_eq!(refused, Err(Refusal::StoreFull));
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(store.counts(Millis(1)).live, 1);
+    // The last id, given back once its drop is gone, serves once more.
+    pick_up(store, &last, 2);
+    assert_eq!(shared.atlas_free(0), [DropId::ATLAS_LAST.get()]);
+    assert_eq!(
+        spawn_on(store, 0, 0, 3).map(|d| d.id),
+        Ok(DropId::ATLAS_LAST)
+    );
+    assert_eq!(spawn_on(store, 0, 0, 4), Err(Refusal::StoreFull));
+    assert_eq!(
+        spawn_on(store, 1, 0, 4).map(|d| d.id),
+        Ok(DropId::ATLAS_FIRST)
+    );
+}
+
+/// Spawns racing on one map under its cap, on three instances, at the threshold: steps are
+/// decided again when another instance changed the map, and each eviction gives an id back that
+/// the next spawn takes. Every id handed out is then lying or free, once: none used twice, none
+/// lost.
+#[test]
+fn recycled_atlas_ids_stay_unique_with_spawns_racing_on_three_instances() {
+    const LIMIT: usize = 5;
+    const SPAWNS: usize = 40;
+    let shared = Shared::atlas(
+        3,
+        Rules {
+            map_drop_limit: LIMIT,
+            ..RULES
+        },
+        0,
+    );
+    shared.atlas_counter_is(0, RECYCLE_AT);
+    let spawners: Vec<_> = (shared.instances.iter().cloned())
+        .map(|store| {
+            std::thread::spawn(move || {
+                (0..SPAWNS)
+                    .map(|n| spawn_on(&store, 0, 0, n as u64).unwrap().id.get())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let created: Vec<u32> = spawners
+        .into_iter()
+        .flat_map(|spawner| spawner.join().unwrap())
+        .collect();
+    let (tenant, location) = (origin(0, 0, 0).tenant, origin(0, 0, 0).location);
+    let lying: Vec<u32> = (shared.instances[0]
+        .list(&tenant, location, Millis(0))
+        .iter())
+    .map(|drop| drop.id.get())
+    .collect();
+    assert_eq!(lying.len(), LIMIT);
+    let free = shared.atlas_free(0);
+    let held: HashSet<u32> = lying.iter().chain(&free).copied().collect();
+    assert_eq!(held.len(), lying.len() + free.len(), "{lying:?} {free:?}");
+    let counted = shared.atlas_counter(0).unwrap() - i64::from(RECYCLE_AT);
+    assert_eq!(
+        held.len() as i64,
+        counted,
+        "every id handed out is lying or free"
+    );
+    assert!(created.len() > held.len(), "ids came again: {created:?}");
 }

@@ -1,0 +1,239 @@
+//! Drop ids in the shared store: where they come from, how the indexes name a drop, and what
+//! becomes of an id once its drop is gone.
+//!
+//! **Sources** (`DROP_ID_SOURCE`). `Own` (contract §5): our counter, `<prefix>:last-id`, one for
+//! all tenants, 1000000001..=2000000000, wrapping and skipping ids in use, so an id names one drop
+//! across tenants. `Atlas` (contract-head §7): the ecosystem's object-id allocator, which monsters
+//! and reactors take their ids from as well (the client shows the three in one id space of a
+//! map): one counter and one free list per tenant id, under the Atlas prefix, not ours. Its ids
+//! are unique per tenant only: two tenants may hold the same id at once.
+//!
+//! **Index entries.** The id index and the deadline and reservation sets name a drop by
+//! (tenant, id) (`Ids::entry`): an atlas id as `<tenant id>/<id>`. The tenant id alone is enough,
+//! since the allocator keeps one counter per tenant id, and the record read through an entry is
+//! always checked against the asker's whole tenant. An own id names one drop across tenants,
+//! so its entry stays the id alone: that is what versions before atlas ids wrote (a rolling
+//! upgrade meets entries of the shape it writes), and what the own counter asks when it skips
+//! ids still in use (one `HEXISTS`). The map hashes hold a tenant's drops only, by id alone.
+//!
+//! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id between its
+//! WATCH and its MULTI/EXEC, in one script call (atomic, as the other Atlas services allocate),
+//! and keeps it when the step is decided again because a watched key changed: an EXEC that
+//! failed wrote nothing, so the id is used by the retry and by nobody else. An id whose step
+//! never commits with it — the command found applied on retrying (by another instance during a
+//! rebalance, or by our own EXEC whose reply was lost: the id may then be in use, so it is not
+//! given back), the spawn refused when decided again, the process gone before EXEC — is never
+//! used and never released: below the recycle threshold that is what becomes of every id anyway;
+//! above it, the free list misses one id. Uniqueness never depends on it.
+//!
+//! **Release with the removal.** Once a drop is gone (picked up, expired, consumed, evicted by
+//! its map's cap), the transaction that removes it also gives its atlas id back (`Ids::release`):
+//! a script queued in the same MULTI, so it runs at EXEC, atomically with the removal; each
+//! removal commits once, so an id goes back once, and never while its drop still lies. The
+//! script pushes the id onto the free list when the counter is at or above the threshold, and
+//! does nothing below it. It is sent as `EVAL` with its text, not `EVALSHA`: a script missing
+//! from Redis's cache (after a Redis restart) fails inside EXEC, where the other writes still
+//! go through and nothing retries it.
+
+use redis::aio::ConnectionLike;
+use redis::{Pipeline, RedisResult, Script};
+use uuid::Uuid;
+
+use super::keys::Keys;
+use crate::drop::model::{DropId, Tenant};
+
+/// Where drop ids come from (`DROP_ID_SOURCE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdSource {
+    /// Our own counter (contract §5).
+    Own,
+    /// The Atlas allocator (contract-head §7), its keys under `prefix` (`{P}`: `atlas`, or
+    /// `<ATLAS_REDIS_ENV>:atlas`).
+    Atlas { prefix: String },
+}
+
+/// The counter at or above which released ids are used again: 100 000 000 ids before the end.
+pub const RECYCLE_AT: u32 = DropId::ATLAS_LAST.get() - 100_000_000;
+
+/// Hands out our own next id after the last, wrapping from the last id of the range to the
+/// first and skipping ids still in use (contract §5). One script: instances never hand out one id
+/// twice.
+const OWN_NEXT: &str = r"
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+for _ = 1, 100000 do
+  local id = redis.call('INCR', KEYS[1])
+  if id < first or id > last then
+    id = first
+    redis.call('SET', KEYS[1], id)
+  end
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+end
+return redis.error_reply('no free drop id')
+";
+
+/// The Atlas allocator's step (contract-head §7): a fresh counter starts at the first id; at or
+/// above the threshold, a released id is used again, last released first; else the counter
+/// moves on. Past the last id the caller finds the range exhausted. Nil for a free-list entry
+/// that is not a number.
+const ATLAS_NEXT: &str = r"
+local counter = redis.call('GET', KEYS[1])
+if not counter then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return tonumber(ARGV[1])
+end
+if tonumber(counter) >= tonumber(ARGV[2]) then
+  local id = redis.call('LPOP', KEYS[2])
+  if id then return tonumber(id) end
+end
+return redis.call('INCR', KEYS[1])
+";
+
+/// Gives an atlas id back: onto the free list when the counter is at or above the threshold.
+const ATLAS_RELEASE: &str = r"
+local counter = tonumber(redis.call('GET', KEYS[1]))
+if counter and counter >= tonumber(ARGV[2]) then redis.call('LPUSH', KEYS[2], ARGV[1]) end
+return 0
+";
+
+/// The drop ids of one store: its source, and the script that allocates from it.
+pub struct Ids {
+    source: IdSource,
+    keys: Keys,
+    next: Script,
+}
+
+/// What an allocation gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Allocated {
+    Id(DropId),
+    /// The Atlas allocator has no id left for the tenant (or handed out what is no id: its
+    /// answer, if a number).
+    Exhausted(Option<i64>),
+}
+
+impl Ids {
+    pub fn new(source: IdSource, keys: &Keys) -> Ids {
+        let next = match source {
+            IdSource::Own => OWN_NEXT,
+            IdSource::Atlas { .. } => ATLAS_NEXT,
+        };
+        Ids {
+            source,
+            keys: keys.clone(),
+            next: Script::new(next),
+        }
+    }
+
+    /// The entry naming `tenant`'s drop `id` in the id index and the deadline and reservation
+    /// sets (see the module's comment).
+    pub fn entry(&self, tenant: &Tenant, id: DropId) -> String {
+        match self.source {
+            IdSource::Own => id.to_string(),
+            IdSource::Atlas { .. } => format!("{}/{id}", tenant.id),
+        }
+    }
+
+    /// The drop id an entry names (either shape), if it is one.
+    pub fn id_of(entry: &str) -> Option<DropId> {
+        let id = entry.rsplit_once('/').map_or(entry, |(_, id)| id);
+        id.parse().ok().and_then(DropId::new)
+    }
+
+    /// Takes the next id for a drop of `tenant`.
+    pub async fn allocate(
+        &self,
+        connection: &mut impl ConnectionLike,
+        tenant: &Tenant,
+    ) -> RedisResult<Allocated> {
+        match &self.source {
+            IdSource::Own => {
+                let raw: u32 = (self.next)
+                    .key(self.keys.last_id())
+                    .key(self.keys.ids())
+                    .arg(DropId::FIRST.get())
+                    .arg(DropId::LAST.get())
+                    .invoke_async(connection)
+                    .await?;
+                Ok(Allocated::Id(
+                    DropId::new(raw).expect("the script keeps to the id range"),
+                ))
+            }
+            IdSource::Atlas { prefix } => {
+                let raw: Option<i64> = (self.next)
+                    .key(next_key(prefix, tenant.id))
+                    .key(free_key(prefix, tenant.id))
+                    .arg(DropId::ATLAS_FIRST.get())
+                    .arg(RECYCLE_AT)
+                    .invoke_async(connection)
+                    .await?;
+                let id = raw.and_then(|raw| u32::try_from(raw).ok());
+                Ok(match id.and_then(DropId::new) {
+                    Some(id) => Allocated::Id(id),
+                    None => Allocated::Exhausted(raw),
+                })
+            }
+        }
+    }
+
+    /// Adds to `writes` (a MULTI/EXEC removing the drop) what gives `tenant`'s `id` back.
+    pub fn release(&self, writes: &mut Pipeline, tenant: &Tenant, id: DropId) {
+        if let IdSource::Atlas { prefix } = &self.source {
+            (writes.cmd("EVAL").arg(ATLAS_RELEASE).arg(2))
+                .arg(next_key(prefix, tenant.id))
+                .arg(free_key(prefix, tenant.id))
+                .arg(id.get())
+                .arg(RECYCLE_AT)
+                .ignore();
+        }
+    }
+}
+
+/// The Atlas allocator's counter of a tenant: the last id it handed out.
+pub fn next_key(prefix: &str, tenant_id: Uuid) -> String {
+    format!("{prefix}:oid:{tenant_id}:next")
+}
+
+/// The Atlas allocator's free list of a tenant: released ids, the last released first.
+pub fn free_key(prefix: &str, tenant_id: Uuid) -> String {
+    format!("{prefix}:oid:{tenant_id}:free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_name_a_drop_by_tenant_and_id_and_read_back() {
+        let keys = Keys::new("atlas-drops");
+        let tenant = Tenant {
+            id: Uuid::from_u128(7),
+            region: "GMS".to_owned(),
+            major_version: 83,
+            minor_version: 1,
+        };
+        let own = Ids::new(IdSource::Own, &keys);
+        let prefix = "main:atlas".to_owned();
+        let atlas = Ids::new(IdSource::Atlas { prefix }, &keys);
+        let id = DropId::ATLAS_FIRST;
+        assert_eq!(own.entry(&tenant, id), "1000000");
+        assert_eq!(
+            atlas.entry(&tenant, id),
+            "00000000-0000-0000-0000-000000000007/1000000"
+        );
+        for entry in [own.entry(&tenant, id), atlas.entry(&tenant, id)] {
+            assert_eq!(Ids::id_of(&entry), Some(id), "{entry}");
+        }
+        for bad in ["", "x", "7/", "7/999999", "2147483648", "-1"] {
+            assert_eq!(Ids::id_of(bad), None, "{bad}");
+        }
+        assert_eq!(
+            next_key("main:atlas", tenant.id),
+            "main:atlas:oid:00000000-0000-0000-0000-000000000007:next"
+        );
+        assert_eq!(
+            free_key("atlas", tenant.id),
+            "atlas:oid:00000000-0000-0000-0000-000000000007:free"
+        );
+        assert_eq!(RECYCLE_AT, 2_047_483_647);
+    }
+}
