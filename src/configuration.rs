@@ -9,6 +9,8 @@ use serde_json::Value;
 use tokio::task::JoinError;
 use ureq::http::StatusCode;
 
+use crate::peer::Peer;
+
 /// The longest wait for the answer: start-up goes on without it.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -65,17 +67,12 @@ struct Task {
 /// The drop lifetime, in ms, as the configuration service at `base` (ending in `/api/`, say)
 /// has it for the service `service_id`.
 pub async fn drop_lifetime(base: &str, service_id: &str) -> Result<u64, ConfigurationError> {
-    let slash = if base.ends_with('/') { "" } else { "/" };
-    let url = format!("{base}{slash}configurations/services/{service_id}");
-    tokio::task::spawn_blocking(move || read(url)).await?
+    let peer = Peer::new(base, TIMEOUT);
+    let url = peer.url(&format!("configurations/services/{service_id}"));
+    tokio::task::spawn_blocking(move || read(&peer.agent, url)).await?
 }
 
-fn read(url: String) -> Result<u64, ConfigurationError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .build()
-        .into();
+fn read(agent: &ureq::Agent, url: String) -> Result<u64, ConfigurationError> {
     let request = agent.get(&url).header("Accept", "application/vnd.api+json");
     let mut response = match request.call() {
         Ok(response) => response,

@@ -12,6 +12,7 @@ use tokio::task::{JoinError, JoinHandle};
 use ureq::http::StatusCode;
 
 use crate::drop::model::{Tenant, TenantRef};
+use crate::peer::{with_tenant, Peer};
 
 /// One request's time, at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,43 +67,17 @@ impl fmt::Display for Call {
     }
 }
 
-/// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP (contract
-/// §4: the versions as decimal strings). The operators' `list` and `get` use it too.
-pub fn with_tenant<B>(
-    request: ureq::RequestBuilder<B>,
-    tenant: &Tenant,
-) -> ureq::RequestBuilder<B> {
-    request
-        .header("TENANT_ID", tenant.id.to_string())
-        .header("REGION", &tenant.region)
-        .header("MAJOR_VERSION", tenant.major_version.to_string())
-        .header("MINOR_VERSION", tenant.minor_version.to_string())
-}
-
 #[derive(Clone)]
 pub struct EquipmentService {
-    /// Base URL ending in `/`, e.g. `http://equipables:8080/api/`.
-    base: String,
-    agent: ureq::Agent,
+    peer: Peer,
     /// How long a call is retried, in all.
     budget: Duration,
 }
 
 impl EquipmentService {
     pub fn new(base: &str, budget: Duration) -> EquipmentService {
-        let base = if base.ends_with('/') {
-            base.to_owned()
-        } else {
-            format!("{base}/")
-        };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .build()
-            .into();
         EquipmentService {
-            base,
-            agent,
+            peer: Peer::new(base, REQUEST_TIMEOUT),
             budget,
         }
     }
@@ -111,12 +86,12 @@ impl EquipmentService {
     pub async fn create(&self, tenant: &TenantRef, item_id: u32) -> Result<u32, EquipmentError> {
         let body = json!({"data": {"type": "equipables", "attributes": {"itemId": item_id}}});
         self.retried(tenant, move |service, tenant| {
-            let url = format!("{}equipables", service.base);
+            let url = service.peer.url("equipables");
             let call = Call {
                 method: "POST",
                 url,
             };
-            let request = with_tenant(service.agent.post(&call.url), tenant)
+            let request = with_tenant(service.peer.agent.post(&call.url), tenant)
                 .header("Content-Type", "application/vnd.api+json");
             let mut response = match request.send(body.to_string()) {
                 Ok(response) => response,
@@ -147,12 +122,12 @@ impl EquipmentService {
         equipment_id: u32,
     ) -> Result<(), EquipmentError> {
         self.retried(tenant, move |service, tenant| {
-            let url = format!("{}equipables/{equipment_id}", service.base);
+            let url = service.peer.url(&format!("equipables/{equipment_id}"));
             let call = Call {
                 method: "DELETE",
                 url,
             };
-            let response = match with_tenant(service.agent.delete(&call.url), tenant).call() {
+            let response = match with_tenant(service.peer.agent.delete(&call.url), tenant).call() {
                 Ok(response) => response,
                 Err(source) => return Err(CallError::Transport { call, source }),
             };

@@ -12,7 +12,7 @@ use ureq::http::StatusCode;
 
 use crate::drop::floor::Foothold;
 use crate::drop::model::{Point, Tenant};
-use crate::equipment::with_tenant;
+use crate::peer::{with_tenant, Peer};
 
 /// Why the data service named no foothold (its 404, "no floor below", is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -65,23 +65,14 @@ impl From<PointWire> for Point {
 
 #[derive(Clone)]
 pub struct DataService {
-    /// Base URL ending in `/`, e.g. `http://data:8080/api/`.
-    base: String,
-    agent: ureq::Agent,
+    peer: Peer,
 }
 
 impl DataService {
     /// The data service at `base`, each request answered within `timeout` or given up.
     pub fn new(base: &str, timeout: Duration) -> DataService {
-        let slash = if base.ends_with('/') { "" } else { "/" };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
         DataService {
-            base: format!("{base}{slash}"),
-            agent,
+            peer: Peer::new(base, timeout),
         }
     }
 
@@ -93,10 +84,10 @@ impl DataService {
         map_id: u32,
         at: Point,
     ) -> Result<Option<Foothold>, FootholdError> {
-        let url = format!("{}data/maps/{map_id}/footholds/below", self.base);
+        let url = (self.peer).url(&format!("data/maps/{map_id}/footholds/below"));
         let body =
             json!({"data": {"type": "positions", "id": "0", "attributes": {"x": at.x, "y": at.y}}});
-        let request = with_tenant(self.agent.post(&url), tenant)
+        let request = with_tenant(self.peer.agent.post(&url), tenant)
             .header("Content-Type", "application/vnd.api+json");
         tokio::task::spawn_blocking(move || {
             let mut response = match request.send(body.to_string()) {

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("metrics", 2),
     ("equipment", 2),
     ("party", 2),
+    ("peer", 2),
     ("configuration", 2),
     ("footholds", 2),
     ("store", 2),

@@ -21,6 +21,7 @@ pub mod kafka;
 mod layers;
 pub mod metrics;
 pub mod party;
+pub mod peer;
 pub mod rest;
 pub mod shutdown;
 pub mod startup;

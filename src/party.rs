@@ -13,8 +13,8 @@ use ureq::http::StatusCode;
 use uuid::Uuid;
 
 use crate::drop::model::{Location, Tenant, TenantRef};
-use crate::equipment::with_tenant;
 use crate::metrics::PartyLookup;
+use crate::peer::{with_tenant, Peer};
 
 /// Why the party service gave no usable answer: the caller shares with nobody (the picker alone).
 #[derive(Debug, thiserror::Error)]
@@ -77,28 +77,15 @@ impl Lookup {
 
 #[derive(Clone)]
 pub struct PartyService {
-    /// Base URL ending in `/`, e.g. `http://parties:8080/api/`.
-    base: String,
-    agent: ureq::Agent,
+    peer: Peer,
     /// The longest wait for an answer, all of it (connecting, sending, reading).
     timeout: Duration,
 }
 
 impl PartyService {
     pub fn new(base: &str, timeout: Duration) -> PartyService {
-        let base = if base.ends_with('/') {
-            base.to_owned()
-        } else {
-            format!("{base}/")
-        };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
         PartyService {
-            base,
-            agent,
+            peer: Peer::new(base, timeout),
             timeout,
         }
     }
@@ -112,8 +99,8 @@ impl PartyService {
         character_id: u32,
         location: &Location,
     ) -> Result<Lookup, PartyError> {
-        let url = format!("{}parties?filter%5Bmembers.id%5D={character_id}", self.base);
-        let (agent, tenant, asked) = (self.agent.clone(), tenant.clone(), url.clone());
+        let url = (self.peer).url(&format!("parties?filter%5Bmembers.id%5D={character_id}"));
+        let (agent, tenant, asked) = (self.peer.agent.clone(), tenant.clone(), url.clone());
         let request = tokio::task::spawn_blocking(move || fetch(&agent, &asked, &tenant));
         // The agent's own timeout ends the request too; this one also bounds the wait for a
         // thread of the blocking pool.

@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{CliError, LocationArgs, TenantArgs};
-use crate::equipment::with_tenant;
+use crate::peer::with_tenant;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {

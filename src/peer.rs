@@ -1,0 +1,68 @@
+//! What every client of a peer service we do not own shares (the equipment, party, data and
+//! configuration services): a base URL, an HTTP agent that hands back every status as an answer
+//! and gives up after a time, and the tenant on each request.
+
+use std::time::Duration;
+
+use crate::drop::model::Tenant;
+
+/// A peer service at a base URL (`http://equipables:8080/api/`, say).
+#[derive(Clone)]
+pub struct Peer {
+    /// Ends in `/`, whether or not the setting did.
+    base: String,
+    pub agent: ureq::Agent,
+}
+
+impl Peer {
+    /// The service at `base`, each request given up after `timeout` (connecting, sending,
+    /// reading: all of it).
+    pub fn new(base: &str, timeout: Duration) -> Peer {
+        let slash = if base.ends_with('/') { "" } else { "/" };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        Peer {
+            base: format!("{base}{slash}"),
+            agent,
+        }
+    }
+
+    /// The URL of `path` (no leading `/`) at this service.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP (contract
+/// §4: the versions as decimal strings). The operators' `list` and `get` use it too.
+pub fn with_tenant<B>(
+    request: ureq::RequestBuilder<B>,
+    tenant: &Tenant,
+) -> ureq::RequestBuilder<B> {
+    request
+        .header("TENANT_ID", tenant.id.to_string())
+        .header("REGION", &tenant.region)
+        .header("MAJOR_VERSION", tenant.major_version.to_string())
+        .header("MINOR_VERSION", tenant.minor_version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_ends_in_a_slash_whether_or_not_the_setting_did() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            Peer::new("http://p/api", second).url("parties"),
+            "http://p/api/parties"
+        );
+        assert_eq!(
+            Peer::new("http://p/api/", second).url("parties"),
+            "http://p/api/parties"
+        );
+    }
+}
