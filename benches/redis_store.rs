@@ -146,7 +146,7 @@ async fn reserve_cancel(store: &RedisStore, partition: &mut Partition) -> usize 
             position: Point::default(),
             pet_slot: -1,
             party_id: 0,
-            present: Vec::new(),
+            present: Some(Vec::new()),
         });
         let reserved = store
             .on_drop(&origin, &request, Millis(2), &mut |_| {})

@@ -53,7 +53,7 @@ fn reserve(drop_id: u32, character_id: u32) -> DropRequest {
         position: Point::default(),
         pet_slot: -1,
         party_id: 0,
-        present: Vec::new(),
+        present: Some(Vec::new()),
     })
 }
 

@@ -56,9 +56,11 @@ pub struct ReserveRequest {
     /// The character's current party, 0 for none.
     pub party_id: u32,
     /// The members of the character's party who are online where the reservation is made, as
-    /// the party service told before it was applied (contract-head §4); empty when it was not
-    /// asked, or could not say: a meso drop's share then goes to the picker alone.
-    pub present: Vec<u32>,
+    /// the party service told (contract-head §4); empty when there is no party service or it
+    /// could not say: a meso drop's share then goes to the picker alone. `None`: not asked yet,
+    /// though a party service is there; a reservation that would share a meso drop out is then
+    /// not decided (`Refusal::PartyNotAsked`) until it is.
+    pub present: Option<Vec<u32>>,
 }
 
 /// `CANCEL_RESERVATION` and `REQUEST_PICK_UP`: a character acting on a drop.

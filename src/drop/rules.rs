@@ -60,11 +60,15 @@ pub enum Refusal {
     /// A store that records applied commands (the shared one) met this command again: it took
     /// effect before (perhaps on another instance, perhaps before a crash), so nothing is done.
     AlreadyApplied,
+    /// Not decided yet: the reservation would share a meso drop out, and the party service
+    /// was not asked (`ReserveRequest::present`). Nothing is written or recorded; the handler
+    /// asks it, beside the partition, and applies the command again.
+    PartyNotAsked,
 }
 
 impl Refusal {
     /// Every refusal, in declaration order (`refusal as usize` indexes it).
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::UnknownDrop,
         Refusal::WrongMap,
         Refusal::HeldByOther,
@@ -74,6 +78,7 @@ impl Refusal {
         Refusal::NotHolder,
         Refusal::StoreFull,
         Refusal::AlreadyApplied,
+        Refusal::PartyNotAsked,
     ];
 
     /// The refusal `name` names.
@@ -94,6 +99,7 @@ impl Refusal {
             Refusal::NotHolder => "not_holder",
             Refusal::StoreFull => "store_full",
             Refusal::AlreadyApplied => "already_applied",
+            Refusal::PartyNotAsked => "party_not_asked",
         }
     }
 }

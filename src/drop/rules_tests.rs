@@ -55,7 +55,7 @@ fn request(character_id: u32, x: i16, y: i16) -> ReserveRequest {
         position: Point { x, y },
         pet_slot: -1,
         party_id: 0,
-        present: Vec::new(),
+        present: Some(Vec::new()),
     }
 }
 
@@ -654,7 +654,7 @@ fn a_meso_drops_first_reservation_shares_it_once() {
     let tenant = d.tenant.clone();
     let asker = asking(&tenant);
     let mut asked = request(7, 0, 0);
-    asked.present = vec![9, 3, 7, 9];
+    asked.present = Some(vec![9, 3, 7, 9]);
     let reserved = rules.reserve(Some(d.clone()), asker, &asked, T0);
     assert_eq!(
         kinds(&reserved),
@@ -684,6 +684,15 @@ fn a_meso_drops_first_reservation_shares_it_once() {
     free.status = Status::Available;
     let other = rules.reserve(Some(free), asker, &request(8, 0, 0), T0);
     assert_eq!(kinds(&other), ["RESERVED"]);
+    // Not asked yet: an item drop is reserved at once; a meso drop waits for the party service,
+    // nothing written, nothing told.
+    let mut not_asked = request(7, 0, 0);
+    not_asked.present = None;
+    let undecided = rules.reserve(Some(d.clone()), asker, &not_asked, T0);
+    assert_eq!(undecided.answer, Err(Refusal::PartyNotAsked));
+    assert!(undecided.is_deferred() && undecided.is_empty());
+    let item = rules.reserve(Some(drop(2, 0, 0)), asker, &not_asked, T0);
+    assert_eq!(kinds(&item), ["RESERVED"]);
     // An item drop awards nothing.
     let item = rules.reserve(Some(drop(2, 0, 0)), asker, &asked, T0);
     assert_eq!(kinds(&item), ["RESERVED"]);

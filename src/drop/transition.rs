@@ -85,6 +85,12 @@ impl<T> Transition<T> {
         Transition::new(Err(refusal))
     }
 
+    /// Not decided yet (`Refusal::PartyNotAsked`): a store records nothing of it, not even that
+    /// the command was met, since it comes again once it can be decided.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self.answer, Err(Refusal::PartyNotAsked))
+    }
+
     /// Whether committing it changes nothing and tells nobody.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.events.is_empty()
@@ -178,8 +184,11 @@ impl Rules {
                 )];
                 let meso = NonZeroU32::new(drop.spec.contents.meso());
                 if let Some(meso) = meso.filter(|_| !drop.meso_awarded) {
+                    let Some(present) = &request.present else {
+                        return Transition::refused(Refusal::PartyNotAsked);
+                    };
                     drop.meso_awarded = true;
-                    let awards = award::split_meso(request.character_id, meso, &request.present);
+                    let awards = award::split_meso(request.character_id, meso, present);
                     events.extend(
                         (awards.into_iter())
                             .map(|award| Event::meso_awarded(&drop, correlation.clone(), award)),

@@ -395,7 +395,7 @@ pub fn behaves_as_the_model(
                     position: Point { x, y: 0 },
                     pet_slot: if pet { 0 } else { -1 },
                     party_id: party,
-                    present: Vec::new(),
+                    present: Some(Vec::new()),
                 };
                 on_drop = Some((origin, DropRequest::Reserve(request)));
             }
@@ -514,7 +514,7 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blockin
                         position: Point::default(),
                         pet_slot: -1,
                         party_id: 0,
-                        present: Vec::new(),
+                        present: Some(Vec::new()),
                     };
                     start.wait();
                     let mut events = Vec::new();
@@ -665,7 +665,7 @@ pub fn tenants_holding_the_same_id_keep_apart(store: &Blocking, same_ids: bool) 
             position: Point::default(),
             pet_slot: -1,
             party_id: 0,
-            present: Vec::new(),
+            present: Some(Vec::new()),
         })
     };
     let (a1, b1) = (spawn(&a, 0), spawn(&b, 0));

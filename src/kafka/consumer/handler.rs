@@ -9,11 +9,12 @@ use std::sync::Arc;
 use rdkafka::message::{Header, Message, OwnedMessage};
 use tracing::Instrument;
 
-use super::drop_order::{DropOrder, Place};
+use super::drop_order::{DropOrder, OnePerPartition, Place};
 use super::observer::{Answer, Observer};
 use crate::clock;
 use crate::drop::command::{Action, Command, CommandType, DropRequest, RejectionClass};
 use crate::drop::model::{Environment, Location, Millis, TenantRef};
+use crate::drop::rules::Refusal;
 use crate::equipment::EquipmentService;
 use crate::footholds::DataService;
 use crate::kafka::events::{EventSink, Events};
@@ -41,10 +42,47 @@ enum Ask {
     Floor(DataService),
 }
 
+/// What applying a command came to.
+enum Applied {
+    /// The deliveries of its events.
+    Done(Vec<Delivery>),
+    /// Nothing yet: a meso drop's reservation that the party service must be asked about first
+    /// (`Refusal::PartyNotAsked`), as it came.
+    NeedsParty(Command),
+}
+
+impl Applied {
+    /// The deliveries of a command that cannot need the party service (a spawn).
+    fn deliveries(self) -> Vec<Delivery> {
+        match self {
+            Applied::Done(deliveries) => deliveries,
+            Applied::NeedsParty(_) => unreachable!("only a reservation waits for the party"),
+        }
+    }
+}
+
 /// What became of a record: its deliveries now, or a future that yields them.
 pub enum Handled {
     Now(Vec<Delivery>),
     Later(Pin<Box<dyn Future<Output = Vec<Delivery>> + Send>>),
+}
+
+impl Handled {
+    /// `work` as a task of its own, beside the partition: it goes on while the partition task
+    /// applies the next commands, and takes its turn to apply with them (`OnePerPartition`).
+    /// Left to the partition task's polling instead, it could hold the partition's turn while
+    /// the partition task waits for that turn, and neither would go on.
+    fn beside(work: impl Future<Output = Vec<Delivery>> + Send + 'static) -> Handled {
+        let task = tokio::spawn(work);
+        Handled::Later(Box::pin(async move {
+            match task.await {
+                Ok(deliveries) => deliveries,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                // Cancelled: the runtime is shutting down, and the partition with it.
+                Err(_) => Vec::new(),
+            }
+        }))
+    }
 }
 
 pub struct Handler {
@@ -71,6 +109,8 @@ pub struct Handler {
     pub parties: Option<PartyService>,
     /// Commands on a drop queued behind one that waits for the party service.
     pub drop_order: DropOrder,
+    /// Commands of a partition applied one at a time (see `OnePerPartition`).
+    pub applying: OnePerPartition,
 }
 
 /// The first `limit` bytes of `text`, cut at a character boundary, marked when cut.
@@ -110,25 +150,33 @@ impl Handler {
             (Some(ours), None) => *environment = Some(ours.clone()),
             _ => {}
         }
-        if let Action::OnDrop(request) = &command.action {
-            let (tenant, drop_id) = (&command.tenant, request.drop_id());
-            if self.drop_order.is_waiting(tenant, drop_id) || self.asks_party(&command).await {
-                let place = self.drop_order.queue(tenant, drop_id);
-                let handler = self.clone();
-                return Handled::Later(Box::pin(async move {
-                    handler.apply_in_turn(kind, command, position, place).await
-                }));
+        if let Action::OnDrop(request) = &mut command.action {
+            if let (DropRequest::Reserve(request), Some(_)) = (&mut *request, &self.parties) {
+                // Not asked yet: a meso drop's reservation is then decided once it is.
+                request.present = None;
             }
+            let (tenant, drop_id) = (&command.tenant, request.drop_id());
+            if !self.drop_order.is_waiting(tenant, drop_id) {
+                match self.apply(kind, command, position.clone()).await {
+                    Applied::Done(deliveries) => return Handled::Now(deliveries),
+                    Applied::NeedsParty(undecided) => command = undecided,
+                }
+            }
+            let place = self.drop_order.queue(&command.tenant, drop_id);
+            let handler = self.clone();
+            return Handled::beside(async move {
+                handler.apply_in_turn(kind, command, position, place).await
+            });
         }
         let asks = self.asks(kind, &command);
         // A redelivered command is recognised first, so that it asks nobody again (the
         // equipment service would create a second equipment that nobody would use): the store
         // answers it already applied.
         if asks.is_empty() || self.was_applied(&position).await {
-            return Handled::Now(self.apply(kind, command, position).await);
+            return Handled::Now(self.apply(kind, command, position).await.deliveries());
         }
         let (handler, message) = (self.clone(), message.clone());
-        Handled::Later(Box::pin(async move {
+        Handled::beside(async move {
             let mut command = command;
             for ask in asks {
                 command = match handler.ask(kind, ask, command).await {
@@ -136,8 +184,8 @@ impl Handler {
                     Err(rejection) => return handler.reject(&message, &rejection),
                 };
             }
-            handler.apply(kind, command, position).await
-        }))
+            handler.apply(kind, command, position).await.deliveries()
+        })
     }
 
     /// The peers `command` waits for before it is applied, in order: none for most commands.
@@ -214,23 +262,9 @@ impl Handler {
         Ok(command)
     }
 
-    /// Whether `command` is the reservation of a meso drop whose share the party service must
-    /// tell first: one that is configured, and a drop that lies with its meso not yet awarded.
-    async fn asks_party(&self, command: &Command) -> bool {
-        let Action::OnDrop(DropRequest::Reserve(request)) = &command.action else {
-            return false;
-        };
-        if self.parties.is_none() {
-            return false;
-        }
-        let found = (self.store)
-            .get(&command.tenant, request.drop_id, clock::now())
-            .await;
-        found.is_some_and(|drop| drop.spec.contents.meso() > 0 && !drop.meso_awarded)
-    }
-
     /// Applies a command on a drop once those queued before it on the drop are applied; a
-    /// meso drop's reservation first learns who is present to share it.
+    /// meso drop's reservation that the store could not decide first learns from the party
+    /// service who is present to share it, then is applied again.
     async fn apply_in_turn(
         self: Arc<Self>,
         kind: CommandType,
@@ -239,17 +273,20 @@ impl Handler {
         mut place: Place,
     ) -> Vec<Delivery> {
         place.turn().await;
-        // A redelivered reservation the store already applied asks nobody: it is answered
-        // already applied, and its awards were made the first time.
-        if self.asks_party(&command).await && !self.was_applied(&position).await {
-            let location = command.location;
-            if let Action::OnDrop(DropRequest::Reserve(request)) = &mut command.action {
-                request.present = self
-                    .party_present(&command.tenant, request.character_id, location)
-                    .await;
+        let deliveries = loop {
+            match self.apply(kind, command, position.clone()).await {
+                Applied::Done(deliveries) => break deliveries,
+                Applied::NeedsParty(mut undecided) => {
+                    let (tenant, location) = (&undecided.tenant, undecided.location);
+                    if let Action::OnDrop(DropRequest::Reserve(request)) = &mut undecided.action {
+                        let character_id = request.character_id;
+                        let present = self.party_present(tenant, character_id, location).await;
+                        request.present = Some(present);
+                    }
+                    command = undecided;
+                }
             }
-        }
-        let deliveries = self.apply(kind, command, position).await;
+        };
         self.drop_order.finish(place);
         deliveries
     }
@@ -279,20 +316,20 @@ impl Handler {
     }
 
     /// Applies a decoded command to the store and publishes its events.
-    async fn apply(
-        &self,
-        kind: CommandType,
-        command: Command,
-        position: LogPosition,
-    ) -> Vec<Delivery> {
+    async fn apply(&self, kind: CommandType, command: Command, position: LogPosition) -> Applied {
         let Command {
             tenant,
             location,
             mut correlation,
             action,
         } = command;
+        // A reservation the store may not decide yet is applied again as it came.
+        let undecided =
+            matches!(&action, Action::OnDrop(DropRequest::Reserve(r)) if r.present.is_none())
+                .then(|| correlation.clone());
         let observer = self.observer();
         let mut observed = observer.begin(kind, &mut correlation);
+        let _turn = self.applying.turn(&position.partition).await;
         let origin = Origin {
             tenant,
             location,
@@ -308,8 +345,20 @@ impl Handler {
             })
             .instrument(span)
             .await;
+        if let (Err(Refusal::PartyNotAsked), Some(correlation)) = (answer.result, undecided) {
+            // Nothing happened: the command is told of once, when it is decided.
+            let Origin {
+                tenant, location, ..
+            } = origin;
+            return Applied::NeedsParty(Command {
+                tenant,
+                location,
+                correlation,
+                action,
+            });
+        }
         observer.answered(observed, &origin, &answer);
-        sink.deliveries
+        Applied::Done(sink.deliveries)
     }
 
     /// Logs, counts and dead-letters a command that cannot be applied.

@@ -190,7 +190,7 @@ fn action(kind: CommandType, raw: Option<&RawValue>) -> Result<Action, Rejection
                 },
                 pet_slot: body.pet_slot,
                 party_id: body.party_id,
-                present: Vec::new(),
+                present: Some(Vec::new()),
             })))
         }
         CommandType::CancelReservation => Ok(Action::OnDrop(DropRequest::CancelReservation(

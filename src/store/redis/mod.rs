@@ -228,7 +228,8 @@ impl RedisStore {
                 None => None,
             };
             let transition = decide(connection.clone(), map, replies).await?;
-            if applied_writes.is_none() && transition.is_empty() {
+            // Not decided: not even that the command was met is recorded (it comes again).
+            if transition.is_deferred() || (applied_writes.is_none() && transition.is_empty()) {
                 unwatch(&mut connection).await?;
                 return Ok(Some(transition));
             }

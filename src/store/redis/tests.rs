@@ -284,7 +284,7 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
         position: Point { x: 5_000, y: 0 },
         pet_slot: -1,
         party_id: 0,
-        present: Vec::new(),
+        present: Some(Vec::new()),
     });
     let origin_at = |offset| Origin {
         position: at("group/commands/2", offset, i64::MIN),
@@ -302,6 +302,36 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     );
     assert_eq!(failures.len(), 1);
     assert_eq!(shared.outbox_len(), 6);
+
+    // A meso reservation not decided yet (the party service not asked) records nothing: applied
+    // again once asked, it takes effect, RESERVED and MESO_AWARDED together.
+    let undecided = ReserveRequest {
+        drop_id: drop.id.get(),
+        character_id: 1,
+        position: Point::default(),
+        pet_slot: -1,
+        party_id: 0,
+        present: None,
+    };
+    let mut told = Vec::new();
+    let request = DropRequest::Reserve(undecided.clone());
+    assert_eq!(
+        a.on_drop(&origin_at(2), request, Millis(1), &mut |e| told.push(e)),
+        Err(Refusal::PartyNotAsked)
+    );
+    assert!(told.is_empty());
+    assert!(!b.was_applied(&at("group/commands/2", 2, i64::MIN).unwrap()));
+    assert_eq!(shared.outbox_len(), 6);
+    let asked = DropRequest::Reserve(ReserveRequest {
+        present: Some(vec![2]),
+        ..undecided
+    });
+    assert_eq!(
+        b.on_drop(&origin_at(2), asked, Millis(1), &mut |e| told.push(e)),
+        Ok(())
+    );
+    let kinds: Vec<&str> = told.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, ["RESERVED", "MESO_AWARDED", "MESO_AWARDED"]);
 }
 
 #[test]
@@ -589,7 +619,7 @@ fn at_the_threshold_atlas_ids_go_back_with_their_drops_and_come_again_last_first
         position: Point::default(),
         pet_slot: -1,
         party_id: 0,
-        present: Vec::new(),
+        present: Some(Vec::new()),
     });
     let reserved = store.on_drop(&origin(0, 1, 6), reserve, Millis(at), &mut |_| {});
     assert_eq!(reserved, Ok(()));

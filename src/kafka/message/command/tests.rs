@@ -109,7 +109,7 @@ fn missing_fields_take_zero_and_pet_slot_minus_one() {
             position: Point::default(),
             pet_slot: -1,
             party_id: 0,
-            present: Vec::new(),
+            present: Some(Vec::new()),
         }))
     );
     let Action::OnDrop(DropRequest::PickUp(request)) =
