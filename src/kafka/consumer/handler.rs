@@ -278,11 +278,14 @@ impl Handler {
                 Applied::Done(deliveries) => break deliveries,
                 Applied::NeedsParty(mut undecided) => {
                     let (tenant, location) = (&undecided.tenant, undecided.location);
-                    if let Action::OnDrop(DropRequest::Reserve(request)) = &mut undecided.action {
-                        let character_id = request.character_id;
-                        let present = self.party_present(tenant, character_id, location).await;
-                        request.present = Some(present);
-                    }
+                    let Action::OnDrop(DropRequest::Reserve(request)) = &mut undecided.action
+                    else {
+                        unreachable!("only a reservation waits for the party service");
+                    };
+                    let character_id = request.character_id;
+                    let present = self.party_present(tenant, character_id, location).await;
+                    // Asked now: the next application decides (`present` is never `None` again).
+                    request.present = Some(present);
                     command = undecided;
                 }
             }
