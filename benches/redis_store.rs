@@ -53,6 +53,7 @@ impl Partition {
                 ..Correlation::default()
             },
             position: Some(LogPosition {
+                late: false,
                 partition: self.name.clone(),
                 offset: self.offset,
                 committed: self.offset,

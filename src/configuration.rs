@@ -32,7 +32,7 @@ pub enum ConfigurationError {
     #[error("GET {url}: no {DROP_EXPIRATION_TASK} task")]
     NoTask { url: String },
     #[error(
-        "GET {url}: the {DROP_EXPIRATION_TASK}'s duration {duration} is not a whole number of ms"
+        "GET {url}: the {DROP_EXPIRATION_TASK}'s duration {duration} is not a whole number of ms above 0"
     )]
     Duration { url: String, duration: Value },
     #[error("the configuration request failed: {0}")]
@@ -94,7 +94,10 @@ fn read(agent: &ureq::Agent, url: String) -> Result<u64, ConfigurationError> {
     let Some(task) = tasks.into_iter().find(|t| t.kind == DROP_EXPIRATION_TASK) else {
         return Err(ConfigurationError::NoTask { url });
     };
-    (task.duration.as_u64()).ok_or(ConfigurationError::Duration {
+    // 0 would mean "never expire" here (`DROP_EXPIRE_MS=0`): an operator may choose that, a
+    // configuration answer may not switch expiry off.
+    let duration = task.duration.as_u64().filter(|&ms| ms > 0);
+    duration.ok_or(ConfigurationError::Duration {
         url,
         duration: task.duration,
     })

@@ -5,6 +5,7 @@
 //! alone), so nothing is retried. The request blocks a thread of the blocking pool, never one of
 //! the runtime's, and the caller waits for it beside the partition (as for the equipment service).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -101,19 +102,22 @@ impl PartyService {
     ) -> Result<Lookup, PartyError> {
         let url = (self.peer).url(&format!("parties?filter%5Bmembers.id%5D={character_id}"));
         let (agent, tenant, asked) = (self.peer.agent.clone(), tenant.clone(), url.clone());
-        let request = tokio::task::spawn_blocking(move || fetch(&agent, &asked, &tenant));
+        let location = *location;
+        // Read off the runtime too: an answer can be large (a peer's bug, or a hostile one).
+        let request = tokio::task::spawn_blocking(move || {
+            let body = fetch(&agent, &asked, &tenant)?;
+            present_at(&body, &location)
+                .map_err(|source| PartyError::Document { url: asked, source })
+        });
         // The agent's own timeout ends the request too; this one also bounds the wait for a
         // thread of the blocking pool.
-        let body = match tokio::time::timeout(self.timeout, request).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                return Err(PartyError::TimedOut {
-                    url,
-                    timeout: self.timeout,
-                })
-            }
-        };
-        present_at(&body, location).map_err(|source| PartyError::Document { url, source })
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(joined) => joined?,
+            Err(_) => Err(PartyError::TimedOut {
+                url,
+                timeout: self.timeout,
+            }),
+        }
     }
 }
 
@@ -200,14 +204,18 @@ fn present_at(body: &str, location: &Location) -> Result<Lookup, DocumentError> 
         return Ok(Lookup::NoParty);
     };
     let named = party.relationships.members.data.unwrap_or_default();
+    // Looked up by id, not searched for each member: the document may be large. (The first of
+    // two resources with one id counts, as a search would find it.)
+    let included: HashMap<&str, &Resource> = (document.included.iter().rev())
+        .filter(|resource| resource.kind == MEMBERS)
+        .map(|resource| (resource.id.as_str(), resource))
+        .collect();
     let mut present = Vec::new();
     for identifier in named.iter().filter(|named| named.kind == MEMBERS) {
         let character_id: u32 =
             (identifier.id.parse()).map_err(|_| DocumentError::MemberId(identifier.id.clone()))?;
         // Named but not included: we do not know where it is, so it is not present.
-        let Some(resource) = (document.included.iter())
-            .find(|resource| resource.kind == MEMBERS && resource.id == identifier.id)
-        else {
+        let Some(resource) = included.get(identifier.id.as_str()) else {
             continue;
         };
         let member =

@@ -77,6 +77,10 @@ pub struct LogPosition {
     /// The group's committed offset of the partition, as the broker confirmed it to the reader
     /// (`i64::MIN` when none is known). Records come again only from there on.
     pub committed: i64,
+    /// Applied beside the partition, after it went on (a command that waited for a peer): its
+    /// partition may have been committed past it meanwhile, by this reader or by one that
+    /// took the partition over and applied it again.
+    pub late: bool,
 }
 
 impl LogPosition {
@@ -88,8 +92,21 @@ impl LogPosition {
     /// they were old ones. Records come again from the group's committed offset, never from
     /// below it: a record below an offset that was committed is of another log. (An operator
     /// who rewinds the group on purpose gets the same: the commands are applied again.)
+    /// A late command (`late`) is never taken for one of another log: below the committed
+    /// offset, it was applied and committed while it waited (see `was_committed_while_late`).
     pub fn is_of_another_log(&self, committed: i64) -> bool {
-        self.offset < committed
+        !self.late && self.offset < committed
+    }
+
+    /// Whether a late command finds its partition committed past it: it was applied meanwhile
+    /// (by the reader that took the partition over while it waited), so it must not be again.
+    pub fn was_committed_while_late(&self, committed: i64) -> bool {
+        self.late && self.offset < committed
+    }
+
+    /// The same position, for a command applied beside its partition.
+    pub fn late(self) -> LogPosition {
+        LogPosition { late: true, ..self }
     }
 }
 

@@ -79,3 +79,11 @@ async fn a_configuration_of_another_shape_leaves_the_default_lifetime() {
     let bad = ConfigurationService::start(Configured::Bad).await;
     the_default_is_kept(bad, "not a service configuration").await;
 }
+
+/// A lifetime of 0 would switch expiry off: an operator may choose that (`DROP_EXPIRE_MS=0`), a
+/// configuration answer may not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_lifetime_of_zero_leaves_the_default_lifetime() {
+    let zero = ConfigurationService::start(Configured::Lifetime(0)).await;
+    the_default_is_kept(zero, "is not a whole number of ms above 0").await;
+}

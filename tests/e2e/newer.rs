@@ -207,6 +207,7 @@ async fn stats_travel_with_the_drop_on_the_shared_store() {
 async fn environments_are_kept_and_gated(store: Store) {
     let options = Options::default()
         .store(store)
+        .dead_letters()
         .env("ATLAS_ENVIRONMENT", "main")
         .env("DROP_EXPIRE_MS", "1500");
     let mut env = TestEnv::with(options).await;
@@ -220,9 +221,16 @@ async fn environments_are_kept_and_gated(store: Store) {
         };
         (headers, serde_json::to_vec(&command).unwrap())
     };
-    // Another environment's command: skipped, counted, nothing emitted.
+    // Another environment's command: skipped, counted, nothing emitted; also one this build
+    // cannot read (a newer type, an environment name longer than we take): not dead-lettered.
     let (headers, value) = send_in(Some("preview-7"), spawn_item(MAP, 2_000_000));
     peer.send_raw(Some(headers), &value).await;
+    let newer_type = command("DESTROY", MAP, json!({"dropId": 1}));
+    let (headers, value) = send_in(Some("preview-7"), newer_type);
+    peer.send_raw(Some(headers), &value).await;
+    let long = with_environment(tenant.headers(), &"p".repeat(300));
+    let value = serde_json::to_vec(&spawn_item(MAP, 2_000_000)).unwrap();
+    peer.send_raw(Some(long), &value).await;
     // Ours, and one without the header (an older peer): both applied.
     let (headers, value) = send_in(Some("main"), spawn_item(MAP, 2_000_001));
     peer.send_raw(Some(headers), &value).await;
@@ -253,6 +261,12 @@ async fn environments_are_kept_and_gated(store: Store) {
         .metric(r#"atlas_drops_commands_total{type="SPAWN",outcome="skipped",reason="other_environment"}"#)
         .await;
     assert_eq!(skipped, Some(1.0));
+    let unread = env
+        .service
+        .metric(r#"atlas_drops_commands_total{type="unknown",outcome="skipped",reason="other_environment"}"#)
+        .await;
+    assert_eq!(unread, Some(2.0));
+    env.peer.dead_letters(&env.broker, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,8 +20,8 @@ use crate::footholds::DataService;
 use crate::kafka::events::{EventSink, Events};
 use crate::kafka::message::command::{decode, Rejection};
 use crate::kafka::message::headers::{
-    DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION, DEAD_LETTER_REASON,
-    DEAD_LETTER_TOPIC,
+    environment_header, DEAD_LETTER_CLASS, DEAD_LETTER_OFFSET, DEAD_LETTER_PARTITION,
+    DEAD_LETTER_REASON, DEAD_LETTER_TOPIC,
 };
 use crate::kafka::producer::{DeadLetter, Delivery, Publisher};
 use crate::metrics::{Landing, Metrics, PartyLookup};
@@ -137,18 +137,28 @@ impl Handler {
         message: &OwnedMessage,
         position: LogPosition,
     ) -> Handled {
+        // Another environment's command is not ours, whatever it holds: skipped before it is
+        // read, so that nothing of it (a type or a header this build does not know) is
+        // dead-lettered here (contract-head §6).
+        let theirs = environment_header(message.headers());
+        if let (Some(ours), Some(theirs)) = (&self.environment, theirs) {
+            if ours.as_bytes() != theirs {
+                let kind = decode(message.payload(), message.headers()).ok();
+                let theirs = String::from_utf8_lossy(theirs);
+                let theirs = bounded(&theirs, REASON_BYTES);
+                let kind = kind.map(|(kind, _)| kind);
+                self.observer().other_environment(message, kind, &theirs);
+                return Handled::Now(Vec::new());
+            }
+        }
         let (kind, mut command) = match decode(message.payload(), message.headers()) {
             Ok(decoded) => decoded,
             Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
         };
+        // Without a header of its own, a command is of this instance's environment.
         let environment = &mut command.correlation.environment;
-        match (&self.environment, &*environment) {
-            (Some(ours), Some(theirs)) if ours != theirs => {
-                self.observer().other_environment(message, kind, theirs);
-                return Handled::Now(Vec::new());
-            }
-            (Some(ours), None) => *environment = Some(ours.clone()),
-            _ => {}
+        if let (Some(ours), None) = (&self.environment, &*environment) {
+            *environment = Some(ours.clone());
         }
         if let Action::OnDrop(request) = &mut command.action {
             if let (DropRequest::Reserve(request), Some(_)) = (&mut *request, &self.parties) {
@@ -165,7 +175,9 @@ impl Handler {
             let place = self.drop_order.queue(&command.tenant, drop_id);
             let handler = self.clone();
             return Handled::beside(async move {
-                handler.apply_in_turn(kind, command, position, place).await
+                handler
+                    .apply_in_turn(kind, command, position.late(), place)
+                    .await
             });
         }
         let asks = self.asks(kind, &command);
@@ -184,7 +196,10 @@ impl Handler {
                     Err(rejection) => return handler.reject(&message, &rejection),
                 };
             }
-            handler.apply(kind, command, position).await.deliveries()
+            handler
+                .apply(kind, command, position.late())
+                .await
+                .deliveries()
         })
     }
 

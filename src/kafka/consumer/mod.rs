@@ -236,6 +236,7 @@ async fn partition(
                     let offset = message.offset();
                     let committed = commits.committed_since(partition, applied.commits_before);
                     let mut position = LogPosition {
+                        late: false,
                         partition: log_name.clone(),
                         offset,
                         committed: committed.unwrap_or(i64::MIN),

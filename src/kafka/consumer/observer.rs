@@ -123,15 +123,21 @@ impl Observer<'_> {
     }
 
     /// A command of another environment than ours, passed over (contract-head §6).
-    pub fn other_environment(&self, message: &OwnedMessage, kind: CommandType, theirs: &str) {
+    /// `kind` is the command's type when it could be read; `theirs` is bounded.
+    pub fn other_environment(
+        &self,
+        message: &OwnedMessage,
+        kind: Option<CommandType>,
+        theirs: &str,
+    ) {
         tracing::info!(
             partition = message.partition(),
             offset = message.offset(),
-            command = kind.name(),
+            command = kind.map_or("unknown", CommandType::name),
             environment = theirs,
             "command of another environment skipped"
         );
-        self.metrics.command(Some(kind), Outcome::OtherEnvironment);
+        self.metrics.command(kind, Outcome::OtherEnvironment);
     }
 
     /// A command that cannot be applied; `reason` is the rejection's, bounded.

@@ -75,9 +75,14 @@ pub fn parse_trace(headers: Option<&impl Headers>, correlation: &mut Correlation
     correlation.tracestate = bounded(TRACESTATE);
 }
 
+/// The `ENVIRONMENT` header as it came, unread.
+pub fn environment_header(headers: Option<&impl Headers>) -> Option<&[u8]> {
+    first(headers, ENVIRONMENT)
+}
+
 /// The command's `ENVIRONMENT`, if any (`model::parse_environment`).
 pub fn parse_environment(headers: Option<&impl Headers>) -> Result<Option<Environment>, String> {
-    let Some(bytes) = first(headers, ENVIRONMENT) else {
+    let Some(bytes) = environment_header(headers) else {
         return Ok(None);
     };
     let text =

@@ -103,9 +103,10 @@ impl AppliedRecord {
     }
 
     fn verdict(&self, position: &LogPosition) -> Verdict {
-        if position.is_of_another_log(self.floor.max(position.committed)) {
+        let committed = self.floor.max(position.committed);
+        if position.is_of_another_log(committed) {
             Verdict::LogStartedAgain
-        } else if self.seen {
+        } else if self.seen || position.was_committed_while_late(committed) {
             Verdict::MetAgain
         } else {
             Verdict::New

@@ -152,6 +152,7 @@ impl std::ops::Drop for Shared {
 
 fn at(partition: &str, offset: i64, committed: i64) -> Option<LogPosition> {
     Some(LogPosition {
+        late: false,
         partition: partition.into(),
         offset,
         committed,
@@ -255,6 +256,15 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     // started again (topic re-created, a broker that lost its state), applied afresh; the record
     // then starts from it, and meets it again as such.
     a.note_committed("group/commands/0", 6);
+    // A command that waited beside its partition (for a peer) while another reader applied it
+    // and committed past it is met again, and the record is kept, not started afresh.
+    let late = Origin {
+        position: at("group/commands/0", 4, i64::MIN).map(LogPosition::late),
+        ..origin(0, 0, 4)
+    };
+    let spawned = a.spawn(&late, spec(true, 2, 0, 0), Millis(0), &mut |_| {});
+    assert_eq!(spawned, Err(Refusal::AlreadyApplied));
+    assert!(b.was_applied(&position(7)), "the record is kept");
     assert!(
         !a.was_applied(&position(2)),
         "below the committed offset: another log"
