@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::task::JoinError;
 use ureq::http::StatusCode;
 
-use crate::peer::Peer;
+use crate::peer::{OneResource, Peer};
 
 /// The longest wait for the answer: start-up goes on without it.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,17 +39,7 @@ pub enum ConfigurationError {
     Thread(#[from] JoinError),
 }
 
-/// `GET {URL}configurations/services/{id}`: a JSON:API `services` resource.
-#[derive(Deserialize)]
-struct Document {
-    data: Resource,
-}
-
-#[derive(Deserialize)]
-struct Resource {
-    attributes: Attributes,
-}
-
+/// The attributes of the `services` resource `GET {URL}configurations/services/{id}` answers.
 #[derive(Deserialize)]
 struct Attributes {
     tasks: Vec<Task>,
@@ -86,7 +76,7 @@ fn read(agent: &ureq::Agent, url: String) -> Result<u64, ConfigurationError> {
         Ok(body) => body,
         Err(source) => return Err(ConfigurationError::Transport { url, source }),
     };
-    let document: Document = match serde_json::from_str(&body) {
+    let document: OneResource<Attributes> = match serde_json::from_str(&body) {
         Ok(document) => document,
         Err(source) => return Err(ConfigurationError::Shape { url, source }),
     };

@@ -12,7 +12,7 @@ use ureq::http::StatusCode;
 
 use crate::drop::floor::Foothold;
 use crate::drop::model::{Point, Tenant};
-use crate::peer::{with_tenant, Peer};
+use crate::peer::{with_tenant, OneResource, Peer};
 
 /// Why the data service named no foothold (its 404, "no floor below", is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -30,17 +30,7 @@ pub enum FootholdError {
     Thread(#[from] JoinError),
 }
 
-/// The answer: a JSON:API `footholds` resource.
-#[derive(Deserialize)]
-struct Document {
-    data: Resource,
-}
-
-#[derive(Deserialize)]
-struct Resource {
-    attributes: Attributes,
-}
-
+/// The attributes of the `footholds` resource the data service answers.
 #[derive(Deserialize)]
 struct Attributes {
     first: PointWire,
@@ -105,8 +95,8 @@ impl DataService {
                 Ok(body) => body,
                 Err(source) => return Err(FootholdError::Transport { url, source }),
             };
-            match serde_json::from_str::<Document>(&body) {
-                Ok(Document { data }) => Ok(Some(Foothold {
+            match serde_json::from_str::<OneResource<Attributes>>(&body) {
+                Ok(OneResource { data }) => Ok(Some(Foothold {
                     first: data.attributes.first.into(),
                     second: data.attributes.second.into(),
                 })),

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::drop::model::Tenant;
 
 /// A peer service at a base URL (`http://equipables:8080/api/`, say).
@@ -34,6 +36,17 @@ impl Peer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+}
+
+/// A JSON:API document of one resource, as far as we read it: its attributes.
+#[derive(Deserialize)]
+pub struct OneResource<A> {
+    pub data: Resource<A>,
+}
+
+#[derive(Deserialize)]
+pub struct Resource<A> {
+    pub attributes: A,
 }
 
 /// Puts the tenant on an outgoing request, as the Atlas services read it over HTTP (contract
