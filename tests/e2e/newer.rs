@@ -85,6 +85,13 @@ async fn instances_are_maps_of_their_own(store: Store) {
             [(here.drop_id().to_string(), json!(NIL_INSTANCE))]
         );
     }
+    // An ENVIRONMENT request header is accepted and ignored (contract-head §8).
+    let mut headers = peer.tenant.http_headers();
+    headers.push(("ENVIRONMENT", "preview-7".to_owned()));
+    let url = format!("{}{map_path}/instances/{INSTANCE}/drops", service.http);
+    let (status, _, body) = http_get(&url, &headers).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&there.drop_id().to_string()), "{body}");
     let (status, _, body) = service
         .get(&format!("{map_path}/instances/nope/drops"), &peer.tenant)
         .await;
