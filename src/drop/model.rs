@@ -212,39 +212,19 @@ impl Contents {
     }
 
     /// The same item, carrying the equipment created for it.
-    pub fn with_equipment(self, equipment_id: u32) -> Contents {
-        match self {
-            Contents::Item {
-                item_id,
-                quantity,
-                stats,
-                ..
-            } => Contents::Item {
-                item_id,
-                equipment_id,
-                quantity,
-                stats,
-            },
-            meso => meso,
+    pub fn with_equipment(mut self, equipment: u32) -> Contents {
+        if let Contents::Item { equipment_id, .. } = &mut self {
+            *equipment_id = equipment;
         }
+        self
     }
 
     /// The same item, carrying `stats` inline. Mesos have none: they stay as they are.
-    pub fn with_stats(self, stats: EquipmentStats) -> Contents {
-        match self {
-            Contents::Item {
-                item_id,
-                equipment_id,
-                quantity,
-                ..
-            } => Contents::Item {
-                item_id,
-                equipment_id,
-                quantity,
-                stats,
-            },
-            meso => meso,
+    pub fn with_stats(mut self, inline: EquipmentStats) -> Contents {
+        if let Contents::Item { stats, .. } = &mut self {
+            *stats = inline;
         }
+        self
     }
 
     /// The stats inline (all zero for mesos).
