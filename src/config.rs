@@ -334,7 +334,7 @@ fn parse_service_id(text: &str) -> Result<String, BadValue> {
 }
 
 /// An Atlas environment's name (`drop::model::parse_environment`).
-fn parse_environment(text: &str) -> Result<Environment, BadValue> {
+pub fn parse_environment(text: &str) -> Result<Environment, BadValue> {
     model::parse_environment(text).map_err(BadValue::Environment)
 }
 

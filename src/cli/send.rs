@@ -7,8 +7,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{CliError, LocationArgs, TenantArgs};
-use crate::config::Settings;
-use crate::drop::model::Correlation;
+use crate::config::{parse_environment, Settings};
+use crate::drop::model::{Correlation, Environment};
 use crate::kafka::client;
 use crate::kafka::message::headers::event_headers;
 use crate::kafka::message::stats::StatsWire;
@@ -22,9 +22,9 @@ pub struct SendArgs {
     /// Transaction id, a UUID (default: a new one).
     #[arg(long, global = true, help_heading = "Tenant and transaction")]
     transaction: Option<Uuid>,
-    /// The ENVIRONMENT header to send (default: none).
-    #[arg(long, global = true, help_heading = "Tenant and transaction")]
-    environment: Option<String>,
+    /// The ENVIRONMENT header to send, 1 to 128 bytes (default: none).
+    #[arg(long, global = true, help_heading = "Tenant and transaction", value_parser = parse_environment)]
+    environment: Option<Environment>,
 }
 
 impl SendArgs {
@@ -242,7 +242,7 @@ pub async fn run(args: SendArgs, settings: &Settings) -> Result<(), CliError> {
     let value = serde_json::to_vec(&value).expect("commands serialize");
     let correlation = Correlation {
         transaction_id: transaction,
-        environment: args.environment.as_deref().map(Into::into),
+        environment: args.environment.clone(),
         ..Correlation::default()
     };
     let headers = event_headers(&tenant, &correlation);

@@ -433,4 +433,18 @@ async fn an_operator_speaks_the_newer_generation() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+    // An environment the service would refuse is refused before anything is sent.
+    let empty = [
+        &["send", "spawn", "--environment", ""][..],
+        &at,
+        &["--item", "1302000"],
+    ]
+    .concat();
+    let bad = atlas(&env, &empty).await;
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("an environment is 1 to 128 bytes"), "{said}");
+    env.peer
+        .expect_quiet(std::time::Duration::from_millis(700))
+        .await;
 }
