@@ -16,24 +16,22 @@
 //! upgrade meets entries of the shape it writes), and what the own counter asks when it skips
 //! ids still in use (one `HEXISTS`). The map hashes hold a tenant's drops only, by id alone.
 //!
-//! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id between its
-//! WATCH and its MULTI/EXEC, in one script call (atomic, as the other Atlas services allocate),
-//! and keeps it when the step is decided again because a watched key changed: an EXEC that
-//! failed wrote nothing, so the id is used by the retry and by nobody else. An id whose step
+//! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id between
+//! its reads and its commit, in one script call (atomic, as the other Atlas services allocate),
+//! and keeps it when the step is decided again because something read changed: a commit that
+//! found so wrote nothing, so the id is used by the retry and by nobody else. An id whose step
 //! never commits with it — the command found applied on retrying (by another instance during a
-//! rebalance, or by our own EXEC whose reply was lost: the id may then be in use, so it is not
-//! given back), the spawn refused when decided again, the process gone before EXEC — is never
-//! used and never released: below the recycle threshold that is what becomes of every id anyway;
-//! above it, the free list misses one id. Uniqueness never depends on it.
+//! rebalance, or by our own commit whose reply was lost: the id may then be in use, so it is not
+//! given back), the spawn refused when decided again, the process gone before the commit — is
+//! never used and never released: below the recycle threshold that is what becomes of every id
+//! anyway; above it, the free list misses one id. Uniqueness never depends on it.
 //!
 //! **Release with the removal.** Once a drop is gone (picked up, expired, consumed, evicted by
-//! its map's cap), the transaction that removes it also gives its atlas id back (`Ids::release`):
-//! a script queued in the same MULTI, so it runs at EXEC, atomically with the removal; each
-//! removal commits once, so an id goes back once, and never while its drop still lies. The
-//! script pushes the id onto the free list when the counter is at or above the threshold, and
-//! does nothing below it. It is sent as `EVAL` with its text, not `EVALSHA`: a script missing
-//! from Redis's cache (after a Redis restart) fails inside EXEC, where the other writes still
-//! go through and nothing retries it.
+//! its map's cap), the commit that removes it also gives its atlas id back (`Ids::release`):
+//! a write of the commit script (`atlas-release`), so it runs atomically with the removal; each
+//! removal commits once, so an id goes back once, and never while its drop still lies. It
+//! pushes the id onto the free list when the counter is at or above the threshold, and does
+//! nothing below it.
 
 use redis::aio::ConnectionLike;
 use redis::{Pipeline, RedisResult, Script};
@@ -86,13 +84,6 @@ if tonumber(counter) >= tonumber(ARGV[2]) then
   if id then return tonumber(id) end
 end
 return redis.call('INCR', KEYS[1])
-";
-
-/// Gives an atlas id back: onto the free list when the counter is at or above the threshold.
-const ATLAS_RELEASE: &str = r"
-local counter = tonumber(redis.call('GET', KEYS[1]))
-if counter and counter >= tonumber(ARGV[2]) then redis.call('LPUSH', KEYS[2], ARGV[1]) end
-return 0
 ";
 
 /// The drop ids of one store: its source, and the script that allocates from it.
@@ -175,10 +166,12 @@ impl Ids {
         }
     }
 
-    /// Adds to `writes` (a MULTI/EXEC removing the drop) what gives `tenant`'s `id` back.
+    /// Adds to `writes` (a commit removing the drop) what gives `tenant`'s `id` back: onto the
+    /// free list when the counter is at or above the threshold (`atlas-release`, a write the
+    /// commit script knows).
     pub fn release(&self, writes: &mut Pipeline, tenant: &Tenant, id: DropId) {
         if let IdSource::Atlas { prefix } = &self.source {
-            (writes.cmd("EVAL").arg(ATLAS_RELEASE).arg(2))
+            (writes.cmd("atlas-release"))
                 .arg(next_key(prefix, tenant.id))
                 .arg(free_key(prefix, tenant.id))
                 .arg(id.get())

@@ -1,13 +1,26 @@
 //! The shared store: drops live in Redis, so several instances serve one consumer group and a
 //! crash loses nothing.
 //!
-//! Every transition is one optimistic transaction: WATCH what the decision reads, read it, let
-//! `drop::rules` decide in Rust (the same functions the in-memory store runs), then write the
-//! new state, the events (into the outbox) and the command's offset (into the applied record
-//! of its partition) in one MULTI/EXEC. When another instance changed a watched key meanwhile,
-//! EXEC does nothing and the step is decided again on fresh data: racing instances produce
+//! Every transition is one optimistic step: read what the decision needs, let `drop::rules`
+//! decide in Rust (the same functions the in-memory store runs), then commit with one script
+//! (`COMMIT`) that first checks that what was read is still so — each drop record as read, the
+//! map's size when the decision counted it, the partition's applied record for the command's
+//! offset (`Guard`) — and only then writes the new state, the events (into the outbox) and the
+//! command's offset (into the applied record). When something read changed meanwhile, the
+//! script writes nothing and the step is decided again on fresh data: racing instances produce
 //! exactly one winner, and a command's effect, its events and the record that it was applied
-//! are never separated, whenever the process dies.
+//! are never separated, whenever the process dies (a script runs whole or not at all, as a
+//! MULTI/EXEC would).
+//!
+//! Why a script and not WATCH/MULTI/EXEC: WATCH belongs to a connection, so every step in
+//! flight needed a connection of its own, and it watches whole keys (a map, a partition's
+//! applied record), so steps about different drops of a map, or different commands of a
+//! partition, undid each other. The guards check exactly what the decision read: every caller
+//! shares one multiplexed connection (`pool`), and one round trip commits.
+//!
+//! The script is given its keys as arguments, not as `KEYS`: the store runs on one Redis (a
+//! step touches the map, the shared indexes and the outbox at once, which a Redis Cluster would
+//! refuse whichever way the step were sent).
 
 mod ids;
 mod keys;
@@ -19,7 +32,7 @@ mod tests;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures_util::future::BoxFuture;
-use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
+use redis::{Arg, FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
 
 pub use self::ids::IdSource;
 use self::ids::{Allocated, Ids};
@@ -40,6 +53,46 @@ const SWEEP_BATCH: isize = 256;
 /// The member of an applied record whose score is the partition's floor: the highest committed
 /// offset of the partition a reader knew of (see `LogPosition::is_of_another_log`).
 const FLOOR: &str = "floor";
+
+/// Commits a step (see the module's comment). `ARGV[1]` guards follow, four arguments each:
+/// `record`, a hash, a field, the value read (empty: there was none; records are never empty);
+/// `count`, a hash, its length as read; `below`, a hash, a length it is shorter than; `score`, a sorted set, a member, its score as read
+/// (empty: none). When one does not hold, nothing is written and the answer is 0. Then the
+/// writes, each as its number of arguments and the command; `atlas-release`, the Atlas counter,
+/// the free list, an id, the recycle threshold, gives an atlas id back (`Ids::release`).
+const COMMIT: &str = r"
+local at = 2
+for _ = 1, tonumber(ARGV[1]) do
+  local kind, key, a, b = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  at = at + 4
+  local holds
+  if kind == 'record' then
+    holds = (redis.call('HGET', key, a) or '') == b
+  elseif kind == 'count' then
+    holds = redis.call('HLEN', key) == tonumber(a)
+  elseif kind == 'below' then
+    holds = redis.call('HLEN', key) < tonumber(a)
+  else
+    local score = redis.call('ZSCORE', key, a)
+    if score then score = tonumber(score) else score = nil end
+    holds = score == tonumber(b)
+  end
+  if not holds then return 0 end
+end
+while at <= #ARGV do
+  local n = tonumber(ARGV[at])
+  if ARGV[at + 1] == 'atlas-release' then
+    local counter = tonumber(redis.call('GET', ARGV[at + 2]))
+    if counter and counter >= tonumber(ARGV[at + 5]) then
+      redis.call('LPUSH', ARGV[at + 3], ARGV[at + 4])
+    end
+  else
+    redis.call(unpack(ARGV, at + 1, at + n))
+  end
+  at = at + n + 1
+end
+return 1
+";
 
 /// Forgets the deadline entry `ARGV[1]` of a drop the sweep did not find, unless the id index
 /// names the entry again: a drop of that (tenant, id) was spawned since the sweep looked (an atlas
@@ -68,16 +121,56 @@ pub struct RedisStore {
     keys: Keys,
     pool: Pool,
     ids: Ids,
+    commit: Script,
     forget_due: Script,
     max_live_drops: usize,
 }
 
+/// What a step's decision read, checked again by its commit (`COMMIT`).
+enum Guard {
+    /// A drop's record on a map (`None`: there was none).
+    Record {
+        map: String,
+        id: u32,
+        record: Option<Vec<u8>>,
+    },
+    /// How many drops lay on a map.
+    Count { map: String, drops: usize },
+    /// A map held fewer drops than `limit`.
+    Below { map: String, limit: usize },
+    /// A member's score in a sorted set (`None`: not a member).
+    Score {
+        key: String,
+        member: String,
+        score: Option<f64>,
+    },
+}
+
+impl Guard {
+    fn add_to(&self, commit: &mut ScriptInvocation<'_>) {
+        match self {
+            Guard::Record { map, id, record } => {
+                let record = record.as_deref().unwrap_or_default();
+                commit.arg("record").arg(map).arg(id).arg(record)
+            }
+            Guard::Count { map, drops } => commit.arg("count").arg(map).arg(drops).arg(""),
+            Guard::Below { map, limit } => commit.arg("below").arg(map).arg(limit).arg(""),
+            Guard::Score { key, member, score } => {
+                let score = score.map(|score| score.to_string()).unwrap_or_default();
+                commit.arg("score").arg(key).arg(member).arg(score)
+            }
+        };
+    }
+}
+
 /// What a partition's applied record says of one offset: `floor` is the highest committed
 /// offset a reader knew of (records come again only from there on), and `seen` whether the
-/// offset itself was applied.
+/// offset itself was applied; with the scores as read, for the commit's guards.
 struct AppliedRecord {
     floor: i64,
     seen: bool,
+    floor_score: Option<f64>,
+    offset_score: Option<f64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -94,12 +187,28 @@ enum Verdict {
 impl AppliedRecord {
     /// From the replies to ZSCORE of `FLOOR` and of the offset (no record yet: no floor).
     fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
-        let floor: Option<f64> = from_reply(replies.next())?;
-        let seen: Option<f64> = from_reply(replies.next())?;
+        let floor_score: Option<f64> = from_reply(replies.next())?;
+        let offset_score: Option<f64> = from_reply(replies.next())?;
         Ok(AppliedRecord {
-            floor: floor.map_or(i64::MIN, |floor| floor as i64),
-            seen: seen.is_some(),
+            floor: floor_score.map_or(i64::MIN, |floor| floor as i64),
+            seen: offset_score.is_some(),
+            floor_score,
+            offset_score,
         })
+    }
+
+    /// What the commit checks: the record still says of the offset what it said when read
+    /// (another reader applying it, or a floor raised past it, undoes the step).
+    fn guards(&self, key: &str, position: &LogPosition) -> [Guard; 2] {
+        let score = |member: String, score| Guard::Score {
+            key: key.to_owned(),
+            member,
+            score,
+        };
+        [
+            score(FLOOR.to_owned(), self.floor_score),
+            score(position.offset.to_string(), self.offset_score),
+        ]
     }
 
     fn verdict(&self, position: &LogPosition) -> Verdict {
@@ -144,20 +253,21 @@ impl RedisStore {
             ids: Ids::new(config.ids, &keys),
             keys,
             pool,
+            commit: Script::new(COMMIT),
             forget_due: Script::new(FORGET_DUE),
             max_live_drops: config.max_live_drops,
         })
     }
 
-    /// Runs one step to completion. The first round trip checks the command's offset against
-    /// the applied record (watching it), finds the map of the drop `about` (its entry in the id
-    /// index, `Ids::entry`), if any, and runs
-    /// what `prefetch` adds (the watches and reads the step expects to need: one round trip
+    /// Runs one step to completion. The first round trip reads the command's offset in the
+    /// applied record, the map of the drop `about` (its entry in the id index, `Ids::entry`),
+    /// if any, and what `prefetch` adds (the reads the step expects to need: one round trip
     /// fewer when it guessed right); `decide` gets the map's key and the prefetched replies,
-    /// watches and reads whatever else its rule needs, and returns the rule's transition; its
-    /// writes, its events and the command's offset go in one MULTI/EXEC. When a watched key
-    /// changed meanwhile, the step is decided again. A command met again (its offset is in the
-    /// applied record) is answered `AlreadyApplied` and changes nothing.
+    /// reads whatever else its rule needs, and returns the rule's transition with the guards
+    /// of what it read. The transition's writes, its events and the command's offset are
+    /// committed by one script, if what was read is still so; else the step is decided again.
+    /// A command met again (its offset is in the applied record) is answered `AlreadyApplied`
+    /// and changes nothing.
     async fn step<'a, T: Send + 'a>(
         &'a self,
         what: &str,
@@ -180,8 +290,7 @@ impl RedisStore {
         transition.answer
     }
 
-    /// One go at a step (see `step`), on a connection of its own: `None` when the command
-    /// was applied before.
+    /// One go at a step (see `step`): `None` when the command was applied before.
     async fn attempt<'a, T>(
         &'a self,
         mut connection: Connection,
@@ -194,15 +303,10 @@ impl RedisStore {
         loop {
             let mut first = redis::pipe();
             if let (Some(position), Some(key)) = (position, &applied) {
-                first
-                    .cmd("WATCH")
-                    .arg(key)
-                    .ignore()
-                    .zscore(key, FLOOR)
-                    .zscore(key, position.offset);
+                first.zscore(key, FLOOR).zscore(key, position.offset);
             }
             if let Some(entry) = about {
-                // A drop never moves: its map's key needs no watching, the map does.
+                // A drop never moves: the entry is not guarded, the drop's record is.
                 first.hget(self.keys.ids(), entry);
             }
             prefetch(&mut first);
@@ -215,31 +319,32 @@ impl RedisStore {
             let mut applied_writes = None;
             if let (Some(position), Some(key)) = (position, &applied) {
                 let record = AppliedRecord::read(&mut replies)?;
-                match record.verdict(position) {
-                    Verdict::MetAgain => {
-                        unwatch(&mut connection).await?;
-                        return Ok(None);
-                    }
-                    Verdict::New => applied_writes = Some((key, record.floor, false)),
-                    Verdict::LogStartedAgain => applied_writes = Some((key, i64::MIN, true)),
-                }
+                let afresh = match record.verdict(position) {
+                    Verdict::MetAgain => return Ok(None),
+                    Verdict::New => false,
+                    Verdict::LogStartedAgain => true,
+                };
+                applied_writes = Some((key, record, afresh));
             }
             let map: Option<String> = match about {
                 Some(_) => from_reply(replies.next())?,
                 None => None,
             };
-            let transition = decide(connection.clone(), map, replies).await?;
+            let (transition, mut guards) = decide(connection.clone(), map, replies).await?;
             // Not decided: not even that the command was met is recorded (it comes again).
             if transition.is_deferred() || (applied_writes.is_none() && transition.is_empty()) {
-                unwatch(&mut connection).await?;
                 return Ok(Some(transition));
             }
             let mut writes = self.writes(&transition.writes);
-            if let (Some(position), Some((key, floor, afresh))) = (position, applied_writes) {
-                if afresh {
+            if let (Some(position), Some((key, record, afresh))) = (position, &applied_writes) {
+                guards.extend(record.guards(key, position));
+                let floor = if *afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
-                    writes.del(key).ignore();
-                }
+                    writes.del(*key).ignore();
+                    i64::MIN
+                } else {
+                    record.floor
+                };
                 record_applied(&mut writes, key, position, floor);
             }
             for event in &transition.events {
@@ -247,20 +352,32 @@ impl RedisStore {
                 let entry = [(OUTBOX_FIELD, record::encode_event(event))];
                 writes.xadd(stream, "*", &entry).ignore();
             }
-            writes.atomic();
-            let committed = writes.query_async::<Option<()>>(&mut connection).await?;
-            if committed.is_some() {
-                if let (Some(position), Some((_, _, true))) = (position, applied_writes) {
+            let mut commit = self.commit.prepare_invoke();
+            commit.arg(guards.len());
+            for guard in &guards {
+                guard.add_to(&mut commit);
+            }
+            for write in writes.cmd_iter() {
+                commit.arg(write.args_iter().len());
+                for arg in write.args_iter() {
+                    if let Arg::Simple(arg) = arg {
+                        commit.arg(arg);
+                    }
+                }
+            }
+            let committed: bool = commit.invoke_async(&mut connection).await?;
+            if committed {
+                if let (Some(position), Some((_, _, true))) = (position, &applied_writes) {
                     tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
                 }
                 return Ok(Some(transition));
             }
-            // A watched key changed under us: decide again on what is there now.
+            // Something read changed meanwhile: decide again on what is there now.
         }
     }
 
-    /// A command's step on the tenant's drop `raw`: `decide` gets it, watched, or `None` when
-    /// the tenant has no such drop.
+    /// A command's step on the tenant's drop `raw`: `decide` gets it, or `None` when the
+    /// tenant has no such drop.
     async fn step_on_drop<T: Send>(
         &self,
         origin: &Origin,
@@ -271,14 +388,10 @@ impl RedisStore {
         let position = origin.position.as_ref();
         // An id no source of ours hands out names no drop: nothing to look up.
         let entry = DropId::new(raw).map(|id| self.ids.entry(&origin.tenant, id));
-        // The drop most likely lies on the map the command names: watched and read at once.
+        // The drop most likely lies on the map the command names: read at once.
         let expected = &self.keys.map(&origin.tenant, origin.location);
         let prefetch = move |first: &mut Pipeline| {
-            first
-                .cmd("WATCH")
-                .arg(expected)
-                .ignore()
-                .hget(expected, raw);
+            first.hget(expected, raw);
         };
         let decide = &decide;
         let on_drop = move |mut connection: Connection,
@@ -287,14 +400,22 @@ impl RedisStore {
               -> Deciding<'_, T> {
             Box::pin(async move {
                 let record: Option<Vec<u8>> = from_reply(prefetched.next())?;
-                let found = match map {
-                    Some(map) if map == *expected => record.and_then(|r| self.decode(&r)),
-                    map => {
-                        self.watch_drop(&mut connection, map.as_deref(), raw)
-                            .await?
-                    }
+                let (record, map) = match map {
+                    Some(map) if map == *expected => (record, map),
+                    Some(map) => (self.read_record(&mut connection, &map, raw).await?, map),
+                    // The id is unknown: no drop to read, none to guard.
+                    None => return Ok((decide(None), Vec::new())),
                 };
-                Ok(decide(found.filter(|drop| drop.tenant == origin.tenant)))
+                let found = record.as_deref().and_then(|record| self.decode(record));
+                let guard = Guard::Record {
+                    map,
+                    id: raw,
+                    record,
+                };
+                Ok((
+                    decide(found.filter(|drop| drop.tenant == origin.tenant)),
+                    vec![guard],
+                ))
             })
         };
         self.step(
@@ -308,36 +429,18 @@ impl RedisStore {
         .await
     }
 
-    /// Drop `raw` on `map` (where the id index put it), watching the map: `None` when it is
-    /// not there (or `map` is `None`: the id is unknown).
-    async fn watch_drop(
-        &self,
-        connection: &mut Connection,
-        map: Option<&str>,
-        raw: u32,
-    ) -> RedisResult<Option<Drop>> {
-        let Some(map) = map else {
-            return Ok(None);
-        };
-        let record = self.watch_record(connection, map, raw).await?;
-        Ok(record.and_then(|record| self.decode(&record)))
-    }
-
-    /// The record of drop `raw` on `map`, as stored, watching the map.
-    async fn watch_record(
+    /// The record of drop `raw` on `map`, as stored.
+    async fn read_record(
         &self,
         connection: &mut Connection,
         map: &str,
         raw: u32,
     ) -> RedisResult<Option<Vec<u8>>> {
-        let (record,): (Option<Vec<u8>>,) = redis::pipe()
-            .cmd("WATCH")
+        redis::cmd("HGET")
             .arg(map)
-            .ignore()
-            .hget(map, raw)
+            .arg(raw)
             .query_async(connection)
-            .await?;
-        Ok(record)
+            .await
     }
 
     /// Forgets the deadline entry of a drop the sweep did not find (`FORGET_DUE`).
@@ -435,16 +538,20 @@ impl RedisStore {
         self.ids.release(writes, &drop.tenant, drop.id);
     }
 
-    /// The drops of a map, as stored.
-    async fn map_drops(&self, connection: &mut Connection, map: &str) -> RedisResult<Vec<Drop>> {
-        let records: Vec<(u32, Vec<u8>)> = redis::cmd("HGETALL")
-            .arg(map)
-            .query_async(connection)
-            .await?;
-        Ok(records
-            .iter()
+    /// The records of a map's drops, by id, as stored.
+    async fn map_records(
+        &self,
+        connection: &mut Connection,
+        map: &str,
+    ) -> RedisResult<Vec<(u32, Vec<u8>)>> {
+        redis::cmd("HGETALL").arg(map).query_async(connection).await
+    }
+
+    /// The drops of records read (an unreadable one is logged and left out).
+    fn decode_all(&self, records: &[(u32, Vec<u8>)]) -> Vec<Drop> {
+        (records.iter())
             .filter_map(|(_, record)| self.decode(record))
-            .collect())
+            .collect()
     }
 
     /// The sweep's step for the drop whose deadline entry `entry` came due (`Rules::sweep`).
@@ -464,19 +571,27 @@ impl RedisStore {
             move |mut connection: Connection, map: Option<String>, _| -> Deciding<'_, bool> {
                 Box::pin(async move {
                     let record = match &map {
-                        Some(map) => self.watch_record(&mut connection, map, id.get()).await?,
+                        Some(map) => self.read_record(&mut connection, map, id.get()).await?,
                         None => None,
                     };
-                    if let Some(drop) = record.as_deref().and_then(|r| self.decode(r)) {
-                        return Ok(self.rules.sweep(drop, now));
+                    if let (Some(drop), Some(map)) =
+                        (record.as_deref().and_then(|r| self.decode(r)), map)
+                    {
+                        let guard = Guard::Record {
+                            map,
+                            id: id.get(),
+                            record,
+                        };
+                        return Ok((self.rules.sweep(drop, now), vec![guard]));
                     }
                     let unreadable = record.is_some();
                     self.forget_due(&mut connection, entry, unreadable).await?;
-                    Ok(Transition {
+                    let nothing = Transition {
                         answer: Ok(false),
                         writes: Vec::new(),
                         events: Vec::new(),
-                    })
+                    };
+                    Ok((nothing, Vec::new()))
                 })
             };
         self.step("expire", None, Some(entry), out, |_| {}, sweep)
@@ -519,10 +634,10 @@ impl RedisStore {
         let map = &map;
         // Allocated once (0: not yet): a step decided again keeps its id (see `ids`).
         let allocated = &AtomicU32::new(0);
-        // The map, watched, its size, and (under a global cap) the drops lying: in the step's
-        // first round trip. Without a cap the count is not asked, and reads as none.
+        // The map's size, and (under a global cap) the drops lying: in the step's first round
+        // trip. Without a cap the count is not asked, and reads as none.
         let prefetch = move |first: &mut Pipeline| {
-            first.cmd("WATCH").arg(map).ignore().hlen(map);
+            first.hlen(map);
             if self.max_live_drops != 0 {
                 first.get(self.keys.live());
             }
@@ -533,20 +648,43 @@ impl RedisStore {
                     let on_map: usize = from_reply(prefetched.next())?;
                     let live: Option<usize> = from_reply(prefetched.next())?;
                     if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
-                        return Ok(Transition::refused(refusal));
+                        return Ok((Transition::refused(refusal), Vec::new()));
                     }
                     let Some(id) = self.spawn_id(&mut connection, origin, allocated).await? else {
-                        return Ok(Transition::refused(Refusal::StoreFull));
+                        return Ok((Transition::refused(Refusal::StoreFull), Vec::new()));
                     };
-                    // The map's drops are read only when one must make room.
-                    let drops = match self.rules.map_is_full(on_map) {
-                        true => self.map_drops(&mut connection, map).await?,
-                        false => Vec::new(),
+                    let limit = self.rules.map_drop_limit;
+                    // The map's drops are read only when one must make room: the choice of
+                    // which to evict holds while the map is exactly as read (its size, each
+                    // record). Else it holds while the map has room.
+                    let (records, guards) = if self.rules.map_is_full(on_map) {
+                        let records = self.map_records(&mut connection, map).await?;
+                        let guards = (records.iter())
+                            .map(|(id, record)| Guard::Record {
+                                map: map.clone(),
+                                id: *id,
+                                record: Some(record.clone()),
+                            })
+                            .chain([Guard::Count {
+                                map: map.clone(),
+                                drops: on_map,
+                            }])
+                            .collect();
+                        (records, guards)
+                    } else if limit != 0 {
+                        let room = Guard::Below {
+                            map: map.clone(),
+                            limit,
+                        };
+                        (Vec::new(), vec![room])
+                    } else {
+                        (Vec::new(), Vec::new())
                     };
+                    let drops = self.decode_all(&records);
                     let new = origin.spawned(id, spec, now);
-                    Ok(self
-                        .rules
-                        .spawn(new, &origin.correlation, on_map, &drops, now))
+                    let transition =
+                        (self.rules).spawn(new, &origin.correlation, on_map, &drops, now);
+                    Ok((transition, guards))
                 })
             };
         self.step(
@@ -629,11 +767,12 @@ impl RedisStore {
 
     pub async fn list(&self, tenant: &TenantRef, location: Location, now: Millis) -> Vec<Drop> {
         let map = &self.keys.map(tenant, location);
-        let mut drops = (self.pool)
+        let records = (self.pool)
             .run("list", |mut connection| async move {
-                self.map_drops(&mut connection, map).await
+                self.map_records(&mut connection, map).await
             })
             .await;
+        let mut drops = self.decode_all(&records);
         drops.retain(|drop| drop.tenant == *tenant);
         drops.sort_by_key(|drop| drop.id);
         drops
@@ -721,9 +860,6 @@ impl RedisStore {
 /// The replies to what a step's `prefetch` added to its first round trip, in order.
 type Replies = std::vec::IntoIter<Value>;
 
-/// What a step's `decide` returns: reading, then the rule's transition.
-type Deciding<'a, T> = BoxFuture<'a, RedisResult<Transition<T>>>;
-
-async fn unwatch(connection: &mut Connection) -> RedisResult<()> {
-    redis::cmd("UNWATCH").query_async(connection).await
-}
+/// What a step's `decide` returns: reading, then the rule's transition and the guards of what
+/// the rule was given.
+type Deciding<'a, T> = BoxFuture<'a, RedisResult<(Transition<T>, Vec<Guard>)>>;

@@ -1,10 +1,12 @@
-//! Connections to Redis, one per caller in flight, and the retry that keeps a command from
+//! The connection to Redis, shared by every caller, and the retry that keeps a command from
 //! being lost while Redis is unreachable.
 //!
 //! The calls are asynchronous: a partition waiting on Redis holds no runtime thread, so the
-//! other partitions' calls go out meanwhile. Each caller has a connection to itself while it
-//! runs (a step WATCHes keys, and WATCH belongs to a connection); the connections are kept for
-//! the next caller.
+//! other partitions' calls go out meanwhile. They all go out on one multiplexed connection: no
+//! step holds state on a connection (a step's commit is one script that checks what it read,
+//! not a WATCH, see `store::redis`), and requests in flight together are written and answered
+//! in batches — one connection's task, a few system calls, where a connection per caller cost a
+//! task, a socket and its wake-ups each (measured: half the service's time was in the kernel).
 //!
 //! A failed call is repeated until it succeeds: the caller (a partition, the sweep) waits rather
 //! than skip a command. Repeating is safe even when the failure hid a success (the reply was
@@ -12,6 +14,7 @@
 //! finds the drop gone.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -34,14 +37,15 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// How long connecting and each reply may take before the call counts as failed.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection used by one caller at a time (its handle is cheap to clone: the clone a call
-/// is given is the same connection).
+/// The shared connection (its handle is cheap to clone: every clone is the same connection).
 pub type Connection = MultiplexedConnection;
 
 pub struct Pool {
     client: Client,
     config: AsyncConnectionConfig,
-    idle: Mutex<Vec<Connection>>,
+    /// The connection in use, with its number (none until first used, or after it failed).
+    shared: Mutex<Option<(u64, Connection)>>,
+    connected: AtomicU64,
 }
 
 /// A client of the Redis at `url`. Without TCP_NODELAY, a command written after another whose
@@ -65,32 +69,39 @@ impl Pool {
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(IO_TIMEOUT))
                 .set_response_timeout(Some(IO_TIMEOUT)),
-            idle: Mutex::default(),
+            shared: Mutex::default(),
+            connected: AtomicU64::new(0),
         })
     }
 
-    async fn take(&self) -> RedisResult<Connection> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match idle {
-            Some(connection) => Ok(connection),
-            None => {
-                (self.client)
-                    .get_multiplexed_async_connection_with_config(&self.config)
-                    .await
-            }
+    /// The shared connection, connecting first if there is none.
+    async fn take(&self) -> RedisResult<(u64, Connection)> {
+        if let Some(shared) = self.lock().clone() {
+            return Ok(shared);
+        }
+        let connection = (self.client)
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let number = self.connected.fetch_add(1, Ordering::Relaxed);
+        // Callers that connected at the same time each use their own once; the last one stays.
+        *self.lock() = Some((number, connection.clone()));
+        Ok((number, connection))
+    }
+
+    /// Forgets connection `number` after it failed (unless another replaced it already): the
+    /// next call connects afresh rather than wait on a socket that may be dead.
+    fn forget(&self, number: u64) {
+        let mut shared = self.lock();
+        if shared.as_ref().is_some_and(|(kept, _)| *kept == number) {
+            *shared = None;
         }
     }
 
-    fn keep(&self, connection: Connection) {
-        (self.idle.lock().unwrap_or_else(PoisonError::into_inner)).push(connection);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Connection)>> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `call` on a connection of its own until it succeeds. A connection that failed is
-    /// dropped: it may hold a WATCH or half a reply.
+    /// Runs `call` on the shared connection until it succeeds.
     pub async fn run<T, Call>(&self, what: &str, mut call: impl FnMut(Connection) -> Call) -> T
     where
         Call: Future<Output = RedisResult<T>>,
@@ -98,16 +109,13 @@ impl Pool {
         let mut pause = FIRST_PAUSE;
         loop {
             let outcome = match self.take().await {
-                Ok(connection) => call(connection.clone())
-                    .await
-                    .map(|value| (value, connection)),
+                Ok((number, connection)) => {
+                    call(connection).await.inspect_err(|_| self.forget(number))
+                }
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok((value, connection)) => {
-                    self.keep(connection);
-                    return value;
-                }
+                Ok(value) => return value,
                 Err(error) => {
                     tracing::warn!(%error, what, retry_in_ms = pause.as_millis() as u64, "Redis call failed");
                     tokio::time::sleep(pause).await;
@@ -120,11 +128,11 @@ impl Pool {
     /// Checks once that Redis answers: start-up fails fast on a wrong URL, and readiness
     /// answers rather than waits for Redis.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.take().await?;
-        redis::cmd("PING")
+        let (number, mut connection) = self.take().await?;
+        let pong = redis::cmd("PING")
             .query_async::<String>(&mut connection)
-            .await?;
-        self.keep(connection);
+            .await;
+        pong.inspect_err(|_| self.forget(number))?;
         Ok(())
     }
 }

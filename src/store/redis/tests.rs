@@ -221,6 +221,50 @@ fn tenants_keep_apart_drop_by_drop_with_our_own_ids() {
     contract_tests::tenants_holding_the_same_id_keep_apart(&shared.instances[0], false);
 }
 
+/// The commit checks the applied record's entry for the command's own offset, not a WATCH of
+/// the whole record: the same command applied on three instances at once (a partition handed
+/// over while its old reader still applies) takes effect once, while commands of other offsets
+/// of the partition commit beside it.
+#[test]
+fn a_command_applied_on_three_instances_at_once_takes_effect_once() {
+    const COMMANDS: i64 = 60;
+    let shared = Shared::new(
+        3,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        0,
+    );
+    let appliers: Vec<_> = (shared.instances.iter().cloned())
+        .map(|store| {
+            std::thread::spawn(move || {
+                (0..COMMANDS)
+                    .filter(|&offset| {
+                        let origin = Origin {
+                            position: at("group/commands/0", offset, i64::MIN),
+                            ..origin(0, (offset % 4) as u8, offset as u128)
+                        };
+                        store
+                            .spawn(&origin, spec(true, 2, 0, 0), Millis(0), &mut |_| {})
+                            .is_ok()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let applied: usize = appliers.into_iter().map(|a| a.join().unwrap()).sum();
+    assert_eq!(
+        applied, COMMANDS as usize,
+        "each offset applied once in all"
+    );
+    assert_eq!(
+        shared.instances[0].counts(Millis(0)).live,
+        COMMANDS as usize
+    );
+    assert_eq!(shared.outbox_len(), COMMANDS as usize, "one CREATED each");
+}
+
 #[test]
 fn a_redelivered_command_is_recognised_and_changes_nothing() {
     let shared = Shared::new(
