@@ -32,7 +32,7 @@ use crate::equipment::{EquipmentService, Janitor};
 use crate::expiry;
 use crate::footholds::DataService;
 use crate::kafka::client;
-use crate::kafka::consumer::drop_order::{DropOrder, OnePerPartition};
+use crate::kafka::consumer::drop_order::DropOrder;
 use crate::kafka::consumer::{self, handler::Handler, CommandConsumer, ConsumerBroke};
 use crate::kafka::context::{Commits, KafkaContext};
 use crate::kafka::events::{Events, Route};
@@ -164,7 +164,6 @@ impl Service {
             parties: (settings.parties_url())
                 .map(|url| PartyService::new(url, settings.parties_timeout())),
             drop_order: DropOrder::default(),
-            applying: OnePerPartition::default(),
         });
         let consuming = tokio::spawn(consumer::run(
             consumer.clone(),

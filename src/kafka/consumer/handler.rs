@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rdkafka::message::{Header, Message, OwnedMessage};
 use tracing::Instrument;
 
-use super::drop_order::{DropOrder, OnePerPartition, Place};
+use super::drop_order::{DropKey, DropOrder, Lane, Place};
 use super::observer::{Answer, Observer};
 use crate::clock;
 use crate::drop::command::{Action, Command, CommandType, DropRequest, RejectionClass};
@@ -61,6 +61,23 @@ impl Applied {
     }
 }
 
+/// A record as read: a command to apply (in its map's turn, see `Lanes`), or what was done
+/// with it already (skipped as another environment's, or rejected).
+pub enum Read {
+    Command(CommandType, Command),
+    Done(Vec<Delivery>),
+}
+
+impl Read {
+    /// The map whose commands the command keeps its order with: none for a record done.
+    pub fn lane(&self) -> Option<Lane> {
+        match self {
+            Read::Command(_, command) => Some((command.tenant.clone(), command.location)),
+            Read::Done(_) => None,
+        }
+    }
+}
+
 /// What became of a record: its deliveries now, or a future that yields them.
 pub enum Handled {
     Now(Vec<Delivery>),
@@ -69,9 +86,8 @@ pub enum Handled {
 
 impl Handled {
     /// `work` as a task of its own, beside the partition: it goes on while the partition task
-    /// applies the next commands, and takes its turn to apply with them (`OnePerPartition`).
-    /// Left to the partition task's polling instead, it could hold the partition's turn while
-    /// the partition task waits for that turn, and neither would go on.
+    /// applies the next commands. (Left to the partition task's polling instead, a wait of
+    /// one command for another's turn could hold both.)
     fn beside(work: impl Future<Output = Vec<Delivery>> + Send + 'static) -> Handled {
         let task = tokio::spawn(work);
         Handled::Later(Box::pin(async move {
@@ -109,8 +125,6 @@ pub struct Handler {
     pub parties: Option<PartyService>,
     /// Commands on a drop queued behind one that waits for the party service.
     pub drop_order: DropOrder,
-    /// Commands of a partition applied one at a time (see `OnePerPartition`).
-    pub applying: OnePerPartition,
 }
 
 /// The first `limit` bytes of `text`, cut at a character boundary, marked when cut.
@@ -126,17 +140,9 @@ fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
 }
 
 impl Handler {
-    /// Takes one record of the command topic. Most commands are applied at once; an equip
-    /// SPAWN first waits for the equipment service, a SPAWN_FROM_CHARACTER for the data service,
-    /// and a meso drop's reservation for the party service (with the later commands on that
-    /// drop queued behind it), beside the partition's other commands, not in front of them.
-    /// Either way the answer is the deliveries of the events the command caused: its offset may
-    /// be committed once they are all acknowledged.
-    pub async fn handle(
-        self: &Arc<Self>,
-        message: &OwnedMessage,
-        position: LogPosition,
-    ) -> Handled {
+    /// Reads one record of the command topic: the command it holds, or what was done with it
+    /// (another environment's is skipped, a bad one rejected).
+    pub fn read(&self, message: &OwnedMessage) -> Read {
         // Another environment's command is not ours, whatever it holds: skipped before it is
         // read, so that nothing of it (a type or a header this build does not know) is
         // dead-lettered here (contract-head §6).
@@ -148,31 +154,47 @@ impl Handler {
                 let theirs = bounded(&theirs, REASON_BYTES);
                 let kind = kind.map(|(kind, _)| kind);
                 self.observer().other_environment(message, kind, &theirs);
-                return Handled::Now(Vec::new());
+                return Read::Done(Vec::new());
             }
         }
         let (kind, mut command) = match decode(message.payload(), message.headers()) {
             Ok(decoded) => decoded,
-            Err(rejection) => return Handled::Now(self.reject(message, &rejection)),
+            Err(rejection) => return Read::Done(self.reject(message, &rejection)),
         };
         // Without a header of its own, a command is of this instance's environment.
         let environment = &mut command.correlation.environment;
         if let (Some(ours), None) = (&self.environment, &*environment) {
             *environment = Some(ours.clone());
         }
+        Read::Command(kind, command)
+    }
+
+    /// Handles a command read from `message`. Most commands are applied at once; an equip
+    /// SPAWN first waits for the equipment service, a SPAWN_FROM_CHARACTER for the data service,
+    /// and a meso drop's reservation for the party service (with the later commands on that
+    /// drop queued behind it), beside the partition's other commands, not in front of them.
+    /// Either way the answer is the deliveries of the events the command caused: its offset may
+    /// be committed once they are all acknowledged.
+    pub async fn handle(
+        self: &Arc<Self>,
+        message: &OwnedMessage,
+        kind: CommandType,
+        mut command: Command,
+        position: LogPosition,
+    ) -> Handled {
         if let Action::OnDrop(request) = &mut command.action {
             if let (DropRequest::Reserve(request), Some(_)) = (&mut *request, &self.parties) {
                 // Not asked yet: a meso drop's reservation is then decided once it is.
                 request.present = None;
             }
-            let (tenant, drop_id) = (&command.tenant, request.drop_id());
-            if !self.drop_order.is_waiting(tenant, drop_id) {
+            let drop = (command.tenant.clone(), request.drop_id());
+            if !self.drop_order.is_waiting(&drop) {
                 match self.apply(kind, command, position.clone()).await {
                     Applied::Done(deliveries) => return Handled::Now(deliveries),
                     Applied::NeedsParty(undecided) => command = undecided,
                 }
             }
-            let place = self.drop_order.queue(&command.tenant, drop_id);
+            let place = self.drop_order.queue(drop);
             let handler = self.clone();
             return Handled::beside(async move {
                 handler
@@ -285,7 +307,7 @@ impl Handler {
         kind: CommandType,
         mut command: Command,
         position: LogPosition,
-        mut place: Place,
+        mut place: Place<DropKey>,
     ) -> Vec<Delivery> {
         place.turn().await;
         let deliveries = loop {
@@ -347,7 +369,6 @@ impl Handler {
                 .then(|| correlation.clone());
         let observer = self.observer();
         let mut observed = observer.begin(kind, &mut correlation);
-        let _turn = self.applying.turn(&position.partition).await;
         let origin = Origin {
             tenant,
             location,

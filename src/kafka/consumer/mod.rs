@@ -1,5 +1,6 @@
-//! Consumes `COMMAND_TOPIC_DROP`: one task per partition, so partitions proceed concurrently,
-//! each applying its commands in offset order.
+//! Consumes `COMMAND_TOPIC_DROP`: one task per partition, so partitions proceed concurrently.
+//! A partition applies the commands of different maps at once and those of one map in offset
+//! order (`drop_order::Lanes`): a drop's commands all name its map.
 //!
 //! At-least-once: a command's offset is stored for commit only after the broker acknowledged
 //! every event it caused (with the shared store: once its transaction, outbox included,
@@ -24,7 +25,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use self::handler::{Handled, Handler};
+use self::drop_order::Lanes;
+use self::handler::{Handled, Handler, Read};
 use super::context::Commits;
 use super::context::KafkaContext;
 use super::producer::{all_landed, FatalSignal};
@@ -184,6 +186,7 @@ async fn partition(
     mut records: mpsc::Receiver<(Instant, OwnedMessage)>,
 ) {
     let mut in_flight = FuturesOrdered::new();
+    let lanes = Arc::new(Lanes::default());
     let mut open = true;
     // After a failed delivery no later offset may be committed, or the failed command would be
     // skipped on redelivery: the partition stops committing (visibly: logged, counted, not
@@ -262,13 +265,28 @@ async fn partition(
                         applied = Applied::new_era(applied.era + 1, offset - 1, &commits);
                         position.committed = i64::MIN;
                     }
-                    // Applied here, in the partition's order (a wait for a peer service, an
-                    // equip SPAWN's equipment or a character drop's floor, is what goes on
-                    // beside the partition).
-                    let handled = handler.handle(&message, position).await;
+                    // Applied in its map's turn, beside the other maps' commands (a wait for a
+                    // peer service, an equip SPAWN's equipment or a character drop's floor, goes
+                    // on beside the map's later commands too).
+                    let read = handler.read(&message);
+                    let mut place = read.lane().map(|lane| lanes.queue(lane));
+                    let (handler, lanes) = (handler.clone(), lanes.clone());
                     applied.through = offset;
                     let era = applied.era;
                     in_flight.push_back(async move {
+                        let handled = match read {
+                            Read::Done(deliveries) => Handled::Now(deliveries),
+                            Read::Command(kind, command) => {
+                                if let Some(place) = &mut place {
+                                    place.turn().await;
+                                }
+                                let handled = handler.handle(&message, kind, command, position).await;
+                                if let Some(place) = place {
+                                    lanes.finish(place);
+                                }
+                                handled
+                            }
+                        };
                         let deliveries = match handled {
                             Handled::Now(deliveries) => deliveries,
                             Handled::Later(deliveries) => deliveries.await,
