@@ -209,7 +209,11 @@ async fn partition(
                 if committed.is_some() && committed != noted {
                     noted = committed;
                     let committed = committed.unwrap_or(i64::MIN);
-                    handler.store.note_committed(&log_name, committed).await;
+                    // A task of its own: the partition task goes on polling the commands in
+                    // flight meanwhile (they wait for the same store; a note raises the floor,
+                    // never lowers it, so notes may land in any order).
+                    let (store, log_name) = (handler.store.clone(), log_name.clone());
+                    tokio::spawn(async move { store.note_committed(&log_name, committed).await });
                 }
             }
             Some((era, offset, latency, landed)) = in_flight.next(), if !in_flight.is_empty() => {
