@@ -157,7 +157,10 @@ impl EquipmentService {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let (service, tenant, request) = (self.clone(), tenant.clone(), request.clone());
-            let outcome = tokio::task::spawn_blocking(move || request(&service, &tenant)).await?;
+            let outcome = {
+                let _turn = self.peer.turn().await;
+                tokio::task::spawn_blocking(move || request(&service, &tenant)).await?
+            };
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(error) if Instant::now() + backoff >= deadline => {

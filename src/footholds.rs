@@ -79,6 +79,7 @@ impl DataService {
             json!({"data": {"type": "positions", "id": "0", "attributes": {"x": at.x, "y": at.y}}});
         let request = with_tenant(self.peer.agent.post(&url), tenant)
             .header("Content-Type", "application/vnd.api+json");
+        let _turn = self.peer.turn().await;
         tokio::task::spawn_blocking(move || {
             let mut response = match request.send(body.to_string()) {
                 Ok(response) => response,

@@ -104,13 +104,17 @@ impl PartyService {
         let (agent, tenant, asked) = (self.peer.agent.clone(), tenant.clone(), url.clone());
         let location = *location;
         // Read off the runtime too: an answer can be large (a peer's bug, or a hostile one).
-        let request = tokio::task::spawn_blocking(move || {
-            let body = fetch(&agent, &asked, &tenant)?;
-            present_at(&body, &location)
-                .map_err(|source| PartyError::Document { url: asked, source })
-        });
-        // The agent's own timeout ends the request too; this one also bounds the wait for a
-        // thread of the blocking pool.
+        let request = async {
+            let _turn = self.peer.turn().await;
+            tokio::task::spawn_blocking(move || {
+                let body = fetch(&agent, &asked, &tenant)?;
+                present_at(&body, &location)
+                    .map_err(|source| PartyError::Document { url: asked, source })
+            })
+            .await
+        };
+        // The agent's own timeout ends the request too; this one also bounds the wait for the
+        // request's turn and for a thread of the blocking pool.
         match tokio::time::timeout(self.timeout, request).await {
             Ok(joined) => joined?,
             Err(_) => Err(PartyError::TimedOut {

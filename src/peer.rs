@@ -2,11 +2,20 @@
 //! configuration services): a base URL, an HTTP agent that hands back every status as an answer
 //! and gives up after a time, and the tenant on each request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::drop::model::Tenant;
+
+/// Requests to one peer in flight at once, at most (each holds a thread of the blocking pool).
+/// Unbounded, a burst of commands that each ask a peer — a closed loop of 2 000 meso
+/// reservations, once a partition applied different maps' commands at once — took all 512
+/// threads of the blocking pool and flooded the peer: its answers came later than the timeout,
+/// and every drop of the burst was awarded to its picker alone.
+const MOST_IN_FLIGHT: usize = 32;
 
 /// A peer service at a base URL (`http://equipables:8080/api/`, say).
 #[derive(Clone)]
@@ -14,6 +23,7 @@ pub struct Peer {
     /// Ends in `/`, whether or not the setting did.
     base: String,
     pub agent: ureq::Agent,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Peer {
@@ -29,7 +39,14 @@ impl Peer {
         Peer {
             base: format!("{base}{slash}"),
             agent,
+            in_flight: Arc::new(Semaphore::new(MOST_IN_FLIGHT)),
         }
+    }
+
+    /// Waits for a request's turn (see `MOST_IN_FLIGHT`); the request may go while the permit
+    /// is held. Callers wait inside their own timeout, so a wait here counts against it.
+    pub async fn turn(&self) -> SemaphorePermit<'_> {
+        self.in_flight.acquire().await.expect("never closed")
     }
 
     /// The URL of `path` (no leading `/`) at this service.
