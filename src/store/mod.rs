@@ -111,8 +111,9 @@ impl LogPosition {
 }
 
 /// Where the drops live: chosen once, at start-up. Each command is one atomic step: the store
-/// loads what the rule of `drop::transition` reads, under its lock or WATCH, and commits the
-/// transition the rule returns. The in-memory store does it under a lock and returns; the
+/// loads what the rule of `drop::transition` reads and commits the transition the rule returns,
+/// under its lock (in memory) or by a script that first checks that what was read is still so
+/// (Redis). The in-memory store does it under a lock and returns; the
 /// shared store speaks Redis asynchronously, so a partition waiting on Redis holds no thread.
 pub enum DropStore {
     Memory(MemoryStore),

@@ -466,7 +466,7 @@ impl RedisStore {
             .ok()
     }
 
-    /// The commands that make a transition's writes (in a MULTI/EXEC with its events).
+    /// The commands that make a transition's writes (run by the commit script with its events).
     fn writes(&self, writes: &[Write]) -> Pipeline {
         let mut pipeline = redis::pipe();
         for write in writes {
