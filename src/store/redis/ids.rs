@@ -16,9 +16,10 @@
 //! upgrade meets entries of the shape it writes), and what the own counter asks when it skips
 //! ids still in use (one `HEXISTS`). The map hashes hold a tenant's drops only, by id alone.
 //!
-//! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id between
-//! its reads and its commit, in one script call (atomic, as the other Atlas services allocate),
-//! and keeps it when the step is decided again because something read changed: a commit that
+//! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id in one
+//! script call (atomic, as the other Atlas services allocate) — an id of our own in the step's
+//! first round trip, with its reads (`Ids::allocate_ahead`), an atlas id between its reads and
+//! its commit, once the spawn may go — and keeps it when the step is decided again because something read changed: a commit that
 //! found so wrote nothing, so the id is used by the retry and by nobody else. An id whose step
 //! never commits with it — the command found applied on retrying (by another instance during a
 //! rebalance, or by our own commit whose reply was lost: the id may then be in use, so it is not
@@ -34,7 +35,7 @@
 //! nothing below it.
 
 use redis::aio::ConnectionLike;
-use redis::{Pipeline, RedisResult, Script};
+use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
 use uuid::Uuid;
 
 use super::keys::Keys;
@@ -128,6 +129,32 @@ impl Ids {
     pub fn id_of(entry: &str) -> Option<DropId> {
         let id = entry.rsplit_once('/').map_or(entry, |(_, id)| id);
         id.parse().ok().and_then(DropId::new)
+    }
+
+    /// Whether a spawn's first round trip takes its id (`allocate_ahead`): our own ids only. A
+    /// spawn refused after all then wastes an id of a range that wraps and skips ids in use;
+    /// an atlas id is taken only once the spawn may go, since one taken above the recycle
+    /// threshold and not used is missing from the shared free list for good.
+    pub fn allocates_ahead(&self) -> bool {
+        self.source == IdSource::Own
+    }
+
+    /// Adds to a step's first round trip what takes the next id of our own (read back with
+    /// `allocated_ahead`). Sent as `EVAL` with its text: a pipeline does not load a script that
+    /// Redis's cache lacks.
+    pub fn allocate_ahead(&self, first: &mut Pipeline) {
+        (first.cmd("EVAL").arg(OWN_NEXT).arg(2))
+            .arg(self.keys.last_id())
+            .arg(self.keys.ids())
+            .arg(DropId::FIRST.get())
+            .arg(DropId::LAST.get());
+    }
+
+    /// The id `allocate_ahead` took, from its reply.
+    pub fn allocated_ahead(reply: Value) -> RedisResult<Allocated> {
+        let raw = u32::from_redis_value(reply)?;
+        let id = DropId::new(raw).expect("the script keeps to the id range");
+        Ok(Allocated::Id(id))
     }
 
     /// Takes the next id for a drop of `tenant`.

@@ -599,18 +599,24 @@ impl RedisStore {
             == Ok(true)
     }
 
-    /// A spawn's id: the one an earlier go at the step allocated (`allocated`, 0: none), else a
-    /// new one (`Ids::allocate`), kept there. `None` when the Atlas allocator has none left.
+    /// A spawn's id: the one an earlier go at the step allocated (`allocated`, 0: none), else
+    /// the one taken in the step's first round trip (`ahead`, `Ids::allocate_ahead`), else a new
+    /// one (`Ids::allocate`); kept in `allocated`. `None` when the Atlas allocator has none left.
     async fn spawn_id(
         &self,
         connection: &mut Connection,
         origin: &Origin,
         allocated: &AtomicU32,
+        ahead: Option<Value>,
     ) -> RedisResult<Option<DropId>> {
         if let Some(id) = DropId::new(allocated.load(Ordering::Relaxed)) {
             return Ok(Some(id));
         }
-        match self.ids.allocate(connection, &origin.tenant).await? {
+        let taken = match ahead {
+            Some(reply) => Ids::allocated_ahead(reply)?,
+            None => self.ids.allocate(connection, &origin.tenant).await?,
+        };
+        match taken {
             Allocated::Id(id) => {
                 allocated.store(id.get(), Ordering::Relaxed);
                 Ok(Some(id))
@@ -634,23 +640,37 @@ impl RedisStore {
         let map = &map;
         // Allocated once (0: not yet): a step decided again keeps its id (see `ids`).
         let allocated = &AtomicU32::new(0);
-        // The map's size, and (under a global cap) the drops lying: in the step's first round
-        // trip. Without a cap the count is not asked, and reads as none.
+        // Whether this go at the step takes its id in its first round trip (not yet allocated,
+        // and an id of our own: `Ids::allocates_ahead`).
+        let ahead = move || allocated.load(Ordering::Relaxed) == 0 && self.ids.allocates_ahead();
+        // The map's size, (under a global cap) the drops lying, and the id: in the step's first
+        // round trip. Without a cap the count is not asked, and reads as none.
         let prefetch = move |first: &mut Pipeline| {
             first.hlen(map);
             if self.max_live_drops != 0 {
                 first.get(self.keys.live());
+            }
+            if ahead() {
+                self.ids.allocate_ahead(first);
             }
         };
         let spawn =
             move |mut connection: Connection, _, mut prefetched: Replies| -> Deciding<'_, Drop> {
                 Box::pin(async move {
                     let on_map: usize = from_reply(prefetched.next())?;
-                    let live: Option<usize> = from_reply(prefetched.next())?;
+                    let live: Option<usize> = match self.max_live_drops {
+                        0 => None,
+                        _ => from_reply(prefetched.next())?,
+                    };
+                    let taken = match ahead() {
+                        true => Some(prefetched.next().unwrap_or(Value::Nil)),
+                        false => None,
+                    };
                     if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
                         return Ok((Transition::refused(refusal), Vec::new()));
                     }
-                    let Some(id) = self.spawn_id(&mut connection, origin, allocated).await? else {
+                    let id = self.spawn_id(&mut connection, origin, allocated, taken);
+                    let Some(id) = id.await? else {
                         return Ok((Transition::refused(Refusal::StoreFull), Vec::new()));
                     };
                     let limit = self.rules.map_drop_limit;
