@@ -161,6 +161,19 @@ pub fn spawned_id(store: &Blocking) -> u32 {
     spawned.expect("spawned").id.get()
 }
 
+/// A plain reservation of drop `drop_id` by `character_id`: at (0, 0), no pet, no party, and
+/// (for a meso drop) asked already, with nobody else present.
+pub fn reserve(drop_id: u32, character_id: u32) -> ReserveRequest {
+    ReserveRequest {
+        drop_id,
+        character_id,
+        position: Point::default(),
+        pet_slot: -1,
+        party_id: 0,
+        present: Some(Vec::new()),
+    }
+}
+
 /// How the model hands out ids: as the store under test does.
 pub enum ModelIds {
     /// Our own counter (contract §5): `next` the position (`DropId::at`) of the next id to try;
@@ -508,14 +521,7 @@ pub fn of_many_concurrent_reservations_exactly_one_wins(instances: &[Arc<Blockin
                 let store = instances[character_id as usize % instances.len()].clone();
                 let start = start.clone();
                 std::thread::spawn(move || {
-                    let request = ReserveRequest {
-                        drop_id: drop.id.get(),
-                        character_id,
-                        position: Point::default(),
-                        pet_slot: -1,
-                        party_id: 0,
-                        present: Some(Vec::new()),
-                    };
+                    let request = reserve(drop.id.get(), character_id);
                     start.wait();
                     let mut events = Vec::new();
                     let request = DropRequest::Reserve(request);
@@ -658,25 +664,23 @@ pub fn tenants_holding_the_same_id_keep_apart(store: &Blocking, same_ids: bool) 
     };
     let seen =
         |origin: &Origin, drop: &Drop, at| store.get(&origin.tenant, drop.id.get(), Millis(at));
-    let reserve = |drop: &Drop, character_id| {
-        DropRequest::Reserve(ReserveRequest {
-            drop_id: drop.id.get(),
-            character_id,
-            position: Point::default(),
-            pet_slot: -1,
-            party_id: 0,
-            present: Some(Vec::new()),
-        })
-    };
+    let reservation =
+        |drop: &Drop, character_id| DropRequest::Reserve(reserve(drop.id.get(), character_id));
     let (a1, b1) = (spawn(&a, 0), spawn(&b, 0));
     assert_eq!(a1.id == b1.id, same_ids, "{a1:?} {b1:?}");
     assert_eq!(seen(&a, &a1, 1).as_ref(), Some(&a1));
     assert_eq!(seen(&b, &b1, 1).as_ref(), Some(&b1));
 
     // A's character reserves A's drop; B's lies AVAILABLE, free for B's character to reserve.
-    assert_eq!(on_drop(&a, reserve(&a1, 7), 1), [("RESERVED", 0, a1.id)]);
+    assert_eq!(
+        on_drop(&a, reservation(&a1, 7), 1),
+        [("RESERVED", 0, a1.id)]
+    );
     assert_eq!(seen(&b, &b1, 1).as_ref(), Some(&b1));
-    assert_eq!(on_drop(&b, reserve(&b1, 8), 1), [("RESERVED", 1, b1.id)]);
+    assert_eq!(
+        on_drop(&b, reservation(&b1, 8), 1),
+        [("RESERVED", 1, b1.id)]
+    );
     // A's pick-up takes A's drop; B's stays, held by B's character.
     let pick_up = DropRequest::PickUp(CharacterRequest {
         drop_id: a1.id.get(),

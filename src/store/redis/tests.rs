@@ -15,7 +15,9 @@ use super::*;
 use crate::drop::command::{CharacterRequest, DropRequest, ReserveRequest};
 use crate::drop::event::Event;
 use crate::drop::model::Point;
-use crate::store::contract_tests::{self, op, origin, spec, tenant, Blocking, ModelIds, RULES};
+use crate::store::contract_tests::{
+    self, op, origin, reserve, spec, tenant, Blocking, ModelIds, RULES,
+};
 use crate::store::DropStore;
 
 fn redis_url() -> String {
@@ -333,12 +335,8 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
 
     // A refusal is recorded as well: its RESERVATION_FAILURE is not sent twice.
     let far = DropRequest::Reserve(ReserveRequest {
-        drop_id: drop.id.get(),
-        character_id: 1,
         position: Point { x: 5_000, y: 0 },
-        pet_slot: -1,
-        party_id: 0,
-        present: Some(Vec::new()),
+        ..reserve(drop.id.get(), 1)
     });
     let origin_at = |offset| Origin {
         position: at("group/commands/2", offset, i64::MIN),
@@ -360,12 +358,8 @@ fn a_redelivered_command_is_recognised_and_changes_nothing() {
     // A meso reservation not decided yet (the party service not asked) records nothing: applied
     // again once asked, it takes effect, RESERVED and MESO_AWARDED together.
     let undecided = ReserveRequest {
-        drop_id: drop.id.get(),
-        character_id: 1,
-        position: Point::default(),
-        pet_slot: -1,
-        party_id: 0,
         present: None,
+        ..reserve(drop.id.get(), 1)
     };
     let mut told = Vec::new();
     let request = DropRequest::Reserve(undecided.clone());
@@ -667,15 +661,8 @@ fn at_the_threshold_atlas_ids_go_back_with_their_drops_and_come_again_last_first
     let at = 4 + RULES.expire_ms;
     let held = spawn(1, at);
     assert_eq!(held.id.get(), r + 4, "the last given back first");
-    let reserve = DropRequest::Reserve(ReserveRequest {
-        drop_id: held.id.get(),
-        character_id: 1,
-        position: Point::default(),
-        pet_slot: -1,
-        party_id: 0,
-        present: Some(Vec::new()),
-    });
-    let reserved = store.on_drop(&origin(0, 1, 6), reserve, Millis(at), &mut |_| {});
+    let request = DropRequest::Reserve(reserve(held.id.get(), 1));
+    let reserved = store.on_drop(&origin(0, 1, 6), request, Millis(at), &mut |_| {});
     assert_eq!(reserved, Ok(()));
     let lapsed = at + RULES.reservation_timeout_ms;
     assert_eq!(store.expire_due(Millis(lapsed), &mut |_| {}), 1);
