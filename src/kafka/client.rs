@@ -61,7 +61,6 @@ pub fn reader(settings: &Settings, instance: &str) -> ClientConfig {
         settings,
         &[
             ("enable.auto.commit", "false"),
-            ("enable.partition.eof", "false"),
             ("fetch.wait.max.ms", "50"),
             // Should an offset read as "out of range", reading from the start finds more, never
             // less (latest would find nothing).

@@ -12,7 +12,7 @@
 //! taking over reads the topic from there and deletes the entries it finds, so that an event
 //! reaches the topic once, not twice.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,11 +54,9 @@ const ANSWER_WAIT: Duration = Duration::from_millis(5);
 const PAUSE: Duration = Duration::from_millis(200);
 /// How long asking the broker for the event topic's partitions may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// A partition that shows no record for this long has been read through.
-const READ_QUIET: Duration = Duration::from_millis(300);
-/// Reading the topic for what a dead relay sent stops after this long at the latest: well
-/// inside `LEASE`, as the leases held are renewed only between two streams' recoveries.
-const READ_LIMIT: Duration = Duration::from_millis(1500);
+/// Reading the topic for what a dead relay sent stops after this long at the latest, for a
+/// broker that never tells a partition's end (the leases held are renewed meanwhile).
+const READ_LIMIT: Duration = Duration::from_secs(10);
 /// The field of `Keys::outbox_sent` naming the last entry handed to the broker.
 const THROUGH: &str = "through";
 
@@ -267,10 +265,13 @@ impl Relay {
             if held.contains_key(&shard) || !self.take(connection, claim, shard)? {
                 continue;
             }
-            self.recover(connection, shard)?;
+            // Held from here: its lease is renewed with the others while the topic is read.
             held.insert(shard, Stream::default());
-            tracing::info!(shard, "outbox relay: relaying a stream");
+            self.recover(connection, claim, held, shard)?;
             self.renew(connection, claim, held)?;
+            if held.contains_key(&shard) {
+                tracing::info!(shard, "outbox relay: relaying a stream");
+            }
         }
         Ok(())
     }
@@ -303,8 +304,15 @@ impl Relay {
     }
 
     /// Deletes the entries a previous relay of the stream handed to the broker and the broker
-    /// took: they are on the topic already. The others stay, to be sent.
-    fn recover(&self, connection: &mut Connection, shard: u32) -> Result<(), RelayError> {
+    /// took: they are on the topic already. The others stay, to be sent. The leases `held` are
+    /// renewed while the topic is read.
+    fn recover(
+        &self,
+        connection: &mut Connection,
+        claim: &Script,
+        held: &mut BTreeMap<u32, Stream>,
+        shard: u32,
+    ) -> Result<(), RelayError> {
         let sent: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.keys.outbox_sent(shard))
             .query(connection)?;
@@ -334,7 +342,9 @@ impl Relay {
                 *wanted.entry(record).or_default() += 1;
             }
         }
-        let mut on_topic = self.find_on_topic(&acknowledged, wanted)?;
+        let mut on_topic = self.find_on_topic(&acknowledged, wanted, &mut || {
+            self.renew(connection, claim, held)
+        })?;
         let delivered: Vec<&str> = maybe_sent
             .iter()
             .filter(|(_, fields)| {
@@ -365,21 +375,29 @@ impl Relay {
 
     /// Which of the `wanted` records (key and value, with how many copies) the event topic holds
     /// after the given offsets (from the start of a partition not named). Stops early once
-    /// everything wanted was found; what is not found is sent again.
+    /// everything wanted was found; what is not found is sent again. `keep_leases` is called
+    /// every `CLAIM_EVERY` while reading.
     ///
-    /// Where a partition ends is told by time, not by its high watermark (which Tansu reports
-    /// late): every record a dead relay sent was created before this reading began, so a
-    /// partition is read through once it shows a record created since, or nothing for
-    /// `READ_QUIET`.
+    /// A partition is read through when the reader reaches its end (`PartitionEOF`, which
+    /// follows the high watermark of the fetch answers: right on Tansu, whose `ListOffsets`
+    /// answers a stale one) or shows a record created since the reading began (every record a
+    /// dead relay sent is older). Not by a quiet spell: a reader's first fetch may come later
+    /// than any spell short enough to wait for on a busy machine, and an event then not seen
+    /// on the topic would be sent twice.
     fn find_on_topic(
         &self,
         acknowledged: &HashMap<i32, i64>,
         mut wanted: HashMap<KeyAndValue, usize>,
-    ) -> Result<HashMap<KeyAndValue, usize>, KafkaError> {
+        keep_leases: &mut dyn FnMut() -> RedisResult<()>,
+    ) -> Result<HashMap<KeyAndValue, usize>, RelayError> {
         let began = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as i64);
-        let reader: BaseConsumer = self.reader.create()?;
+        let reader: BaseConsumer = self
+            .reader
+            .clone()
+            .set("enable.partition.eof", "true")
+            .create()?;
         let metadata = reader.fetch_metadata(Some(&self.topic), READ_TIMEOUT)?;
         let partitions = metadata
             .topics()
@@ -393,20 +411,26 @@ impl Relay {
             assignment.add_partition_offset(&self.topic, partition, from)?;
         }
         reader.assign(&assignment)?;
-        // Partition → when it last showed a record, while it is still being read through.
-        let mut reading: HashMap<i32, Instant> = (0..partitions)
-            .map(|partition| (partition, Instant::now()))
-            .collect();
+        // The partitions not read through yet.
+        let mut reading: HashSet<i32> = (0..partitions).collect();
         let mut found: HashMap<KeyAndValue, usize> = HashMap::new();
         let started = Instant::now();
+        let mut renewed = Instant::now();
         while !reading.is_empty() && wanted.values().any(|&copies| copies > 0) {
             if started.elapsed() > READ_LIMIT {
                 tracing::warn!("outbox relay: the event topic was not read through in time; what was not found is sent again");
                 break;
             }
-            reading.retain(|_, last| last.elapsed() < READ_QUIET);
+            if renewed.elapsed() >= CLAIM_EVERY {
+                keep_leases()?;
+                renewed = Instant::now();
+            }
             let message = match reader.poll(Duration::from_millis(20)) {
                 Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    reading.remove(&partition);
+                    continue;
+                }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "outbox relay: reading the event topic");
                     continue;
@@ -420,9 +444,6 @@ impl Relay {
             {
                 reading.remove(&message.partition());
                 continue;
-            }
-            if let Some(last) = reading.get_mut(&message.partition()) {
-                *last = Instant::now();
             }
             let record = (
                 message.key().unwrap_or_default().to_vec(),
