@@ -13,6 +13,7 @@
 //! reaches the topic once, not twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -383,7 +384,9 @@ impl Relay {
     /// answers a stale one) or shows a record created since the reading began (every record a
     /// dead relay sent is older). Not by a quiet spell: a reader's first fetch may come later
     /// than any spell short enough to wait for on a busy machine, and an event then not seen
-    /// on the topic would be sent twice.
+    /// on the topic would be sent twice. A partition whose end lies below the offset it is read
+    /// from (its log started again: a broker that lost its state) is read from its start: the
+    /// reader would otherwise wait there for ever, told neither an end nor an error.
     fn find_on_topic(
         &self,
         acknowledged: &HashMap<i32, i64>,
@@ -413,6 +416,13 @@ impl Relay {
         reader.assign(&assignment)?;
         // The partitions not read through yet.
         let mut reading: HashSet<i32> = (0..partitions).collect();
+        // Partitions read from an offset, until a fetch answer said the offset is in their log.
+        let mut unchecked: HashMap<i32, i64> = acknowledged
+            .iter()
+            .filter(|(partition, _)| reading.contains(partition))
+            .map(|(&partition, &offset)| (partition, offset + 1))
+            .collect();
+        let topic = CString::new(self.topic.as_str()).expect("a topic name holds no NUL");
         let mut found: HashMap<KeyAndValue, usize> = HashMap::new();
         let started = Instant::now();
         let mut renewed = Instant::now();
@@ -425,6 +435,21 @@ impl Relay {
                 keep_leases()?;
                 renewed = Instant::now();
             }
+            unchecked.retain(|&partition, &mut from| {
+                let Some(end) = fetched_high_watermark(&reader, &topic, partition) else {
+                    return true;
+                };
+                if end < from {
+                    tracing::warn!(partition, from, end, "outbox relay: the event topic's partition ends below the offset last acknowledged (its log started again): read from its start");
+                    if let Err(error) =
+                        reader.seek(&self.topic, partition, Offset::Beginning, READ_TIMEOUT)
+                    {
+                        tracing::warn!(%error, partition, "outbox relay: reading the event topic");
+                        reading.remove(&partition);
+                    }
+                }
+                false
+            });
             let message = match reader.poll(Duration::from_millis(20)) {
                 Some(Ok(message)) => message,
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -603,6 +628,26 @@ impl Relay {
         }
         Ok(read_any || held.values().any(|stream| !stream.in_flight.is_empty()))
     }
+}
+
+/// The high watermark of a partition as the reader's last fetch answer gave it (`None`:
+/// none answered yet). rdkafka wraps only the broker query (`fetch_watermarks`), which Tansu
+/// answers stale; librdkafka keeps the fetch answers' own.
+fn fetched_high_watermark(reader: &BaseConsumer, topic: &CStr, partition: i32) -> Option<i64> {
+    let (mut low, mut high) = (0, 0);
+    // SAFETY: the client lives as long as `reader`; `topic` is NUL-terminated; librdkafka
+    // only writes `low` and `high`.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            reader.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }
 
 /// A held outbox stream.
