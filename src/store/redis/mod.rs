@@ -24,6 +24,7 @@
 
 mod ids;
 mod keys;
+mod known;
 mod pool;
 mod record;
 #[cfg(test)]
@@ -37,6 +38,7 @@ use redis::{Arg, FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation
 pub use self::ids::IdSource;
 use self::ids::{Allocated, Ids};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
+use self::known::{Known, RecordChange};
 pub use self::pool::{client, StoreError};
 use self::pool::{Connection, Pool};
 pub use self::record::decode_event;
@@ -124,6 +126,7 @@ pub struct RedisStore {
     commit: Script,
     forget_due: Script,
     max_live_drops: usize,
+    known: Known,
 }
 
 /// What a step's decision read, checked again by its commit (`COMMIT`).
@@ -197,6 +200,17 @@ impl AppliedRecord {
         })
     }
 
+    /// The record as this instance knows it (`Known::floor`), guessing the offset not applied:
+    /// the commit's guards check both.
+    fn known(floor_score: Option<f64>) -> AppliedRecord {
+        AppliedRecord {
+            floor: floor_score.map_or(i64::MIN, |floor| floor as i64),
+            seen: false,
+            floor_score,
+            offset_score: None,
+        }
+    }
+
     /// What the commit checks: the record still says of the offset what it said when read
     /// (another reader applying it, or a floor raised past it, undoes the step).
     fn guards(&self, key: &str, position: &LogPosition) -> [Guard; 2] {
@@ -224,17 +238,25 @@ impl AppliedRecord {
 }
 
 /// Adds to `writes` what records `position` applied: the offset, and the floor raised to the
-/// committed offset (what lies below it is never met again in this log).
-fn record_applied(writes: &mut Pipeline, key: &str, position: &LogPosition, floor: i64) {
+/// committed offset (what lies below it is never met again in this log). Returns the floor's
+/// score as written (`None`: the record has no floor).
+fn record_applied(
+    writes: &mut Pipeline,
+    key: &str,
+    position: &LogPosition,
+    floor: i64,
+) -> Option<f64> {
     let floor = floor.max(position.committed);
     writes.zadd(key, position.offset, position.offset).ignore();
-    if floor > i64::MIN {
-        writes
-            .zadd(key, FLOOR, floor)
-            .ignore()
-            .zrembyscore(key, "-inf", format!("({floor}"))
-            .ignore();
+    if floor == i64::MIN {
+        return None;
     }
+    writes
+        .zadd(key, FLOOR, floor)
+        .ignore()
+        .zrembyscore(key, "-inf", format!("({floor}"))
+        .ignore();
+    Some(floor as f64)
 }
 
 /// The next reply of a pipeline, read as `T` (a missing reply reads as nil).
@@ -256,6 +278,7 @@ impl RedisStore {
             commit: Script::new(COMMIT),
             forget_due: Script::new(FORGET_DUE),
             max_live_drops: config.max_live_drops,
+            known: Known::default(),
         })
     }
 
@@ -267,20 +290,26 @@ impl RedisStore {
     /// of what it read. The transition's writes, its events and the command's offset are
     /// committed by one script, if what was read is still so; else the step is decided again.
     /// A command met again (its offset is in the applied record) is answered `AlreadyApplied`
-    /// and changes nothing.
+    /// and changes nothing. With a `guess` (what this instance knows, see `known`), the first
+    /// go takes its answers instead of the first round trip's.
+    #[allow(clippy::too_many_arguments)]
     async fn step<'a, T: Send + 'a>(
         &'a self,
         what: &str,
         position: Option<&'a LogPosition>,
         about: Option<&'a str>,
+        guess: Option<Guess>,
         out: EventOut<'_>,
         prefetch: impl Fn(&mut Pipeline) + Send + Sync + 'a,
         decide: impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Send + Sync + 'a,
     ) -> Result<T, Refusal> {
         let (prefetch, decide) = (&prefetch, &decide);
+        let mut guess = guess;
         let transition = (self.pool)
             .run(what, |connection| {
-                self.attempt(connection, position, about, prefetch, decide)
+                // Taken by the first go: a go after a failed call reads.
+                let guess = guess.take();
+                self.attempt(connection, position, about, guess, prefetch, decide)
             })
             .await;
         let Some(transition) = transition else {
@@ -290,53 +319,98 @@ impl RedisStore {
         transition.answer
     }
 
+    /// The first round trip of a go at a step (see `step`): the applied record as it says of
+    /// `position`, the map of the drop `about`, and the replies to `prefetch`.
+    async fn first_read(
+        &self,
+        connection: &mut Connection,
+        position: Option<(&LogPosition, &str)>,
+        about: Option<&str>,
+        prefetch: &(impl Fn(&mut Pipeline) + Sync),
+    ) -> RedisResult<(Option<AppliedRecord>, Option<String>, Replies)> {
+        let mut first = redis::pipe();
+        if let Some((position, key)) = position {
+            first.zscore(key, FLOOR).zscore(key, position.offset);
+        }
+        if let Some(entry) = about {
+            // A drop never moves: the entry is not guarded, the drop's record is.
+            first.hget(self.keys.ids(), entry);
+        }
+        prefetch(&mut first);
+        let replies = if first.is_empty() {
+            Vec::new()
+        } else {
+            first.query_async::<Vec<Value>>(connection).await?
+        };
+        let mut replies = replies.into_iter();
+        let record = match position {
+            Some(_) => Some(AppliedRecord::read(&mut replies)?),
+            None => None,
+        };
+        let map: Option<String> = match about {
+            Some(_) => from_reply(replies.next())?,
+            None => None,
+        };
+        Ok((record, map, replies))
+    }
+
     /// One go at a step (see `step`): `None` when the command was applied before.
     async fn attempt<'a, T>(
         &'a self,
         mut connection: Connection,
         position: Option<&'a LogPosition>,
         about: Option<&str>,
+        guess: Option<Guess>,
         prefetch: &(impl Fn(&mut Pipeline) + Sync),
         decide: &(impl Fn(Connection, Option<String>, Replies) -> Deciding<'a, T> + Sync),
     ) -> RedisResult<Option<Transition<T>>> {
-        let applied = position.map(|position| self.keys.applied(&position.partition));
+        let applied = position.map(|position| (position, self.keys.applied(&position.partition)));
+        let applied = applied
+            .as_ref()
+            .map(|(position, key)| (*position, key.as_str()));
+        // What this instance knows, while it is not found out of date: the drop's map and
+        // record, and the applied record's floor.
+        let mut guess = guess.and_then(|guess| {
+            let (_, key) = applied?;
+            let floor = self.known.floor(key)?;
+            Some((guess, AppliedRecord::known(floor)))
+        });
         loop {
-            let mut first = redis::pipe();
-            if let (Some(position), Some(key)) = (position, &applied) {
-                first.zscore(key, FLOOR).zscore(key, position.offset);
-            }
-            if let Some(entry) = about {
-                // A drop never moves: the entry is not guarded, the drop's record is.
-                first.hget(self.keys.ids(), entry);
-            }
-            prefetch(&mut first);
-            let replies = if first.is_empty() {
-                Vec::new()
-            } else {
-                first.query_async::<Vec<Value>>(&mut connection).await?
+            // The drop guessed about, to forget should the guess be found out of date.
+            let (record, map, replies, guessed) = match guess.take() {
+                Some((guess, record)) => {
+                    let replies = guess.prefetched.into_iter();
+                    let map = Some(guess.map.clone());
+                    (Some(record), map, replies, Some((guess.map, guess.id)))
+                }
+                None => {
+                    let read = self.first_read(&mut connection, applied, about, prefetch);
+                    let (record, map, replies) = read.await?;
+                    (record, map, replies, None)
+                }
             };
-            let mut replies = replies.into_iter();
             let mut applied_writes = None;
-            if let (Some(position), Some(key)) = (position, &applied) {
-                let record = AppliedRecord::read(&mut replies)?;
-                let afresh = match record.verdict(position) {
+            if let (Some((position, key)), Some(record)) = (applied, record) {
+                let verdict = record.verdict(position);
+                if guessed.is_some() && verdict != Verdict::New {
+                    // A guess tells nothing of a command met before: read.
+                    continue;
+                }
+                let afresh = match verdict {
                     Verdict::MetAgain => return Ok(None),
                     Verdict::New => false,
                     Verdict::LogStartedAgain => true,
                 };
                 applied_writes = Some((key, record, afresh));
             }
-            let map: Option<String> = match about {
-                Some(_) => from_reply(replies.next())?,
-                None => None,
-            };
             let (transition, mut guards) = decide(connection.clone(), map, replies).await?;
             // Not decided: not even that the command was met is recorded (it comes again).
             if transition.is_deferred() || (applied_writes.is_none() && transition.is_empty()) {
                 return Ok(Some(transition));
             }
-            let mut writes = self.writes(&transition.writes);
-            if let (Some(position), Some((key, record, afresh))) = (position, &applied_writes) {
+            let (mut writes, mut changes) = self.writes(&transition.writes);
+            let mut floor_written = None;
+            if let (Some((position, _)), Some((key, record, afresh))) = (applied, &applied_writes) {
                 guards.extend(record.guards(key, position));
                 let floor = if *afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
@@ -345,7 +419,7 @@ impl RedisStore {
                 } else {
                     record.floor
                 };
-                record_applied(&mut writes, key, position, floor);
+                floor_written = Some((*key, record_applied(&mut writes, key, position, floor)));
             }
             for event in &transition.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
@@ -366,13 +440,24 @@ impl RedisStore {
                 }
             }
             let committed: bool = commit.invoke_async(&mut connection).await?;
-            if committed {
-                if let (Some(position), Some((_, _, true))) = (position, &applied_writes) {
-                    tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
+            if !committed {
+                // Something read (or known) changed meanwhile: decide again on what is there now.
+                if let (Some((map, id)), Some((_, key))) = (&guessed, applied) {
+                    self.known.forget(map, *id, key);
                 }
-                return Ok(Some(transition));
+                continue;
             }
-            // Something read changed meanwhile: decide again on what is there now.
+            if let (Some((position, _)), Some((_, _, true))) = (applied, &applied_writes) {
+                tracing::warn!(partition = %position.partition, offset = position.offset, "the partition's log started again (a record below the committed offset): its applied record starts afresh");
+            }
+            // What the guards checked is so, then the writes: the later wins.
+            let checked = guards.into_iter().filter_map(|guard| match guard {
+                Guard::Record { map, id, record } => Some(RecordChange { map, id, record }),
+                _ => None,
+            });
+            changes.splice(0..0, checked);
+            self.known.committed(changes, floor_written);
+            return Ok(Some(transition));
         }
     }
 
@@ -393,6 +478,12 @@ impl RedisStore {
         let prefetch = move |first: &mut Pipeline| {
             first.hget(expected, raw);
         };
+        // A drop this instance knows on that map: the answers of that first round trip.
+        let guess = (self.known.record(expected, raw)).map(|record| Guess {
+            map: expected.clone(),
+            id: raw,
+            prefetched: vec![Value::BulkString(record)],
+        });
         let decide = &decide;
         let on_drop = move |mut connection: Connection,
                             map: Option<String>,
@@ -422,6 +513,7 @@ impl RedisStore {
             "on_drop",
             position,
             entry.as_deref(),
+            guess,
             out,
             prefetch,
             on_drop,
@@ -466,9 +558,11 @@ impl RedisStore {
             .ok()
     }
 
-    /// The commands that make a transition's writes (run by the commit script with its events).
-    fn writes(&self, writes: &[Write]) -> Pipeline {
+    /// The commands that make a transition's writes (run by the commit script with its events),
+    /// and the records they write.
+    fn writes(&self, writes: &[Write]) -> (Pipeline, Vec<RecordChange>) {
         let mut pipeline = redis::pipe();
+        let mut changes = Vec::with_capacity(writes.len());
         for write in writes {
             match write {
                 Write::Insert(drop) => {
@@ -478,13 +572,13 @@ impl RedisStore {
                         .ignore()
                         .incr(self.keys.live(), 1)
                         .ignore();
-                    self.put(&mut pipeline, &map, drop);
+                    changes.push(self.put(&mut pipeline, map, drop));
                 }
                 Write::Update(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
-                    self.put(&mut pipeline, &map, drop);
+                    changes.push(self.put(&mut pipeline, map, drop));
                 }
-                Write::Remove(drop) => self.remove(&mut pipeline, drop),
+                Write::Remove(drop) => changes.push(self.remove(&mut pipeline, drop)),
                 Write::Reschedule { tenant, id, at } => {
                     let entry = self.ids.entry(tenant, *id);
                     (pipeline.zadd(self.keys.deadlines(), entry, at.0)).ignore();
@@ -495,16 +589,15 @@ impl RedisStore {
                 }
             }
         }
-        pipeline
+        (pipeline, changes)
     }
 
     /// Writes a drop's record, its entry in the reservations index, and brings its deadline
     /// entry forward to `Rules::first_due` (see `Write::Update`).
-    fn put(&self, writes: &mut Pipeline, map: &str, drop: &Drop) {
+    fn put(&self, writes: &mut Pipeline, map: String, drop: &Drop) -> RecordChange {
         let entry = self.ids.entry(&drop.tenant, drop.id);
-        writes
-            .hset(map, drop.id.get(), record::encode(drop))
-            .ignore();
+        let record = record::encode(drop);
+        writes.hset(&map, drop.id.get(), &record).ignore();
         if let Some(at) = self.rules.first_due(drop) {
             (writes.cmd("ZADD").arg(self.keys.deadlines()))
                 .arg("LT")
@@ -518,14 +611,19 @@ impl RedisStore {
                 .zadd(self.keys.reservations(), entry, held.reserved_at.0)
                 .ignore(),
         };
+        RecordChange {
+            map,
+            id: drop.id.get(),
+            record: Some(record.into_bytes()),
+        }
     }
 
     /// Removes a drop from its map and from every index, and gives its id back (`Ids::release`).
-    fn remove(&self, writes: &mut Pipeline, drop: &Drop) {
+    fn remove(&self, writes: &mut Pipeline, drop: &Drop) -> RecordChange {
         let map = self.keys.map(&drop.tenant, drop.location);
         let entry = self.ids.entry(&drop.tenant, drop.id);
         writes
-            .hdel(map, drop.id.get())
+            .hdel(&map, drop.id.get())
             .ignore()
             .hdel(self.keys.ids(), &entry)
             .ignore()
@@ -536,6 +634,11 @@ impl RedisStore {
             .decr(self.keys.live(), 1)
             .ignore();
         self.ids.release(writes, &drop.tenant, drop.id);
+        RecordChange {
+            map,
+            id: drop.id.get(),
+            record: None,
+        }
     }
 
     /// The records of a map's drops, by id, as stored.
@@ -594,7 +697,7 @@ impl RedisStore {
                     Ok((nothing, Vec::new()))
                 })
             };
-        self.step("expire", None, Some(entry), out, |_| {}, sweep)
+        self.step("expire", None, Some(entry), None, out, |_| {}, sweep)
             .await
             == Ok(true)
     }
@@ -710,6 +813,7 @@ impl RedisStore {
         self.step(
             "spawn",
             origin.position.as_ref(),
+            None,
             None,
             out,
             prefetch,
@@ -868,7 +972,9 @@ impl RedisStore {
             .run("note_committed", |mut connection| async move {
                 note.query_async::<()>(&mut connection).await
             })
-            .await
+            .await;
+        // Steps on the partition read its floor again rather than fail their commit's guard.
+        self.known.forget_floor(&key);
     }
 
     /// One PING, not retried: readiness must answer, not wait for Redis.
@@ -879,6 +985,16 @@ impl RedisStore {
 
 /// The replies to what a step's `prefetch` added to its first round trip, in order.
 type Replies = std::vec::IntoIter<Value>;
+
+/// What a step on drop `id` of `map` takes for its first round trip's answers, from what this
+/// instance knows (`known`): the drop's map, and `prefetched`, the replies its `prefetch` would
+/// have read. The applied record's floor comes from what is known too, and the command's offset
+/// is taken as not applied; the commit's guards check it all.
+struct Guess {
+    map: String,
+    id: u32,
+    prefetched: Vec<Value>,
+}
 
 /// What a step's `decide` returns: reading, then the rule's transition and the guards of what
 /// the rule was given.

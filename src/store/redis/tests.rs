@@ -546,6 +546,54 @@ fn a_map_keeps_its_cap_with_spawns_racing_on_three_instances() {
     assert_eq!(shared.instances[0].counts(Millis(0)).live, LIMIT);
 }
 
+/// An instance decides a step on a drop it knows (`known`) on what it knows, and its commit
+/// checks that it is still so: when another instance changed the drop, or the command was
+/// applied already, the step is decided again on what is there, with the outcome of a step
+/// that read first.
+#[test]
+fn what_an_instance_knows_of_a_drop_gives_way_to_what_another_did() {
+    let shared = Shared::new(2, RULES, 0);
+    let (a, b) = (&shared.instances[0], &shared.instances[1]);
+    let origin_at = |offset| Origin {
+        position: at("group/commands/0", offset, i64::MIN),
+        ..origin(0, 0, offset as u128)
+    };
+    let mut events = Vec::new();
+    // A spawns the drop: it knows the drop's record and the partition's floor.
+    let spawned = a.spawn(&origin_at(0), spec(false, 2, 0, 0), Millis(0), &mut |e| {
+        events.push(e)
+    });
+    let id = spawned.unwrap().id.get();
+    let reserve_for = |character| DropRequest::Reserve(reserve(id, character));
+    let pick_up_by = |character_id| {
+        DropRequest::PickUp(CharacterRequest {
+            drop_id: id,
+            character_id,
+        })
+    };
+    let mut on = |store: &Blocking, offset, request| {
+        store.on_drop(&origin_at(offset), request, Millis(1), &mut |e| {
+            events.push(e)
+        })
+    };
+    // B reserves it for character 1, while A knows it available.
+    assert_eq!(on(b, 1, reserve_for(1)), Ok(()));
+    assert_eq!(on(a, 2, reserve_for(2)), Err(Refusal::HeldByOther));
+    // A learnt the reservation as it committed its refusal: the holder picks the drop up.
+    assert_eq!(on(a, 3, pick_up_by(1)), Ok(()));
+    // The same command again on A, which takes an offset as not applied: met again.
+    assert_eq!(on(a, 3, pick_up_by(1)), Err(Refusal::AlreadyApplied));
+    // B knows the drop reserved, from its own commit: it is gone.
+    assert_eq!(on(b, 4, pick_up_by(1)), Err(Refusal::UnknownDrop));
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        ["CREATED", "RESERVED", "RESERVATION_FAILURE", "PICKED_UP"]
+    );
+    assert_eq!(shared.outbox_len(), 4);
+    assert_eq!(a.counts(Millis(1)).live, 0);
+}
+
 /// A spawn of an item for tenant `n` on map `map` at `at` ms.
 fn spawn_on(store: &Blocking, n: u8, map: u8, at: u64) -> Result<Drop, Refusal> {
     let origin = origin(n, map, u128::from(at));
