@@ -237,26 +237,25 @@ impl AppliedRecord {
     }
 }
 
-/// Adds to `writes` what records `position` applied: the offset, and the floor raised to the
-/// committed offset (what lies below it is never met again in this log). Returns the floor's
-/// score as written (`None`: the record has no floor).
+/// Adds to `writes` what records `position` applied: the offset, and the floor (as read:
+/// `floor`) raised to the committed offset when that is higher (what lies below it is never met
+/// again in this log). Returns the floor's score after the commit (`None`: the record has none).
 fn record_applied(
     writes: &mut Pipeline,
     key: &str,
     position: &LogPosition,
     floor: i64,
 ) -> Option<f64> {
-    let floor = floor.max(position.committed);
     writes.zadd(key, position.offset, position.offset).ignore();
-    if floor == i64::MIN {
-        return None;
+    let raised = floor.max(position.committed);
+    if raised > floor {
+        writes
+            .zadd(key, FLOOR, raised)
+            .ignore()
+            .zrembyscore(key, "-inf", format!("({raised}"))
+            .ignore();
     }
-    writes
-        .zadd(key, FLOOR, floor)
-        .ignore()
-        .zrembyscore(key, "-inf", format!("({floor}"))
-        .ignore();
-    Some(floor as f64)
+    (raised > i64::MIN).then_some(raised as f64)
 }
 
 /// The next reply of a pipeline, read as `T` (a missing reply reads as nil).
