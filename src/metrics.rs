@@ -221,6 +221,8 @@ pub struct Metrics {
     producers_replaced: Counter,
     /// Partitions whose log started again (offsets reused), their applied record reset.
     log_restarts: Counter,
+    /// Outbox streams taken over whose event topic was not read through in time.
+    outbox_takeovers_unread: Counter,
     /// Partitions that cannot commit (an event of theirs was not delivered), by name.
     stalled: Mutex<BTreeSet<String>>,
     latency: Latency,
@@ -307,6 +309,10 @@ impl Metrics {
 
     pub fn log_restarted(&self) {
         self.log_restarts.inc();
+    }
+
+    pub fn outbox_takeover_unread(&self) {
+        self.outbox_takeovers_unread.inc();
     }
 
     /// Marks a partition as unable to commit (`true`) or committing again (`false`).
@@ -483,6 +489,11 @@ impl Metrics {
                 "Times a command partition's log was found to have started again: its applied record was reset.",
                 &self.log_restarts,
             ),
+            (
+                "atlas_drops_outbox_takeovers_unread",
+                "Outbox streams taken over from a dead relay whose event topic was not read through in time: the events not found there were sent again, perhaps a second time.",
+                &self.outbox_takeovers_unread,
+            ),
         ] {
             counter.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
         }
@@ -590,6 +601,7 @@ mod tests {
         metrics.command_latency(Duration::from_secs(11));
         metrics.consumer_lag("commands", 1, 7);
         metrics.stalled("commands-2", true);
+        metrics.outbox_takeover_unread();
         metrics
     }
 
@@ -600,7 +612,7 @@ mod tests {
     };
 
     /// The samples both formats share, as they were before the client library wrote them.
-    const SAMPLES: [&str; 21] = [
+    const SAMPLES: [&str; 22] = [
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
         "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
@@ -614,6 +626,7 @@ mod tests {
         "atlas_drops_outbox_events 3",
         "atlas_drops_dead_lettered_total 0",
         "atlas_drops_log_restarts_total 0",
+        "atlas_drops_outbox_takeovers_unread_total 1",
         "atlas_drops_stalled_partitions 1",
         "atlas_drops_stalled_partition{partition=\"commands-2\"} 1",
         "atlas_drops_command_latency_seconds_bucket{le=\"0.005\"} 1",

@@ -429,6 +429,7 @@ impl Relay {
         while !reading.is_empty() && wanted.values().any(|&copies| copies > 0) {
             if started.elapsed() > READ_LIMIT {
                 tracing::warn!("outbox relay: the event topic was not read through in time; what was not found is sent again");
+                self.metrics.outbox_takeover_unread();
                 break;
             }
             if renewed.elapsed() >= CLAIM_EVERY {
