@@ -19,8 +19,8 @@
 //! **Allocation within the step.** A spawn's step (`RedisStore::spawn`) takes its id in one
 //! script call (atomic, as the other Atlas services allocate) — an id of our own in the step's
 //! first round trip, with its reads (`Ids::allocate_ahead`), an atlas id between its reads and
-//! its commit, once the spawn may go — and keeps it when the step is decided again because something read changed: a commit that
-//! found so wrote nothing, so the id is used by the retry and by nobody else. An id whose step
+//! its commit, once the spawn may go — and keeps it when the step is decided again because
+//! something read changed: a commit that found so wrote nothing, so the id is used by the retry and by nobody else. An id whose step
 //! never commits with it — the command found applied on retrying (by another instance during a
 //! rebalance, or by our own commit whose reply was lost: the id may then be in use, so it is not
 //! given back), the spawn refused when decided again, the process gone before the commit — is
@@ -35,7 +35,7 @@
 //! nothing below it.
 
 use redis::aio::ConnectionLike;
-use redis::{FromRedisValue, Pipeline, RedisResult, Script, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
 use uuid::Uuid;
 
 use super::keys::Keys;
@@ -87,11 +87,11 @@ end
 return redis.call('INCR', KEYS[1])
 ";
 
-/// The drop ids of one store: its source, and the script that allocates from it.
+/// The drop ids of one store: its source, and the Atlas allocator's script.
 pub struct Ids {
     source: IdSource,
     keys: Keys,
-    next: Script,
+    atlas_next: Script,
 }
 
 /// What an allocation gave.
@@ -105,14 +105,10 @@ pub enum Allocated {
 
 impl Ids {
     pub fn new(source: IdSource, keys: &Keys) -> Ids {
-        let next = match source {
-            IdSource::Own => OWN_NEXT,
-            IdSource::Atlas { .. } => ATLAS_NEXT,
-        };
         Ids {
             source,
             keys: keys.clone(),
-            next: Script::new(next),
+            atlas_next: Script::new(ATLAS_NEXT),
         }
     }
 
@@ -139,18 +135,26 @@ impl Ids {
         self.source == IdSource::Own
     }
 
-    /// Adds to a step's first round trip what takes the next id of our own (read back with
-    /// `allocated_ahead`). Sent as `EVAL` with its text: a pipeline does not load a script that
-    /// Redis's cache lacks.
-    pub fn allocate_ahead(&self, first: &mut Pipeline) {
-        (first.cmd("EVAL").arg(OWN_NEXT).arg(2))
+    /// The call that takes the next id of our own (`OWN_NEXT`). `EVAL` with the script's text:
+    /// it goes in a step's first round trip, and a pipeline does not load a script that Redis's
+    /// cache lacks.
+    fn own_next(&self) -> Cmd {
+        let mut next = redis::cmd("EVAL");
+        (next.arg(OWN_NEXT).arg(2))
             .arg(self.keys.last_id())
             .arg(self.keys.ids())
             .arg(DropId::FIRST.get())
             .arg(DropId::LAST.get());
+        next
     }
 
-    /// The id `allocate_ahead` took, from its reply.
+    /// Adds to a step's first round trip what takes the next id of our own (read back with
+    /// `allocated_ahead`).
+    pub fn allocate_ahead(&self, first: &mut Pipeline) {
+        first.add_command(self.own_next());
+    }
+
+    /// The id of our own a reply to `own_next` gives.
     pub fn allocated_ahead(reply: Value) -> RedisResult<Allocated> {
         let raw = u32::from_redis_value(reply)?;
         let id = DropId::new(raw).expect("the script keeps to the id range");
@@ -164,20 +168,9 @@ impl Ids {
         tenant: &Tenant,
     ) -> RedisResult<Allocated> {
         match &self.source {
-            IdSource::Own => {
-                let raw: u32 = (self.next)
-                    .key(self.keys.last_id())
-                    .key(self.keys.ids())
-                    .arg(DropId::FIRST.get())
-                    .arg(DropId::LAST.get())
-                    .invoke_async(connection)
-                    .await?;
-                Ok(Allocated::Id(
-                    DropId::new(raw).expect("the script keeps to the id range"),
-                ))
-            }
+            IdSource::Own => Ids::allocated_ahead(self.own_next().query_async(connection).await?),
             IdSource::Atlas { prefix } => {
-                let raw: Option<i64> = (self.next)
+                let raw: Option<i64> = (self.atlas_next)
                     .key(next_key(prefix, tenant.id))
                     .key(free_key(prefix, tenant.id))
                     .arg(DropId::ATLAS_FIRST.get())
