@@ -27,12 +27,23 @@
 //! never used and never released: below the recycle threshold that is what becomes of every id
 //! anyway; above it, the free list misses one id. Uniqueness never depends on it.
 //!
+//! **Spare ids of our own.** A first round trip takes `TAKEN_AT_ONCE` ids of our own, not one:
+//! the spawns after it on this instance take the rest (`Ids::spare`) and, knowing their id,
+//! skip their first round trip (see `RedisStore::spawn`). Each was free when taken, as one taken
+//! alone is; one is kept `SPARE_FOR` at most, a time in which the counter cannot come round its
+//! range of a billion ids again, and one never used (the process stops) is never used: a gap in
+//! a range that wraps.
+//!
 //! **Release with the removal.** Once a drop is gone (picked up, expired, consumed, evicted by
 //! its map's cap), the commit that removes it also gives its atlas id back (`Ids::release`):
 //! a write of the commit script (`atlas-release`), so it runs atomically with the removal; each
 //! removal commits once, so an id goes back once, and never while its drop still lies. It
 //! pushes the id onto the free list when the counter is at or above the threshold, and does
 //! nothing below it.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
@@ -54,21 +65,30 @@ pub enum IdSource {
 /// The counter at or above which released ids are used again: 100 000 000 ids before the end.
 pub const RECYCLE_AT: u32 = DropId::ATLAS_LAST.get() - 100_000_000;
 
-/// Hands out our own next id after the last, wrapping from the last id of the range to the
-/// first and skipping ids still in use (contract §5). One script: instances never hand out one id
-/// twice.
+/// Hands out our own next `ARGV[3]` ids after the last, wrapping from the last id of the range
+/// to the first and skipping ids still in use (contract §5). One script: instances never hand
+/// out one id twice.
 const OWN_NEXT: &str = r"
 local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+local taken = {}
 for _ = 1, 100000 do
   local id = redis.call('INCR', KEYS[1])
   if id < first or id > last then
     id = first
     redis.call('SET', KEYS[1], id)
   end
-  if redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    taken[#taken + 1] = id
+    if #taken == tonumber(ARGV[3]) then return taken end
+  end
 end
 return redis.error_reply('no free drop id')
 ";
+
+/// Ids of our own one call takes: one for the spawn that asks, the rest spare.
+const TAKEN_AT_ONCE: u32 = 16;
+/// How long a spare id is kept (see the module's comment).
+const SPARE_FOR: Duration = Duration::from_secs(10);
 
 /// The Atlas allocator's step (contract-head §7): a fresh counter starts at the first id; at or
 /// above the threshold, a released id is used again, last released first; else the counter
@@ -87,11 +107,13 @@ end
 return redis.call('INCR', KEYS[1])
 ";
 
-/// The drop ids of one store: its source, and the Atlas allocator's script.
+/// The drop ids of one store: its source, the Atlas allocator's script, and the spare ids of
+/// our own, the oldest first, with when they were taken.
 pub struct Ids {
     source: IdSource,
     keys: Keys,
     atlas_next: Script,
+    spares: Mutex<VecDeque<(DropId, Instant)>>,
 }
 
 /// What an allocation gave.
@@ -109,6 +131,7 @@ impl Ids {
             source,
             keys: keys.clone(),
             atlas_next: Script::new(ATLAS_NEXT),
+            spares: Mutex::default(),
         }
     }
 
@@ -135,30 +158,47 @@ impl Ids {
         self.source == IdSource::Own
     }
 
-    /// The call that takes the next id of our own (`OWN_NEXT`). `EVAL` with the script's text:
-    /// it goes in a step's first round trip, and a pipeline does not load a script that Redis's
-    /// cache lacks.
+    /// The call that takes the next `TAKEN_AT_ONCE` ids of our own (`OWN_NEXT`). `EVAL` with
+    /// the script's text: it goes in a step's first round trip, and a pipeline does not load a
+    /// script that Redis's cache lacks.
     fn own_next(&self) -> Cmd {
         let mut next = redis::cmd("EVAL");
         (next.arg(OWN_NEXT).arg(2))
             .arg(self.keys.last_id())
             .arg(self.keys.ids())
             .arg(DropId::FIRST.get())
-            .arg(DropId::LAST.get());
+            .arg(DropId::LAST.get())
+            .arg(TAKEN_AT_ONCE);
         next
     }
 
-    /// Adds to a step's first round trip what takes the next id of our own (read back with
+    /// Adds to a step's first round trip what takes ids of our own (read back with
     /// `allocated_ahead`).
     pub fn allocate_ahead(&self, first: &mut Pipeline) {
         first.add_command(self.own_next());
     }
 
-    /// The id of our own a reply to `own_next` gives.
-    pub fn allocated_ahead(reply: Value) -> RedisResult<Allocated> {
-        let raw = u32::from_redis_value(reply)?;
-        let id = DropId::new(raw).expect("the script keeps to the id range");
+    /// The id of our own a reply to `own_next` gives; the others it gave are kept spare.
+    pub fn allocated_ahead(&self, reply: Value) -> RedisResult<Allocated> {
+        let taken = Vec::<u32>::from_redis_value(reply)?;
+        let mut taken = (taken.into_iter())
+            .map(|raw| DropId::new(raw).expect("the script keeps to the id range"));
+        let id = taken.next().expect("the script answers ids or an error");
+        let now = Instant::now();
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        spares.extend(taken.map(|spare| (spare, now)));
         Ok(Allocated::Id(id))
+    }
+
+    /// A spare id of our own (see the module's comment), if one was taken lately: the oldest.
+    pub fn spare(&self) -> Option<DropId> {
+        let mut spares = self.spares.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((id, taken)) = spares.pop_front() {
+            if taken.elapsed() < SPARE_FOR {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// Takes the next id for a drop of `tenant`.
@@ -168,7 +208,7 @@ impl Ids {
         tenant: &Tenant,
     ) -> RedisResult<Allocated> {
         match &self.source {
-            IdSource::Own => Ids::allocated_ahead(self.own_next().query_async(connection).await?),
+            IdSource::Own => self.allocated_ahead(self.own_next().query_async(connection).await?),
             IdSource::Atlas { prefix } => {
                 let raw: Option<i64> = (self.atlas_next)
                     .key(next_key(prefix, tenant.id))

@@ -58,8 +58,9 @@ const FLOOR: &str = "floor";
 
 /// Commits a step (see the module's comment). `ARGV[1]` guards follow, four arguments each:
 /// `record`, a hash, a field, the value read (empty: there was none; records are never empty);
-/// `count`, a hash, its length as read; `below`, a hash, a length it is shorter than; `score`, a sorted set, a member, its score as read
-/// (empty: none). When one does not hold, nothing is written and the answer is 0. Then the
+/// `count`, a hash, its length as read; `below`, a hash, a length it is shorter than; `fewer`, a
+/// counter, a number it is below (no counter: 0); `score`, a sorted set, a member, its score as
+/// read (empty: none). When one does not hold, nothing is written and the answer is 0. Then the
 /// writes, each as its number of arguments and the command; `atlas-release`, the Atlas counter,
 /// the free list, an id, the recycle threshold, gives an atlas id back (`Ids::release`).
 const COMMIT: &str = r"
@@ -74,6 +75,8 @@ for _ = 1, tonumber(ARGV[1]) do
     holds = redis.call('HLEN', key) == tonumber(a)
   elseif kind == 'below' then
     holds = redis.call('HLEN', key) < tonumber(a)
+  elseif kind == 'fewer' then
+    holds = tonumber(redis.call('GET', key) or '0') < tonumber(a)
   else
     local score = redis.call('ZSCORE', key, a)
     if score then score = tonumber(score) else score = nil end
@@ -111,8 +114,7 @@ pub struct RedisStoreConfig<'a> {
     pub url: &'a str,
     pub key_prefix: &'a str,
     pub rules: Rules,
-    /// Most drops on all maps (0 = no limit). Checked without a lock across instances: spawns
-    /// racing at the limit may pass it by as many as run at once.
+    /// Most drops on all maps (0 = no limit): a spawn's commit checks there is room.
     pub max_live_drops: usize,
     /// Where drop ids come from (`DROP_ID_SOURCE`).
     pub ids: IdSource,
@@ -141,6 +143,8 @@ enum Guard {
     Count { map: String, drops: usize },
     /// A map held fewer drops than `limit`.
     Below { map: String, limit: usize },
+    /// Fewer drops lay on all maps than `most` (the counter `live`).
+    Fewer { live: String, most: usize },
     /// A member's score in a sorted set (`None`: not a member).
     Score {
         key: String,
@@ -158,6 +162,7 @@ impl Guard {
             }
             Guard::Count { map, drops } => commit.arg("count").arg(map).arg(drops).arg(""),
             Guard::Below { map, limit } => commit.arg("below").arg(map).arg(limit).arg(""),
+            Guard::Fewer { live, most } => commit.arg("fewer").arg(live).arg(most).arg(""),
             Guard::Score { key, member, score } => {
                 let score = score.map(|score| score.to_string()).unwrap_or_default();
                 commit.arg("score").arg(key).arg(member).arg(score)
@@ -715,7 +720,7 @@ impl RedisStore {
             return Ok(Some(id));
         }
         let taken = match ahead {
-            Some(reply) => Ids::allocated_ahead(reply)?,
+            Some(reply) => self.ids.allocated_ahead(reply)?,
             None => self.ids.allocate(connection, &origin.tenant).await?,
         };
         match taken {
@@ -742,6 +747,20 @@ impl RedisStore {
         let map = &map;
         // Allocated once (0: not yet): a step decided again keeps its id (see `ids`).
         let allocated = &AtomicU32::new(0);
+        // With a spare id, what the first round trip would read is guessed (`Guess`): the map
+        // and the store have room (none lying), which the commit's guards check.
+        let spare = self.ids.spare();
+        if let Some(id) = spare {
+            allocated.store(id.get(), Ordering::Relaxed);
+        }
+        let guess = spare.map(|id| Guess {
+            map: map.clone(),
+            id: id.get(),
+            prefetched: match self.max_live_drops {
+                0 => vec![Value::Int(0)],
+                _ => vec![Value::Int(0), Value::Int(0)],
+            },
+        });
         // Whether this go at the step takes its id in its first round trip (not yet allocated,
         // and an id of our own: `Ids::allocates_ahead`).
         let ahead = move || allocated.load(Ordering::Relaxed) == 0 && self.ids.allocates_ahead();
@@ -779,7 +798,7 @@ impl RedisStore {
                     // The map's drops are read only when one must make room: the choice of
                     // which to evict holds while the map is exactly as read (its size, each
                     // record). Else it holds while the map has room.
-                    let (records, guards) = if self.rules.map_is_full(on_map) {
+                    let (records, mut guards) = if self.rules.map_is_full(on_map) {
                         let records = self.map_records(&mut connection, map).await?;
                         let guards = (records.iter())
                             .map(|(id, record)| Guard::Record {
@@ -802,6 +821,12 @@ impl RedisStore {
                     } else {
                         (Vec::new(), Vec::new())
                     };
+                    if self.max_live_drops != 0 {
+                        guards.push(Guard::Fewer {
+                            live: self.keys.live(),
+                            most: self.max_live_drops,
+                        });
+                    }
                     let drops = self.decode_all(&records);
                     let new = origin.spawned(id, spec, now);
                     let transition =
@@ -813,7 +838,7 @@ impl RedisStore {
             "spawn",
             origin.position.as_ref(),
             None,
-            None,
+            guess,
             out,
             prefetch,
             spawn,
@@ -987,8 +1012,9 @@ type Replies = std::vec::IntoIter<Value>;
 
 /// What a step on drop `id` of `map` takes for its first round trip's answers, from what this
 /// instance knows (`known`): the drop's map, and `prefetched`, the replies its `prefetch` would
-/// have read. The applied record's floor comes from what is known too, and the command's offset
-/// is taken as not applied; the commit's guards check it all.
+/// have read (a spawn's: its map has room, its id a spare one). The applied record's floor comes
+/// from what is known too, and the command's offset is taken as not applied; the commit's
+/// guards check it all.
 struct Guess {
     map: String,
     id: u32,

@@ -456,21 +456,81 @@ fn drops_outlive_the_instance_that_made_them() {
 #[test]
 fn ids_wrap_and_skip_those_still_in_use() {
     let shared = Shared::new(
-        1,
+        2,
         Rules {
             map_drop_limit: 0,
             ..RULES
         },
         0,
     );
-    let store = &shared.instances[0];
-    let spawn = || contract_tests::spawned_id(store);
+    let spawn = |n: usize| contract_tests::spawned_id(&shared.instances[n]);
     shared.next_id_is(DropId::LAST.get());
-    assert_eq!(spawn(), 2_000_000_000);
-    assert_eq!(spawn(), 1_000_000_001);
-    // Round again: the last id and the first are taken, so they are skipped.
+    assert_eq!(spawn(0), 2_000_000_000);
+    assert_eq!(spawn(0), 1_000_000_001);
+    // Round again (on the other instance, which has no spare ids): the last id and the first
+    // are taken, so they are skipped.
     shared.next_id_is(DropId::LAST.get());
-    assert_eq!(spawn(), 1_000_000_002);
+    assert_eq!(spawn(1), 1_000_000_002);
+}
+
+/// One call takes an instance's next ids (`ids`, spare ids): its later spawns use them, in
+/// order, whatever the counter says meanwhile; another instance takes ids after them.
+#[test]
+fn an_instance_spawns_with_the_ids_it_took_at_once() {
+    let shared = Shared::new(2, RULES, 0);
+    let spawn = |n: usize| contract_tests::spawned_id(&shared.instances[n]);
+    shared.next_id_is(1_000_000_100);
+    assert_eq!(spawn(0), 1_000_000_100);
+    shared.next_id_is(1_000_000_500);
+    assert_eq!(
+        spawn(0),
+        1_000_000_101,
+        "a spare id, whatever the counter says"
+    );
+    assert_eq!(spawn(1), 1_000_000_500);
+    assert_eq!(spawn(0), 1_000_000_102);
+}
+
+/// A spawn is refused once the store holds `MAX_LIVE_DROPS`, exactly, with spawns racing on
+/// three instances: those that read the count first and those that guess it (`Guess`: a spare
+/// id, a known floor) alike, since each commit checks it.
+#[test]
+fn spawns_racing_on_three_instances_never_pass_the_most_drops() {
+    const MOST: usize = 10;
+    const SPAWNS: usize = 20;
+    let shared = Shared::new(
+        3,
+        Rules {
+            map_drop_limit: 0,
+            ..RULES
+        },
+        MOST,
+    );
+    let spawners: Vec<_> = (shared.instances.iter().cloned().enumerate())
+        .map(|(n, store)| {
+            std::thread::spawn(move || {
+                (0..SPAWNS)
+                    .map(|offset| {
+                        let origin = Origin {
+                            position: at(&format!("group/commands/{n}"), offset as i64, i64::MIN),
+                            ..origin(0, offset as u8, offset as u128)
+                        };
+                        store.spawn(&origin, spec(true, 2, 0, 0), Millis(0), &mut |_| {})
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = spawners
+        .into_iter()
+        .flat_map(|spawner| spawner.join().unwrap())
+        .collect();
+    let spawned = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused = (outcomes.iter())
+        .filter(|outcome| **outcome == Err(Refusal::StoreFull))
+        .count();
+    assert_eq!((spawned, refused), (MOST, 3 * SPAWNS - MOST));
+    assert_eq!(shared.instances[0].counts(Millis(0)).live, MOST);
 }
 
 #[test]
