@@ -16,12 +16,15 @@
 //! flight needed a connection of its own, and it watches whole keys (a map, a partition's
 //! applied record), so steps about different drops of a map, or different commands of a
 //! partition, undid each other. The guards check exactly what the decision read: every caller
-//! shares one multiplexed connection (`pool`), and one round trip commits.
+//! shares one multiplexed connection (`pool`), and one round trip commits. The commits of steps
+//! in flight together go as one call of the script (`commit`), each checked and written as if
+//! alone.
 //!
 //! The script is given its keys as arguments, not as `KEYS`: the store runs on one Redis (a
 //! step touches the map, the shared indexes and the outbox at once, which a Redis Cluster would
 //! refuse whichever way the step were sent).
 
+mod commit;
 mod ids;
 mod keys;
 mod known;
@@ -33,8 +36,9 @@ mod tests;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures_util::future::BoxFuture;
-use redis::{Arg, FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
+use redis::{Arg, Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
 
+use self::commit::Committer;
 pub use self::ids::IdSource;
 use self::ids::{Allocated, Ids};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
@@ -56,47 +60,59 @@ const SWEEP_BATCH: isize = 256;
 /// offset of the partition a reader knew of (see `LogPosition::is_of_another_log`).
 const FLOOR: &str = "floor";
 
-/// Commits a step (see the module's comment). `ARGV[1]` guards follow, four arguments each:
-/// `record`, a hash, a field, the value read (empty: there was none; records are never empty);
-/// `count`, a hash, its length as read; `below`, a hash, a length it is shorter than; `fewer`, a
-/// counter, a number it is below (no counter: 0); `score`, a sorted set, a member, its score as
-/// read (empty: none). When one does not hold, nothing is written and the answer is 0. Then the
-/// writes, each as its number of arguments and the command; `atlas-release`, the Atlas counter,
-/// the free list, an id, the recycle threshold, gives an atlas id back (`Ids::release`).
+/// Commits steps (see the module's comment), in the order given: `ARGV[1]` of them (`commit`
+/// batches them), each as its number of arguments and those arguments. One step's arguments
+/// are its guards' number, then its guards, four arguments each: `record`, a hash, a field, the
+/// value read (empty: there was none; records are never empty); `count`, a hash, its length as
+/// read; `below`, a hash, a length it is shorter than; `fewer`, a counter, a number it is below
+/// (no counter: 0); `score`, a sorted set, a member, its score as read (empty: none). When one
+/// does not hold, nothing of the step is written and its answer is 0. Then the writes, each as
+/// its number of arguments and the command; `atlas-release`, the Atlas counter, the free list,
+/// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step.
 const COMMIT: &str = r"
-local at = 2
-for _ = 1, tonumber(ARGV[1]) do
-  local kind, key, a, b = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  at = at + 4
-  local holds
-  if kind == 'record' then
-    holds = (redis.call('HGET', key, a) or '') == b
-  elseif kind == 'count' then
-    holds = redis.call('HLEN', key) == tonumber(a)
-  elseif kind == 'below' then
-    holds = redis.call('HLEN', key) < tonumber(a)
-  elseif kind == 'fewer' then
-    holds = tonumber(redis.call('GET', key) or '0') < tonumber(a)
-  else
-    local score = redis.call('ZSCORE', key, a)
-    if score then score = tonumber(score) else score = nil end
-    holds = score == tonumber(b)
-  end
-  if not holds then return 0 end
-end
-while at <= #ARGV do
-  local n = tonumber(ARGV[at])
-  if ARGV[at + 1] == 'atlas-release' then
-    local counter = tonumber(redis.call('GET', ARGV[at + 2]))
-    if counter and counter >= tonumber(ARGV[at + 5]) then
-      redis.call('LPUSH', ARGV[at + 3], ARGV[at + 4])
+local function commit(at, last)
+  local guards = tonumber(ARGV[at])
+  at = at + 1
+  for _ = 1, guards do
+    local kind, key, a, b = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+    at = at + 4
+    local holds
+    if kind == 'record' then
+      holds = (redis.call('HGET', key, a) or '') == b
+    elseif kind == 'count' then
+      holds = redis.call('HLEN', key) == tonumber(a)
+    elseif kind == 'below' then
+      holds = redis.call('HLEN', key) < tonumber(a)
+    elseif kind == 'fewer' then
+      holds = tonumber(redis.call('GET', key) or '0') < tonumber(a)
+    else
+      local score = redis.call('ZSCORE', key, a)
+      if score then score = tonumber(score) else score = nil end
+      holds = score == tonumber(b)
     end
-  else
-    redis.call(unpack(ARGV, at + 1, at + n))
+    if not holds then return 0 end
   end
-  at = at + n + 1
+  while at <= last do
+    local n = tonumber(ARGV[at])
+    if ARGV[at + 1] == 'atlas-release' then
+      local counter = tonumber(redis.call('GET', ARGV[at + 2]))
+      if counter and counter >= tonumber(ARGV[at + 5]) then
+        redis.call('LPUSH', ARGV[at + 3], ARGV[at + 4])
+      end
+    else
+      redis.call(unpack(ARGV, at + 1, at + n))
+    end
+    at = at + n + 1
+  end
+  return 1
 end
-return 1
+local answers, at = {}, 2
+for step = 1, tonumber(ARGV[1]) do
+  local last = at + tonumber(ARGV[at])
+  answers[step] = commit(at + 1, last)
+  at = last + 1
+end
+return answers
 ";
 
 /// Forgets the deadline entry `ARGV[1]` of a drop the sweep did not find, unless the id index
@@ -125,7 +141,7 @@ pub struct RedisStore {
     keys: Keys,
     pool: Pool,
     ids: Ids,
-    commit: Script,
+    committer: Committer,
     forget_due: Script,
     max_live_drops: usize,
     known: Known,
@@ -154,7 +170,7 @@ enum Guard {
 }
 
 impl Guard {
-    fn add_to(&self, commit: &mut ScriptInvocation<'_>) {
+    fn add_to(&self, commit: &mut Cmd) {
         match self {
             Guard::Record { map, id, record } => {
                 let record = record.as_deref().unwrap_or_default();
@@ -279,7 +295,7 @@ impl RedisStore {
             ids: Ids::new(config.ids, &keys),
             keys,
             pool,
-            commit: Script::new(COMMIT),
+            committer: Committer::start(Script::new(COMMIT)),
             forget_due: Script::new(FORGET_DUE),
             max_live_drops: config.max_live_drops,
             known: Known::default(),
@@ -430,7 +446,7 @@ impl RedisStore {
                 let entry = [(OUTBOX_FIELD, record::encode_event(event))];
                 writes.xadd(stream, "*", &entry).ignore();
             }
-            let mut commit = self.commit.prepare_invoke();
+            let mut commit = Cmd::new();
             commit.arg(guards.len());
             for guard in &guards {
                 guard.add_to(&mut commit);
@@ -443,7 +459,7 @@ impl RedisStore {
                     }
                 }
             }
-            let committed: bool = commit.invoke_async(&mut connection).await?;
+            let committed = self.committer.commit(connection.clone(), commit).await?;
             if !committed {
                 // Something read (or known) changed meanwhile: decide again on what is there now.
                 if let (Some((map, id)), Some((_, key))) = (&guessed, applied) {

@@ -1,0 +1,103 @@
+//! The commits of steps in flight together, sent as one call of the commit script (`COMMIT`).
+//!
+//! Every step ends with a commit, and each was a call of its own: under load most of the
+//! shared store's work — Redis's and ours — went to calling the script, not to what it checks
+//! and writes. One task (`Committer::start`) sends the commits waiting, all of them, as one
+//! call, and the next batch once that call is answered: alone, a commit goes at once, as
+//! before; under load the batches grow with it, as a database's group commit does. The script
+//! runs the commits in the order they came, each as it would alone — its guards, then its
+//! writes, or nothing — so a batch changes what is written no more than the same calls sent
+//! one after another; one whose guard fails is answered so and decided again by its step.
+
+use redis::{Arg, Cmd, RedisError, RedisResult, Script};
+use tokio::sync::{mpsc, oneshot};
+
+use super::pool::Connection;
+
+/// Most commits one call carries: a batch is one reply's worth of work for Redis, which answers
+/// nothing else meanwhile.
+const MOST_AT_ONCE: usize = 64;
+
+/// One step's commit: its arguments (see `COMMIT`), the connection it was read on, and where
+/// its answer goes (whether its guards held).
+struct Waiting {
+    args: Cmd,
+    connection: Connection,
+    answer: oneshot::Sender<RedisResult<bool>>,
+}
+
+/// The handle steps commit through; the task ends when the store that holds it is dropped.
+pub(super) struct Committer {
+    waiting: mpsc::UnboundedSender<Waiting>,
+}
+
+impl Committer {
+    /// Starts the task that sends the batches (on the runtime this is called on).
+    pub fn start(script: Script) -> Committer {
+        let (waiting, queue) = mpsc::unbounded_channel();
+        tokio::spawn(send_batches(script, queue));
+        Committer { waiting }
+    }
+
+    /// Commits one step (`args`: the guards and the writes, as `COMMIT` takes one commit) on
+    /// `connection`: whether its guards held and its writes were made. An error is the call's:
+    /// the commit may or may not have been made (its step, run again, finds out).
+    pub async fn commit(&self, connection: Connection, args: Cmd) -> RedisResult<bool> {
+        let (answer, answered) = oneshot::channel();
+        let waiting = Waiting {
+            args,
+            connection,
+            answer,
+        };
+        if self.waiting.send(waiting).is_err() {
+            return Err(gone());
+        }
+        answered.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+fn gone() -> RedisError {
+    RedisError::from(std::io::Error::other("the committer stopped"))
+}
+
+async fn send_batches(script: Script, mut queue: mpsc::UnboundedReceiver<Waiting>) {
+    let mut batch = Vec::with_capacity(MOST_AT_ONCE);
+    while queue.recv_many(&mut batch, MOST_AT_ONCE).await > 0 {
+        let mut call = script.prepare_invoke();
+        call.arg(batch.len());
+        for waiting in &batch {
+            let args = waiting.args.args_iter();
+            call.arg(args.len());
+            for arg in args {
+                if let Arg::Simple(arg) = arg {
+                    call.arg(arg);
+                }
+            }
+        }
+        let mut connection = batch[0].connection.clone();
+        let answers: RedisResult<Vec<bool>> = call.invoke_async(&mut connection).await;
+        match answers {
+            Ok(answers) if answers.len() == batch.len() => {
+                for (waiting, held) in batch.drain(..).zip(answers) {
+                    let _ = waiting.answer.send(Ok(held));
+                }
+            }
+            Ok(answers) => {
+                let error = std::io::Error::other(format!(
+                    "the commit script answered {} commits of {}",
+                    answers.len(),
+                    batch.len()
+                ));
+                let error = RedisError::from(error);
+                for waiting in batch.drain(..) {
+                    let _ = waiting.answer.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for waiting in batch.drain(..) {
+                    let _ = waiting.answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
