@@ -42,15 +42,16 @@ const LEGACY_FIELD: &str = "r";
 const LEASE: Duration = Duration::from_secs(3);
 /// How often leases are renewed, and free streams claimed.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
-/// How long one read waits for new entries.
+/// How long one read waits for new entries, with nothing in flight.
 const READ_WAIT_MS: usize = 20;
 /// Entries read at a time from each stream.
 const BATCH: usize = 512;
 /// How long a failed relay waits, at most, for the events in flight to land before taking its
 /// streams up again.
 const LAND_WAIT: Duration = Duration::from_secs(5);
-/// How long a round with nothing new waits for the broker's oldest answer.
-const ANSWER_WAIT: Duration = Duration::from_millis(5);
+/// How long one read waits for new entries with events in flight, whose answers are then taken
+/// (and the entries acknowledged deleted).
+const ANSWER_WAIT_MS: usize = 5;
 /// Pause after a failure of Redis or of a delivery.
 const PAUSE: Duration = Duration::from_millis(200);
 /// How long asking the broker for the event topic's partitions may take.
@@ -493,12 +494,11 @@ impl Relay {
         runtime: &Handle,
         held: &mut BTreeMap<u32, Stream>,
     ) -> Result<bool, RelayError> {
+        // The read returns as soon as an entry comes: an event waits for no answer of the broker.
         let idle = held.values().all(|stream| stream.in_flight.is_empty());
+        let wait = if idle { READ_WAIT_MS } else { ANSWER_WAIT_MS };
         let mut read = redis::cmd("XREAD");
-        read.arg("COUNT").arg(BATCH);
-        if idle {
-            read.arg("BLOCK").arg(READ_WAIT_MS);
-        }
+        read.arg("COUNT").arg(BATCH).arg("BLOCK").arg(wait);
         read.arg("STREAMS");
         for &shard in held.keys() {
             read.arg(self.keys.outbox(shard));
@@ -559,21 +559,6 @@ impl Relay {
                 };
                 stream.read_from.clone_from(&id);
                 stream.in_flight.push_back((id, sent));
-            }
-        }
-        if !read_any {
-            // Nothing new: wait a little for the oldest answer rather than ask Redis again.
-            let oldest = held
-                .values_mut()
-                .find_map(|stream| stream.in_flight.front_mut());
-            if let Some((_, sent)) = oldest {
-                if let Sent::Waiting(delivery) = sent {
-                    let waited = runtime.block_on(tokio::time::timeout(ANSWER_WAIT, delivery));
-                    // The answer is taken now: keep it for the deletion below.
-                    if let Ok(answer) = waited {
-                        *sent = Sent::Answered(broker_answer(answer));
-                    }
-                }
             }
         }
         let mut finish = redis::pipe();
