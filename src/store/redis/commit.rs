@@ -9,7 +9,7 @@
 //! writes, or nothing — so a batch changes what is written no more than the same calls sent
 //! one after another; one whose guard fails is answered so and decided again by its step.
 
-use redis::{Arg, Cmd, RedisError, RedisResult, Script};
+use redis::{Arg, Cmd, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::Connection;
@@ -63,8 +63,10 @@ fn gone() -> RedisError {
 async fn send_batches(script: Script, mut queue: mpsc::UnboundedReceiver<Waiting>) {
     let mut batch = Vec::with_capacity(MOST_AT_ONCE);
     while queue.recv_many(&mut batch, MOST_AT_ONCE).await > 0 {
-        let mut call = script.prepare_invoke();
-        call.arg(batch.len());
+        // `EVALSHA` written here, not by `Script::invoke_async`, which copies each argument
+        // twice, once into an allocation of its own.
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(script.get_hash()).arg(0).arg(batch.len());
         for waiting in &batch {
             let args = waiting.args.args_iter();
             call.arg(args.len());
@@ -75,7 +77,16 @@ async fn send_batches(script: Script, mut queue: mpsc::UnboundedReceiver<Waiting
             }
         }
         let mut connection = batch[0].connection.clone();
-        let answers: RedisResult<Vec<bool>> = call.invoke_async(&mut connection).await;
+        let mut answers: RedisResult<Vec<bool>> = call.query_async(&mut connection).await;
+        if let Err(error) = &answers {
+            if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) {
+                // Redis restarted, or its scripts were flushed: load it and call again.
+                answers = match script.load_async(&mut connection).await {
+                    Ok(_) => call.query_async(&mut connection).await,
+                    Err(error) => Err(error),
+                };
+            }
+        }
         match answers {
             Ok(answers) if answers.len() == batch.len() => {
                 for (waiting, held) in batch.drain(..).zip(answers) {

@@ -473,6 +473,20 @@ fn ids_wrap_and_skip_those_still_in_use() {
     assert_eq!(spawn(1), 1_000_000_002);
 }
 
+/// Redis may lose its scripts (a restart, `SCRIPT FLUSH`): a commit then loads its own again.
+#[test]
+fn a_commit_loads_its_script_when_redis_lost_it() {
+    let shared = Shared::new(1, RULES, 0);
+    let store = &shared.instances[0];
+    contract_tests::spawned_id(store);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut shared.redis())
+        .unwrap();
+    contract_tests::spawned_id(store);
+    assert_eq!(store.counts(Millis(0)).live, 2);
+}
+
 /// One call takes an instance's next ids (`ids`, spare ids): its later spawns use them, in
 /// order, whatever the counter says meanwhile; another instance takes ids after them.
 #[test]
