@@ -7,9 +7,13 @@
 //! before; under load the batches grow with it, as a database's group commit does. The script
 //! runs the commits in the order they came, each as it would alone — its guards, then its
 //! writes, or nothing — so a batch changes what is written no more than the same calls sent
-//! one after another; one whose guard fails is answered so and decided again by its step.
+//! one after another; one whose guard fails is answered so and decided again by its step, and
+//! one that meets an error (a key of the wrong type) is answered that error, the others going on.
 
-use redis::{Arg, Cmd, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind};
+use redis::aio::ConnectionLike;
+use redis::{
+    Arg, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, Value,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::Connection;
@@ -76,39 +80,48 @@ async fn send_batches(script: Script, mut queue: mpsc::UnboundedReceiver<Waiting
                 }
             }
         }
-        let mut connection = batch[0].connection.clone();
-        let mut answers: RedisResult<Vec<bool>> = call.query_async(&mut connection).await;
+        // The connection the latest step took: after a reconnection, the pool's current one.
+        let mut connection = batch[batch.len() - 1].connection.clone();
+        let mut answers = call_script(&mut connection, &call).await;
         if let Err(error) = &answers {
             if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) {
                 // Redis restarted, or its scripts were flushed: load it and call again.
                 answers = match script.load_async(&mut connection).await {
-                    Ok(_) => call.query_async(&mut connection).await,
+                    Ok(_) => call_script(&mut connection, &call).await,
                     Err(error) => Err(error),
                 };
             }
         }
         match answers {
             Ok(answers) if answers.len() == batch.len() => {
-                for (waiting, held) in batch.drain(..).zip(answers) {
-                    let _ = waiting.answer.send(Ok(held));
+                for (waiting, answer) in batch.drain(..).zip(answers) {
+                    let held = answer
+                        .extract_error()
+                        .and_then(|answer| Ok(bool::from_redis_value(answer)?));
+                    let _ = waiting.answer.send(held);
                 }
             }
-            Ok(answers) => {
-                let error = std::io::Error::other(format!(
-                    "the commit script answered {} commits of {}",
-                    answers.len(),
-                    batch.len()
-                ));
-                let error = RedisError::from(error);
-                for waiting in batch.drain(..) {
-                    let _ = waiting.answer.send(Err(error.clone()));
-                }
-            }
-            Err(error) => {
+            answers => {
+                let error = answers.err().unwrap_or_else(|| {
+                    RedisError::from(std::io::Error::other(
+                        "the commit script answered for another number of commits",
+                    ))
+                });
                 for waiting in batch.drain(..) {
                     let _ = waiting.answer.send(Err(error.clone()));
                 }
             }
         }
+    }
+}
+
+/// The script's answers, one a commit (each 1, 0 or the error that commit met), or the error
+/// of the call.
+async fn call_script(connection: &mut Connection, call: &Cmd) -> RedisResult<Vec<Value>> {
+    match connection.req_packed_command(call).await? {
+        Value::Array(answers) => Ok(answers),
+        other => Err(other.extract_error().err().unwrap_or_else(|| {
+            RedisError::from(std::io::Error::other("the commit script answered no list"))
+        })),
     }
 }

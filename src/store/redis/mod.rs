@@ -68,7 +68,8 @@ const FLOOR: &str = "floor";
 /// (no counter: 0); `score`, a sorted set, a member, its score as read (empty: none). When one
 /// does not hold, nothing of the step is written and its answer is 0. Then the writes, each as
 /// its number of arguments and the command; `atlas-release`, the Atlas counter, the free list,
-/// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step.
+/// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step,
+/// or the error it met (what it wrote before stays: Redis undoes nothing), the others going on.
 const COMMIT: &str = r"
 local function commit(at, last)
   local guards = tonumber(ARGV[at])
@@ -109,7 +110,14 @@ end
 local answers, at = {}, 2
 for step = 1, tonumber(ARGV[1]) do
   local last = at + tonumber(ARGV[at])
-  answers[step] = commit(at + 1, last)
+  local ran, answer = pcall(commit, at + 1, last)
+  if ran then
+    answers[step] = answer
+  elseif type(answer) == 'table' and answer.err then
+    answers[step] = answer
+  else
+    answers[step] = redis.error_reply(tostring(answer))
+  end
   at = last + 1
 end
 return answers
@@ -799,14 +807,16 @@ impl RedisStore {
                         0 => None,
                         _ => from_reply(prefetched.next())?,
                     };
-                    let taken = match ahead() {
-                        true => Some(prefetched.next().unwrap_or(Value::Nil)),
-                        false => None,
-                    };
+                    if ahead() {
+                        // Kept, the spare ids with it, whether or not the spawn may go.
+                        let taken = Some(prefetched.next().unwrap_or(Value::Nil));
+                        self.spawn_id(&mut connection, origin, allocated, taken)
+                            .await?;
+                    }
                     if let Err(refusal) = has_room(live.unwrap_or(0), self.max_live_drops) {
                         return Ok((Transition::refused(refusal), Vec::new()));
                     }
-                    let id = self.spawn_id(&mut connection, origin, allocated, taken);
+                    let id = self.spawn_id(&mut connection, origin, allocated, None);
                     let Some(id) = id.await? else {
                         return Ok((Transition::refused(Refusal::StoreFull), Vec::new()));
                     };
