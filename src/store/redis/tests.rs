@@ -523,11 +523,10 @@ fn spawns_committed_together_are_checked_one_after_another() {
     let outcomes =
         Blocking::run(async { tokio::time::timeout(Duration::from_secs(30), all).await });
     let outcomes = outcomes.expect("the spawns end");
-    let spawned = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
-    let refused = (outcomes.iter())
-        .filter(|outcome| **outcome == Err(Refusal::StoreFull))
-        .count();
-    assert_eq!((spawned, refused), (MOST, SPAWNS as usize - MOST));
+    assert_eq!(
+        spawned_and_refused(&outcomes),
+        (MOST, SPAWNS as usize - MOST)
+    );
     assert_eq!(shared.instances[0].counts(Millis(0)).live, MOST);
 }
 
@@ -582,6 +581,15 @@ fn an_instance_spawns_with_the_ids_it_took_at_once() {
     assert_eq!(spawn(0), 1_000_000_102);
 }
 
+/// How many spawns went, and how many were refused for the store's most drops.
+fn spawned_and_refused(outcomes: &[Result<Drop, Refusal>]) -> (usize, usize) {
+    let spawned = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused = (outcomes.iter())
+        .filter(|outcome| **outcome == Err(Refusal::StoreFull))
+        .count();
+    (spawned, refused)
+}
+
 /// A spawn is refused once the store holds `MAX_LIVE_DROPS`, exactly, with spawns racing on
 /// three instances: those that read the count first and those that guess it (`Guess`: a spare
 /// id, a known floor) alike, since each commit checks it.
@@ -616,11 +624,7 @@ fn spawns_racing_on_three_instances_never_pass_the_most_drops() {
         .into_iter()
         .flat_map(|spawner| spawner.join().unwrap())
         .collect();
-    let spawned = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
-    let refused = (outcomes.iter())
-        .filter(|outcome| **outcome == Err(Refusal::StoreFull))
-        .count();
-    assert_eq!((spawned, refused), (MOST, 3 * SPAWNS - MOST));
+    assert_eq!(spawned_and_refused(&outcomes), (MOST, 3 * SPAWNS - MOST));
     assert_eq!(shared.instances[0].counts(Millis(0)).live, MOST);
 }
 
