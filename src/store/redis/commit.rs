@@ -7,20 +7,19 @@
 //! sends the commits waiting, up to `MOST_AT_ONCE`, as one call, with up to `MOST_IN_FLIGHT`
 //! calls of its own out: under load the batches grow with it, as a database's group commit
 //! does. (A task alone halved the store's transitions a second with eight steps in flight: each
-//! commit waited for two task hops and for the call before it.) The script
-//! runs the commits in the order they came, each as it would alone — its guards, then its
-//! writes, or nothing — so a batch changes what is written no more than the same calls sent
-//! one after another; one whose guard fails is answered so and decided again by its step, and
+//! commit waited for two task hops and for the call before it.) The script runs the commits in
+//! the order they came, each as it would alone — its guards, then its writes, or nothing — so a
+//! batch changes what is written no more than the same calls sent one after another; one whose guard fails is answered so and decided again by its step, and
 //! one that meets an error (a key of the wrong type) is answered that error, the others going on.
 
-use redis::aio::ConnectionLike;
-use redis::{
-    Arg, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, Value,
-};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use redis::aio::ConnectionLike;
+use redis::{
+    Arg, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, Value,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::Connection;
