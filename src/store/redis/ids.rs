@@ -20,12 +20,13 @@
 //! script call (atomic, as the other Atlas services allocate) — an id of our own in the step's
 //! first round trip, with its reads (`Ids::allocate_ahead`), an atlas id between its reads and
 //! its commit, once the spawn may go — and keeps it when the step is decided again because
-//! something read changed: a commit that found so wrote nothing, so the id is used by the retry and by nobody else. An id whose step
-//! never commits with it — the command found applied on retrying (by another instance during a
-//! rebalance, or by our own commit whose reply was lost: the id may then be in use, so it is not
-//! given back), the spawn refused when decided again, the process gone before the commit — is
-//! never used and never released: below the recycle threshold that is what becomes of every id
-//! anyway; above it, the free list misses one id. Uniqueness never depends on it.
+//! something read changed: a commit that found so wrote nothing, so the id is used by the retry
+//! and by nobody else. An id whose step never commits with it — the command found applied on
+//! retrying (by another instance during a rebalance, or by our own commit whose reply was lost:
+//! the id may then be in use, so it is not given back), the spawn refused when decided again,
+//! the process gone before the commit — is never used and never released: below the recycle
+//! threshold that is what becomes of every id anyway; above it, the free list misses one id.
+//! Uniqueness never depends on it.
 //!
 //! **Spare ids of our own.** A first round trip takes `TAKEN_AT_ONCE` ids of our own, not one:
 //! the spawns after it on this instance take the rest (`Ids::spare`) and, knowing their id,

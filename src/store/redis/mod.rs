@@ -221,22 +221,21 @@ impl AppliedRecord {
     fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
         let floor_score: Option<f64> = from_reply(replies.next())?;
         let offset_score: Option<f64> = from_reply(replies.next())?;
-        Ok(AppliedRecord {
-            floor: floor_score.map_or(i64::MIN, |floor| floor as i64),
-            seen: offset_score.is_some(),
-            floor_score,
-            offset_score,
-        })
+        Ok(AppliedRecord::of_scores(floor_score, offset_score))
     }
 
     /// The record as this instance knows it (`Known::floor`), guessing the offset not applied:
     /// the commit's guards check both.
     fn known(floor_score: Option<f64>) -> AppliedRecord {
+        AppliedRecord::of_scores(floor_score, None)
+    }
+
+    fn of_scores(floor_score: Option<f64>, offset_score: Option<f64>) -> AppliedRecord {
         AppliedRecord {
             floor: floor_score.map_or(i64::MIN, |floor| floor as i64),
-            seen: false,
+            seen: offset_score.is_some(),
             floor_score,
-            offset_score: None,
+            offset_score,
         }
     }
 
