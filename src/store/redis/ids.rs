@@ -50,6 +50,7 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
 use uuid::Uuid;
 
+use super::commit::CommitArgs;
 use super::keys::Keys;
 use crate::drop::model::{DropId, Tenant};
 
@@ -230,14 +231,10 @@ impl Ids {
     /// Adds to `writes` (a commit removing the drop) what gives `tenant`'s `id` back: onto the
     /// free list when the counter is at or above the threshold (`atlas-release`, a write the
     /// commit script knows).
-    pub fn release(&self, writes: &mut Pipeline, tenant: &Tenant, id: DropId) {
+    pub fn release(&self, writes: &mut CommitArgs, tenant: &Tenant, id: DropId) {
         if let IdSource::Atlas { prefix } = &self.source {
-            (writes.cmd("atlas-release"))
-                .arg(next_key(prefix, tenant.id))
-                .arg(free_key(prefix, tenant.id))
-                .arg(id.get())
-                .arg(RECYCLE_AT)
-                .ignore();
+            let (counter, free_list) = (next_key(prefix, tenant.id), free_key(prefix, tenant.id));
+            writes.atlas_release(&counter, &free_list, id.get(), RECYCLE_AT);
         }
     }
 }

@@ -36,9 +36,9 @@ mod tests;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures_util::future::BoxFuture;
-use redis::{Arg, Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script, Value};
 
-use self::commit::Committer;
+use self::commit::{CommitArgs, Committer};
 pub use self::ids::IdSource;
 use self::ids::{Allocated, Ids};
 pub use self::keys::{Keys, OUTBOX_SHARDS};
@@ -269,19 +269,16 @@ impl AppliedRecord {
 /// `floor`) raised to the committed offset when that is higher (what lies below it is never met
 /// again in this log). Returns the floor's score after the commit (`None`: the record has none).
 fn record_applied(
-    writes: &mut Pipeline,
+    writes: &mut CommitArgs,
     key: &str,
     position: &LogPosition,
     floor: i64,
 ) -> Option<f64> {
-    writes.zadd(key, position.offset, position.offset).ignore();
+    writes.zadd(key, position.offset, position.offset);
     let raised = floor.max(position.committed);
     if raised > floor {
-        writes
-            .zadd(key, FLOOR, raised)
-            .ignore()
-            .zrembyscore(key, "-inf", format!("({raised}"))
-            .ignore();
+        writes.zadd(key, FLOOR, raised);
+        writes.zrem_below(key, raised);
     }
     (raised > i64::MIN).then_some(raised as f64)
 }
@@ -435,36 +432,25 @@ impl RedisStore {
             if transition.is_deferred() || (applied_writes.is_none() && transition.is_empty()) {
                 return Ok(Some(transition));
             }
-            let (mut writes, mut changes) = self.writes(&transition.writes);
+            if let (Some((position, _)), Some((key, record, _))) = (applied, &applied_writes) {
+                guards.extend(record.guards(key, position));
+            }
+            let mut commit = CommitArgs::new(&guards);
+            let mut changes = self.writes(&mut commit, &transition.writes);
             let mut floor_written = None;
             if let (Some((position, _)), Some((key, record, afresh))) = (applied, &applied_writes) {
-                guards.extend(record.guards(key, position));
                 let floor = if *afresh {
                     // The old log's record says nothing of this one (`LogPosition::is_of_another_log`).
-                    writes.del(*key).ignore();
+                    commit.del(key);
                     i64::MIN
                 } else {
                     record.floor
                 };
-                floor_written = Some((*key, record_applied(&mut writes, key, position, floor)));
+                floor_written = Some((*key, record_applied(&mut commit, key, position, floor)));
             }
             for event in &transition.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
-                let entry = [(OUTBOX_FIELD, record::encode_event(event))];
-                writes.xadd(stream, "*", &entry).ignore();
-            }
-            let mut commit = Cmd::new();
-            commit.arg(guards.len());
-            for guard in &guards {
-                guard.add_to(&mut commit);
-            }
-            for write in writes.cmd_iter() {
-                commit.arg(write.args_iter().len());
-                for arg in write.args_iter() {
-                    if let Arg::Simple(arg) = arg {
-                        commit.arg(arg);
-                    }
-                }
+                commit.xadd(&stream, OUTBOX_FIELD, record::encode_event(event));
             }
             let committed = self.committer.commit(connection.clone(), commit).await?;
             if !committed {
@@ -585,58 +571,51 @@ impl RedisStore {
             .ok()
     }
 
-    /// The commands that make a transition's writes (run by the commit script with its events),
-    /// and the records they write.
-    fn writes(&self, writes: &[Write]) -> (Pipeline, Vec<RecordChange>) {
-        let mut pipeline = redis::pipe();
+    /// Adds to a commit the commands that make a transition's writes (run by the commit script
+    /// with its events); returns the records they write.
+    fn writes(&self, commit: &mut CommitArgs, writes: &[Write]) -> Vec<RecordChange> {
         let mut changes = Vec::with_capacity(writes.len());
         for write in writes {
             match write {
                 Write::Insert(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
                     let entry = self.ids.entry(&drop.tenant, drop.id);
-                    (pipeline.hset(self.keys.ids(), entry, &map))
-                        .ignore()
-                        .incr(self.keys.live(), 1)
-                        .ignore();
-                    changes.push(self.put(&mut pipeline, map, drop));
+                    commit.hset(&self.keys.ids(), entry, &map);
+                    commit.incr_by(&self.keys.live(), 1);
+                    changes.push(self.put(commit, map, drop));
                 }
                 Write::Update(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
-                    changes.push(self.put(&mut pipeline, map, drop));
+                    changes.push(self.put(commit, map, drop));
                 }
-                Write::Remove(drop) => changes.push(self.remove(&mut pipeline, drop)),
+                Write::Remove(drop) => changes.push(self.remove(commit, drop)),
                 Write::Reschedule { tenant, id, at } => {
                     let entry = self.ids.entry(tenant, *id);
-                    (pipeline.zadd(self.keys.deadlines(), entry, at.0)).ignore();
+                    commit.zadd(&self.keys.deadlines(), entry, at.0);
                 }
                 Write::Unschedule { tenant, id } => {
                     let entry = self.ids.entry(tenant, *id);
-                    pipeline.zrem(self.keys.deadlines(), entry).ignore();
+                    commit.zrem(&self.keys.deadlines(), entry);
                 }
             }
         }
-        (pipeline, changes)
+        changes
     }
 
     /// Writes a drop's record, its entry in the reservations index, and brings its deadline
     /// entry forward to `Rules::first_due` (see `Write::Update`).
-    fn put(&self, writes: &mut Pipeline, map: String, drop: &Drop) -> RecordChange {
+    fn put(&self, writes: &mut CommitArgs, map: String, drop: &Drop) -> RecordChange {
         let entry = self.ids.entry(&drop.tenant, drop.id);
         let record = record::encode(drop);
-        writes.hset(&map, drop.id.get(), &record).ignore();
+        writes.hset(&map, drop.id.get(), &record);
         if let Some(at) = self.rules.first_due(drop) {
-            (writes.cmd("ZADD").arg(self.keys.deadlines()))
-                .arg("LT")
-                .arg(at.0)
-                .arg(&entry)
-                .ignore();
+            writes.zadd_lower(&self.keys.deadlines(), &entry, at.0);
         }
         match drop.status {
-            Status::Available => writes.zrem(self.keys.reservations(), entry).ignore(),
-            Status::Reserved(held) => writes
-                .zadd(self.keys.reservations(), entry, held.reserved_at.0)
-                .ignore(),
+            Status::Available => writes.zrem(&self.keys.reservations(), entry),
+            Status::Reserved(held) => {
+                writes.zadd(&self.keys.reservations(), entry, held.reserved_at.0)
+            }
         };
         RecordChange {
             map,
@@ -646,20 +625,14 @@ impl RedisStore {
     }
 
     /// Removes a drop from its map and from every index, and gives its id back (`Ids::release`).
-    fn remove(&self, writes: &mut Pipeline, drop: &Drop) -> RecordChange {
+    fn remove(&self, writes: &mut CommitArgs, drop: &Drop) -> RecordChange {
         let map = self.keys.map(&drop.tenant, drop.location);
         let entry = self.ids.entry(&drop.tenant, drop.id);
-        writes
-            .hdel(&map, drop.id.get())
-            .ignore()
-            .hdel(self.keys.ids(), &entry)
-            .ignore()
-            .zrem(self.keys.deadlines(), &entry)
-            .ignore()
-            .zrem(self.keys.reservations(), &entry)
-            .ignore()
-            .decr(self.keys.live(), 1)
-            .ignore();
+        writes.hdel(&map, drop.id.get());
+        writes.hdel(&self.keys.ids(), &entry);
+        writes.zrem(&self.keys.deadlines(), &entry);
+        writes.zrem(&self.keys.reservations(), &entry);
+        writes.incr_by(&self.keys.live(), -1);
         self.ids.release(writes, &drop.tenant, drop.id);
         RecordChange {
             map,
