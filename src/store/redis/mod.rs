@@ -65,8 +65,8 @@ const FLOOR: &str = "floor";
 /// are its guards' number, then its guards, four arguments each: `record`, a hash, a field, the
 /// value read (empty: there was none; records are never empty); `count`, a hash, its length as
 /// read; `below`, a hash, a length it is shorter than; `fewer`, a counter, a number it is below
-/// (no counter: 0); `score`, a sorted set, a member, its score as read (empty: none). When one
-/// does not hold, nothing of the step is written and its answer is 0. Then the writes, each as
+/// (no counter: 0); and five: `applied`, a partition's applied record, an offset, the scores of
+/// its floor (`FLOOR`) and of the offset as read (empty: none). When one does not hold, nothing of the step is written and its answer is 0. Then the writes, each as
 /// its number of arguments and the command; `atlas-release`, the Atlas counter, the free list,
 /// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step,
 /// or the error it met (what it wrote before stays: Redis undoes nothing), the others going on.
@@ -87,9 +87,9 @@ local function commit(at, last)
     elseif kind == 'fewer' then
       holds = tonumber(redis.call('GET', key) or '0') < tonumber(a)
     else
-      local score = redis.call('ZSCORE', key, a)
-      if score then score = tonumber(score) else score = nil end
-      holds = score == tonumber(b)
+      local scores = redis.call('ZMSCORE', key, 'floor', a)
+      holds = tonumber(scores[1]) == tonumber(b) and tonumber(scores[2]) == tonumber(ARGV[at])
+      at = at + 1
     end
     if not holds then return 0 end
   end
@@ -169,11 +169,13 @@ enum Guard {
     Below { map: String, limit: usize },
     /// Fewer drops lay on all maps than `most` (the counter `live`).
     Fewer { live: String, most: usize },
-    /// A member's score in a sorted set (`None`: not a member).
-    Score {
+    /// A partition's applied record (`key`) as read of an offset: its floor's score and the
+    /// offset's (`None`: none).
+    Applied {
         key: String,
-        member: String,
-        score: Option<f64>,
+        offset: i64,
+        floor: Option<f64>,
+        offset_score: Option<f64>,
     },
 }
 
@@ -187,9 +189,16 @@ impl Guard {
             Guard::Count { map, drops } => commit.arg("count").arg(map).arg(drops).arg(""),
             Guard::Below { map, limit } => commit.arg("below").arg(map).arg(limit).arg(""),
             Guard::Fewer { live, most } => commit.arg("fewer").arg(live).arg(most).arg(""),
-            Guard::Score { key, member, score } => {
-                let score = score.map(|score| score.to_string()).unwrap_or_default();
-                commit.arg("score").arg(key).arg(member).arg(score)
+            Guard::Applied {
+                key,
+                offset,
+                floor,
+                offset_score,
+            } => {
+                let score = |score: &Option<f64>| score.map(|score| score.to_string());
+                (commit.arg("applied").arg(key).arg(offset))
+                    .arg(score(floor).unwrap_or_default())
+                    .arg(score(offset_score).unwrap_or_default())
             }
         };
     }
@@ -217,10 +226,16 @@ enum Verdict {
 }
 
 impl AppliedRecord {
-    /// From the replies to ZSCORE of `FLOOR` and of the offset (no record yet: no floor).
+    /// Asks the scores of `FLOOR` and of the offset (`read` reads the reply).
+    fn ask(pipeline: &mut Pipeline, key: &str, position: &LogPosition) {
+        (pipeline.cmd("ZMSCORE").arg(key))
+            .arg(FLOOR)
+            .arg(position.offset);
+    }
+
+    /// From the reply to `ask` (no record yet: no floor).
     fn read(replies: &mut impl Iterator<Item = Value>) -> RedisResult<AppliedRecord> {
-        let floor_score: Option<f64> = from_reply(replies.next())?;
-        let offset_score: Option<f64> = from_reply(replies.next())?;
+        let (floor_score, offset_score) = from_reply(replies.next())?;
         Ok(AppliedRecord::of_scores(floor_score, offset_score))
     }
 
@@ -241,16 +256,13 @@ impl AppliedRecord {
 
     /// What the commit checks: the record still says of the offset what it said when read
     /// (another reader applying it, or a floor raised past it, undoes the step).
-    fn guards(&self, key: &str, position: &LogPosition) -> [Guard; 2] {
-        let score = |member: String, score| Guard::Score {
+    fn guard(&self, key: &str, position: &LogPosition) -> Guard {
+        Guard::Applied {
             key: key.to_owned(),
-            member,
-            score,
-        };
-        [
-            score(FLOOR.to_owned(), self.floor_score),
-            score(position.offset.to_string(), self.offset_score),
-        ]
+            offset: position.offset,
+            floor: self.floor_score,
+            offset_score: self.offset_score,
+        }
     }
 
     fn verdict(&self, position: &LogPosition) -> Verdict {
@@ -354,7 +366,7 @@ impl RedisStore {
     ) -> RedisResult<(Option<AppliedRecord>, Option<String>, Replies)> {
         let mut first = redis::pipe();
         if let Some((position, key)) = position {
-            first.zscore(key, FLOOR).zscore(key, position.offset);
+            AppliedRecord::ask(&mut first, key, position);
         }
         if let Some(entry) = about {
             // A drop never moves: the entry is not guarded, the drop's record is.
@@ -433,7 +445,7 @@ impl RedisStore {
                 return Ok(Some(transition));
             }
             if let (Some((position, _)), Some((key, record, _))) = (applied, &applied_writes) {
-                guards.extend(record.guards(key, position));
+                guards.push(record.guard(key, position));
             }
             let mut commit = CommitArgs::new(&guards);
             let mut changes = self.writes(&mut commit, &transition.writes);
@@ -582,11 +594,11 @@ impl RedisStore {
                     let entry = self.ids.entry(&drop.tenant, drop.id);
                     commit.hset(&self.keys.ids(), entry, &map);
                     commit.incr_by(&self.keys.live(), 1);
-                    changes.push(self.put(commit, map, drop));
+                    changes.push(self.put(commit, map, drop, true));
                 }
                 Write::Update(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
-                    changes.push(self.put(commit, map, drop));
+                    changes.push(self.put(commit, map, drop, false));
                 }
                 Write::Remove(drop) => changes.push(self.remove(commit, drop)),
                 Write::Reschedule { tenant, id, at } => {
@@ -602,9 +614,10 @@ impl RedisStore {
         changes
     }
 
-    /// Writes a drop's record, its entry in the reservations index, and brings its deadline
-    /// entry forward to `Rules::first_due` (see `Write::Update`).
-    fn put(&self, writes: &mut CommitArgs, map: String, drop: &Drop) -> RecordChange {
+    /// Writes a drop's record, its entry in the reservations index (a `new` drop, in no index
+    /// yet, has none to remove), and brings its deadline entry forward to `Rules::first_due`
+    /// (see `Write::Update`).
+    fn put(&self, writes: &mut CommitArgs, map: String, drop: &Drop, new: bool) -> RecordChange {
         let entry = self.ids.entry(&drop.tenant, drop.id);
         let record = record::encode(drop);
         writes.hset(&map, drop.id.get(), &record);
@@ -612,6 +625,7 @@ impl RedisStore {
             writes.zadd_lower(&self.keys.deadlines(), &entry, at.0);
         }
         match drop.status {
+            Status::Available if new => {}
             Status::Available => writes.zrem(&self.keys.reservations(), entry),
             Status::Reserved(held) => {
                 writes.zadd(&self.keys.reservations(), entry, held.reserved_at.0)
@@ -964,7 +978,7 @@ impl RedisStore {
     pub async fn was_applied(&self, position: &LogPosition) -> bool {
         let key = self.keys.applied(&position.partition);
         let mut ask = redis::pipe();
-        ask.zscore(&key, FLOOR).zscore(&key, position.offset);
+        AppliedRecord::ask(&mut ask, &key, position);
         let ask = &ask;
         (self.pool)
             .run("was_applied", |mut connection| async move {
