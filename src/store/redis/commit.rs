@@ -9,8 +9,9 @@
 //! does. (A task alone halved the store's transitions a second with eight steps in flight: each
 //! commit waited for two task hops and for the call before it.) The script runs the commits in
 //! the order they came, each as it would alone — its guards, then its writes, or nothing — so a
-//! batch changes what is written no more than the same calls sent one after another; one whose guard fails is answered so and decided again by its step, and
-//! one that meets an error (a key of the wrong type) is answered that error, the others going on.
+//! batch changes what is written no more than the same calls sent one after another; one whose
+//! guard fails is answered so and decided again by its step, and one that meets an error (a key
+//! of the wrong type) is answered that error, the others going on.
 //!
 //! A step writes its commit's arguments once, as it decides them (`CommitArgs`): its writes went
 //! first into a `Pipeline` of commands, then were copied out of it, an allocation and a copy
@@ -37,8 +38,8 @@ const MOST_AT_ONCE: usize = 64;
 /// waiting make the task's next batch (the task has as many calls of its own out at most).
 const MOST_IN_FLIGHT: usize = 4;
 
-/// Room made for one commit's arguments, and their bytes, at once: a reservation's are 40
-/// arguments, some 1 500 bytes (three guards, five writes, its record twice and its event).
+/// Room made for one commit's arguments, and their bytes, at once: a reservation's are 37
+/// arguments, some 1 500 bytes (two guards, five writes, its record twice and its event).
 const USUAL_ARGS: usize = 48;
 const USUAL_BYTES: usize = 2048;
 

@@ -66,8 +66,9 @@ const FLOOR: &str = "floor";
 /// value read (empty: there was none; records are never empty); `count`, a hash, its length as
 /// read; `below`, a hash, a length it is shorter than; `fewer`, a counter, a number it is below
 /// (no counter: 0); and five: `applied`, a partition's applied record, an offset, the scores of
-/// its floor (`FLOOR`) and of the offset as read (empty: none). When one does not hold, nothing of the step is written and its answer is 0. Then the writes, each as
-/// its number of arguments and the command; `atlas-release`, the Atlas counter, the free list,
+/// its floor (`FLOOR`) and of the offset as read (empty: none). When one does not hold, nothing
+/// of the step is written and its answer is 0. Then the writes, each as its number of arguments
+/// and the command; `atlas-release`, the Atlas counter, the free list,
 /// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step,
 /// or the error it met (what it wrote before stays: Redis undoes nothing), the others going on.
 const COMMIT: &str = r"
