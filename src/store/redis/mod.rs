@@ -68,9 +68,9 @@ const FLOOR: &str = "floor";
 /// (no counter: 0); and five: `applied`, a partition's applied record, an offset, the scores of
 /// its floor (`FLOOR`) and of the offset as read (empty: none). When one does not hold, nothing
 /// of the step is written and its answer is 0. Then the writes, each as its number of arguments
-/// and the command; `atlas-release`, the Atlas counter, the free list,
-/// an id, the recycle threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step,
-/// or the error it met (what it wrote before stays: Redis undoes nothing), the others going on.
+/// and the command; `atlas-release`, the Atlas counter, the free list, an id, the recycle
+/// threshold, gives an atlas id back (`Ids::release`). Answers 1 or 0 a step, or the error it
+/// met (what it wrote before stays: Redis undoes nothing), the others going on.
 const COMMIT: &str = r"
 local function commit(at, last)
   local guards = tonumber(ARGV[at])
