@@ -207,6 +207,35 @@ struct Latency {
     sum_micros: AtomicU64,
 }
 
+impl Latency {
+    fn observe(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        (self.sum_micros).fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder, name: &str, help: &str) -> std::fmt::Result {
+        // Buckets first, then the count: an observation made meanwhile may raise the count
+        // above the buckets' sum (it goes to +Inf), never below.
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut buckets = [(f64::INFINITY, 0); LATENCY_BUCKETS.len() + 1];
+        for ((bucket, bound), counter) in buckets.iter_mut().zip(LATENCY_BUCKETS).zip(&self.buckets)
+        {
+            *bucket = (bound, load(counter));
+        }
+        let count = load(&self.count);
+        let finite: u64 = buckets.iter().map(|(_, count)| count).sum();
+        buckets[LATENCY_BUCKETS.len()].1 = count.saturating_sub(finite);
+        let sum = load(&self.sum_micros) as f64 / 1e6;
+        encoder
+            .encode_descriptor(name, help, None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(sum, count.max(finite), &buckets, None)
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     commands: [[Counter; Outcome::COUNT]; COMMAND_SLOTS],
@@ -226,6 +255,8 @@ pub struct Metrics {
     /// Partitions that cannot commit (an event of theirs was not delivered), by name.
     stalled: Mutex<BTreeSet<String>>,
     latency: Latency,
+    /// From an event's entry in the shared store's outbox to the relay's hand-over.
+    outbox_wait: Latency,
     /// Consumer lag by (topic, partition), from librdkafka's statistics: off the command path.
     lag: Mutex<BTreeMap<(String, i32), i64>>,
 }
@@ -339,14 +370,14 @@ impl Metrics {
 
     /// From a command's arrival to the broker's acknowledgement of its last event.
     pub fn command_latency(&self, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.latency.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency.count.fetch_add(1, Ordering::Relaxed);
-        self.latency
-            .sum_micros
-            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(latency);
+    }
+
+    /// From an event's entry in the outbox (its id's time) to the relay handing it to the
+    /// producer: the way from the shared store to the broker, which `command_latency` does
+    /// not see on that store (its commands end at their commit).
+    pub fn outbox_wait(&self, wait: Duration) {
+        self.outbox_wait.observe(wait);
     }
 
     pub fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
@@ -519,29 +550,16 @@ impl Metrics {
                 .encode_gauge(&1u32)?;
         }
 
-        // Buckets first, then the count: an observation made meanwhile may raise the count
-        // above the buckets' sum (it goes to +Inf), never below.
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let mut buckets = [(f64::INFINITY, 0); LATENCY_BUCKETS.len() + 1];
-        for ((bucket, bound), counter) in buckets
-            .iter_mut()
-            .zip(LATENCY_BUCKETS)
-            .zip(&self.latency.buckets)
-        {
-            *bucket = (bound, load(counter));
-        }
-        let count = load(&self.latency.count);
-        let finite: u64 = buckets.iter().map(|(_, count)| count).sum();
-        buckets[LATENCY_BUCKETS.len()].1 = count.saturating_sub(finite);
-        let sum = load(&self.latency.sum_micros) as f64 / 1e6;
-        encoder
-            .encode_descriptor(
-                "atlas_drops_command_latency_seconds",
-                "From a command's arrival to the acknowledgement of its events.",
-                None,
-                MetricType::Histogram,
-            )?
-            .encode_histogram::<NoLabelSet>(sum, count.max(finite), &buckets, None)?;
+        self.latency.encode(
+            &mut encoder,
+            "atlas_drops_command_latency_seconds",
+            "From a command's arrival to the acknowledgement of its events (on the shared store: to their commit into its outbox).",
+        )?;
+        self.outbox_wait.encode(
+            &mut encoder,
+            "atlas_drops_outbox_wait_seconds",
+            "From an event's entry in the shared store's outbox (its time by Redis's clock) to the relay handing it to the producer.",
+        )?;
 
         let mut family = encoder.encode_descriptor(
             "atlas_drops_consumer_lag",
@@ -599,6 +617,7 @@ mod tests {
         metrics.landing(Landing::Failed);
         metrics.command_latency(Duration::from_millis(3));
         metrics.command_latency(Duration::from_secs(11));
+        metrics.outbox_wait(Duration::from_millis(1));
         metrics.consumer_lag("commands", 1, 7);
         metrics.stalled("commands-2", true);
         metrics.outbox_takeover_unread();
@@ -612,7 +631,7 @@ mod tests {
     };
 
     /// The samples both formats share, as they were before the client library wrote them.
-    const SAMPLES: [&str; 22] = [
+    const SAMPLES: [&str; 23] = [
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"applied\",reason=\"\"} 1",
         "atlas_drops_commands_total{type=\"REQUEST_RESERVATION\",outcome=\"refused\",reason=\"out_of_range\"} 1",
         "atlas_drops_commands_total{type=\"SPAWN\",outcome=\"applied\",reason=\"\"} 0",
@@ -633,6 +652,7 @@ mod tests {
         "atlas_drops_command_latency_seconds_bucket{le=\"+Inf\"} 2",
         "atlas_drops_command_latency_seconds_sum 11.003",
         "atlas_drops_command_latency_seconds_count 2",
+        "atlas_drops_outbox_wait_seconds_bucket{le=\"0.001\"} 1",
         "atlas_drops_consumer_lag{topic=\"commands\",partition=\"1\"} 7",
         "# HELP atlas_drops_live_drops Drops lying on all maps.",
     ];

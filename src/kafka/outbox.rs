@@ -401,9 +401,7 @@ impl Relay {
         mut wanted: HashMap<KeyAndValue, usize>,
         keep_leases: &mut dyn FnMut() -> RedisResult<()>,
     ) -> Result<HashMap<KeyAndValue, usize>, RelayError> {
-        let began = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as i64);
+        let began = now_millis() as i64;
         let reader: BaseConsumer = self
             .reader
             .clone()
@@ -558,7 +556,13 @@ impl Relay {
                             .payload(&record.value[..])
                             .headers(record.headers);
                         match enqueue_blocking(&sending.producer, record) {
-                            Ok(queued) => Sent::Waiting(queued),
+                            Ok(queued) => {
+                                if let Some(written) = entry_millis(&id) {
+                                    let waited = now_millis().saturating_sub(written);
+                                    self.metrics.outbox_wait(Duration::from_millis(waited));
+                                }
+                                Sent::Waiting(queued)
+                            }
                             Err(error) => match DeliveryError::of(&error) {
                                 DeliveryError::Undeliverable(reason) => {
                                     Sent::Answered(Err(DeliveryError::Undeliverable(reason)))
@@ -661,6 +665,12 @@ struct Stream {
     in_flight: VecDeque<(String, Sent)>,
     /// The `THROUGH` written down for the stream, in ms (0: none yet).
     through: u64,
+}
+
+/// Now, in ms since the epoch, as Redis dates outbox entries.
+fn now_millis() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map_or(0, |since| since.as_millis() as u64)
 }
 
 /// The time of an outbox entry by its id (`<ms>-<sequence>`), `None` when unreadable.
