@@ -15,7 +15,7 @@
 //! then picks up, as the newer character service does.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use atlas_drops::kafka::client;
 use atlas_drops::kafka::context::KafkaContext;
@@ -205,6 +205,11 @@ fn ours(message: &impl Message, tenant: &str) -> bool {
     })
 }
 
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    since.as_millis() as i64
+}
+
 fn value_of(message: &impl Message) -> Value {
     serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or(Value::Null)
 }
@@ -230,6 +235,8 @@ struct Lifecycle {
     drop_id: u64,
     step: usize,
     sent_at: Instant,
+    /// When the step was sent, in ms since the epoch, as Kafka stamps records.
+    sent_ms: i64,
     /// A meso drop shared by the party: the awards still awaited after RESERVED.
     meso: bool,
     awards_due: u32,
@@ -239,6 +246,10 @@ struct Lifecycle {
 #[derive(Default)]
 struct Tally {
     latencies: [Vec<Duration>; 3],
+    /// Of each latency, the part until the answer was handed to its producer (the record's
+    /// timestamp, which the producer sets): the service's share, the command's way to it
+    /// included; the rest is the answer's way back.
+    to_producer: [Vec<Duration>; 3],
     /// Meso lifecycles: from the reservation to its last MESO_AWARDED.
     awarded: Vec<Duration>,
     completed: usize,
@@ -288,6 +299,7 @@ impl Load<'_> {
         let key = key.to_be_bytes();
         let value = serde_json::to_vec(&command).expect("JSON");
         lifecycle.sent_at = Instant::now();
+        lifecycle.sent_ms = now_ms();
         self.awaiting.insert(transaction, (index, lifecycle.step));
         let record = FutureRecord::to(&self.options.command_topic)
             .key(&key[..])
@@ -296,8 +308,9 @@ impl Load<'_> {
         produce(&self.producer, record).await;
     }
 
-    /// Takes one event; sends the lifecycle's next step when it is the awaited answer.
-    async fn answer(&mut self, event: &Value) {
+    /// Takes one event, produced at `produced_ms` (its record's timestamp); sends the
+    /// lifecycle's next step when it is the awaited answer.
+    async fn answer(&mut self, event: &Value, produced_ms: Option<i64>) {
         let Some(transaction) = event["transactionId"]
             .as_str()
             .and_then(|t| Uuid::parse_str(t).ok())
@@ -323,6 +336,10 @@ impl Load<'_> {
         }
         let lifecycle = &mut self.lifecycles[index];
         self.tally.latencies[step].push(lifecycle.sent_at.elapsed());
+        if let Some(produced_ms) = produced_ms {
+            let share = u64::try_from(produced_ms - lifecycle.sent_ms).unwrap_or_default();
+            self.tally.to_producer[step].push(Duration::from_millis(share));
+        }
         if step == 0 {
             lifecycle.drop_id = match self.options.target {
                 Target::Service => event["dropId"].as_u64().unwrap_or_default(),
@@ -440,6 +457,7 @@ async fn load(options: &Options) {
                         drop_id: 0,
                         step: 0,
                         sent_at: Instant::now(),
+                        sent_ms: 0,
                         meso: options.meso_every > 0 && index.is_multiple_of(options.meso_every),
                         awards_due: 0,
                         awarded: 0,
@@ -449,7 +467,7 @@ async fn load(options: &Options) {
             }
             message = consumer.recv() => {
                 match message {
-                    Ok(message) if ours(&message, &tenant) => load.answer(&value_of(&message)).await,
+                    Ok(message) if ours(&message, &tenant) => load.answer(&value_of(&message), message.timestamp().to_millis()).await,
                     _ => {}
                 }
             }
@@ -461,7 +479,7 @@ async fn load(options: &Options) {
     let grace = Instant::now() + Duration::from_millis(500);
     while let Ok(Ok(message)) = tokio::time::timeout_at(grace.into(), consumer.recv()).await {
         if ours(&message, &tenant) {
-            load.answer(&value_of(&message)).await;
+            load.answer(&value_of(&message), message.timestamp().to_millis()).await;
         }
     }
     report(
@@ -555,6 +573,16 @@ fn report(options: &Options, tally: &Tally, missing: usize, elapsed: Duration) {
             percentile(&sorted, 100.0),
             sorted.len()
         );
+        let mut sorted = tally.to_producer[step].clone();
+        sorted.sort();
+        if !sorted.is_empty() {
+            println!(
+                "  of which to its producer ms: p50 {:.0}  p90 {:.0}  p99 {:.0}  (record timestamps, ms resolution)",
+                percentile(&sorted, 50.0),
+                percentile(&sorted, 90.0),
+                percentile(&sorted, 99.0),
+            );
+        }
     }
     if !tally.awarded.is_empty() {
         let mut sorted = tally.awarded.clone();
