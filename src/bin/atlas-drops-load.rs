@@ -206,7 +206,9 @@ fn ours(message: &impl Message, tenant: &str) -> bool {
 }
 
 fn now_ms() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     since.as_millis() as i64
 }
 
@@ -479,7 +481,8 @@ async fn load(options: &Options) {
     let grace = Instant::now() + Duration::from_millis(500);
     while let Ok(Ok(message)) = tokio::time::timeout_at(grace.into(), consumer.recv()).await {
         if ours(&message, &tenant) {
-            load.answer(&value_of(&message), message.timestamp().to_millis()).await;
+            load.answer(&value_of(&message), message.timestamp().to_millis())
+                .await;
         }
     }
     report(
