@@ -61,7 +61,7 @@ impl Applied {
     }
 }
 
-/// A record as read: a command to apply (in its map's turn, see `Lanes`), or what was done
+/// A record as read: a command to apply (in its turn on its map, see `Lanes`), or what was done
 /// with it already (skipped as another environment's, or rejected).
 pub enum Read {
     Command(CommandType, Command),
@@ -69,10 +69,13 @@ pub enum Read {
 }
 
 impl Read {
-    /// The map whose commands the command keeps its order with: none for a record done.
+    /// Where the command waits its turn (see `Lanes`): none for a record done.
     pub fn lane(&self) -> Option<Lane> {
         match self {
-            Read::Command(_, command) => Some((command.tenant.clone(), command.location)),
+            Read::Command(_, command) => Some(match &command.action {
+                Action::OnDrop(request) => Lane::Drop((command.tenant.clone(), request.drop_id())),
+                Action::Spawn(_) => Lane::Spawns(command.tenant.clone(), command.location),
+            }),
             Read::Done(_) => None,
         }
     }

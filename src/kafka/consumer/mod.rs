@@ -1,6 +1,6 @@
 //! Consumes `COMMAND_TOPIC_DROP`: one task per partition, so partitions proceed concurrently.
-//! A partition applies the commands of different maps at once and those of one map in offset
-//! order (`drop_order::Lanes`): a drop's commands all name its map.
+//! A partition applies its commands at once, but those on one drop in offset order, and a map's
+//! spawns in offset order (`drop_order::Lanes`).
 //!
 //! At-least-once: a command's offset is stored for commit only after the broker acknowledged
 //! every event it caused (with the shared store: once its transaction, outbox included,
