@@ -59,15 +59,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reading the topic for what a dead relay sent stops after this long at the latest, for a
 /// broker that never tells a partition's end (the leases held are renewed meanwhile).
 const READ_LIMIT: Duration = Duration::from_secs(10);
-/// The field of `Keys::outbox_sent` bounding the entries handed to the broker: an entry id, or
-/// a time (ms of Redis's clock, as an entry id starts) that every entry handed over lies at or
-/// before. Read as the end of an `XRANGE`, either way.
+/// The field of `Keys::outbox_sent` naming the last entry handed to the broker.
 const THROUGH: &str = "through";
-/// How far ahead of the entries read the relay writes `THROUGH` down: its round trip is then
-/// made about once a second a stream under load, instead of once a round (ahead of every event
-/// sent). A relay taking over searches the topic for up to that much more of the stream's
-/// entries, which it then finds unsent, and sends.
-const THROUGH_AHEAD_MS: u64 = 1000;
 
 /// Takes the stream for `ARGV[1]` if free, or renews it if held: 1 when held now, else 0.
 const CLAIM: &str = r"
@@ -521,26 +514,16 @@ impl Relay {
                 (shard, entries)
             })
             .collect();
-        // Written down before sending: a relay taking over after a crash must know what may be
-        // on the topic already. Written ahead (`THROUGH_AHEAD_MS`), so that most rounds send at
-        // once rather than after one more round trip.
-        let mut through = redis::pipe();
-        for (shard, entries) in &streams {
-            let (last, _) = entries.last().expect("XREAD answers no empty stream");
-            let stream = held.get_mut(shard).expect("read from held streams only");
-            let last = entry_millis(last);
-            if last.is_none_or(|last| last > stream.through) {
-                stream.through = last.unwrap_or(u64::MAX).saturating_add(THROUGH_AHEAD_MS);
-                let bound = match last {
-                    Some(_) => stream.through.to_string(),
-                    None => "+".to_owned(),
-                };
+        if !streams.is_empty() {
+            // Written down before sending: a relay taking over after a crash must know what
+            // may be on the topic already.
+            let mut through = redis::pipe();
+            for (shard, entries) in &streams {
+                let (last, _) = entries.last().expect("XREAD answers no empty stream");
                 through
-                    .hset(self.keys.outbox_sent(*shard), THROUGH, bound)
+                    .hset(self.keys.outbox_sent(*shard), THROUGH, last)
                     .ignore();
             }
-        }
-        if !through.is_empty() {
             through.query::<()>(connection)?;
         }
         let read_any = !streams.is_empty();
@@ -663,8 +646,6 @@ struct Stream {
     read_from: String,
     /// Entries handed to the producer, oldest first, with the broker's answer.
     in_flight: VecDeque<(String, Sent)>,
-    /// The `THROUGH` written down for the stream, in ms (0: none yet).
-    through: u64,
 }
 
 /// Now, in ms since the epoch, as Redis dates outbox entries.
@@ -694,7 +675,6 @@ impl Default for Stream {
         Stream {
             read_from: "0-0".to_owned(),
             in_flight: VecDeque::new(),
-            through: 0,
         }
     }
 }
