@@ -228,7 +228,9 @@ async fn an_event_the_broker_refuses_does_not_stop_the_outbox() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Each event's wait in the outbox was timed as the relay handed it over.
-    let timed = service.metric("atlas_drops_outbox_wait_seconds_count").await;
+    let timed = service
+        .metric("atlas_drops_outbox_wait_seconds_count")
+        .await;
     assert!(timed.unwrap_or_default() >= 10.0, "{timed:?}");
 }
 

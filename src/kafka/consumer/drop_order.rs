@@ -10,12 +10,15 @@
 //! **A partition's commands** (`Lanes`). A partition applies its commands at once (the shared
 //! store's steps wait on Redis, and one step at a time left Redis idle between them), but those
 //! on one drop in the order they came, and a map's spawns in the order they came: on a full map
-//! each pushes out the oldest drop, its step guarding the whole map, so spawns at once would undo
-//! each other's steps. A spawn does not wait for the commands on its map's drops, nor they for
-//! it: each step guards what it read (a spawn with room, that the map has room still), and no
-//! peer relies on an order across command types, which come keyed differently (contract §1).
-//! One map's commands in turn, each a round trip to Redis, made a busy map's commands queue
-//! behind each other: at 65 commands a second on a map, most of the shared store's latency.
+//! each pushes out the oldest drop, its step guarding the whole map, so spawns at once would fail
+//! each other's guards and decide again. (A spawn that waits for a peer, an equip's equipment or
+//! a character drop's floor, waits beside its lane, as any such command does.) A spawn does not
+//! wait for the commands on its map's drops, nor they for it: each step guards what it read (a
+//! spawn with room, that the map has room still), and no peer may rely on the partition order
+//! across command types (contract §1). One map's commands in turn, each a round trip to Redis,
+//! made a busy map's commands queue behind each other: at 65 commands a second on a map, most
+//! of the shared store's latency. What that costs: on a full map, a spawn's step guards every
+//! drop of the map, and a pick-up on the map meanwhile makes it decide again.
 
 use std::collections::HashMap;
 use std::hash::Hash;
