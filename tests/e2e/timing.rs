@@ -102,3 +102,73 @@ async fn a_full_map_gives_up_its_oldest_available_drop() {
     assert_eq!((events[1].kind(), events[1].drop_id()), ("EXPIRED", ids[1]));
     peer.expect_quiet(Duration::from_millis(500)).await;
 }
+
+/// A full map's spawns and reservations of its drops, sent together on one partition, are
+/// applied at once (a spawn does not wait for the commands on its map's drops, nor they for it):
+/// whichever lands first, each drop ends one way only, with its events in that order, and the
+/// map lists exactly the drops no event removed.
+async fn a_full_maps_spawns_and_reservations_at_once(store: Store) {
+    let options = Options::default().store(store).env("MAP_DROP_LIMIT", "3");
+    let mut env = TestEnv::with(options).await;
+    let peer = &mut env.peer;
+    let mut lying = Vec::new();
+    for item in 0..3 {
+        let created = peer.spawn_drop(&spawn_item(MAP, 2_000_000 + item)).await;
+        lying.push(created.drop_id());
+    }
+    let mut commands = Vec::new();
+    for (n, id) in (0u32..).zip(&lying) {
+        commands.push(reserve(MAP, *id, 7 + n));
+        commands.push(spawn_item(MAP, 2_000_010 + n));
+    }
+    peer.send_all(&commands, Some(b"one partition")).await;
+    let events = peer.events_until_quiet(Duration::from_secs(2)).await;
+
+    let mut kinds: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+    for event in &events {
+        kinds.entry(event.drop_id()).or_default().push(event.kind());
+    }
+    for id in &lying {
+        // Reserved before a spawn could push it out (then none may), or pushed out first.
+        let ended = kinds.remove(id).unwrap_or_default();
+        assert!(
+            ended == ["RESERVED"] || ended == ["EXPIRED", "RESERVATION_FAILURE"],
+            "drop {id}: {ended:?} in {events:#?}"
+        );
+    }
+    assert_eq!(kinds.len(), 3, "three new drops: {events:#?}");
+    for (id, ended) in &kinds {
+        assert!(
+            *ended == ["CREATED"] || *ended == ["CREATED", "EXPIRED"],
+            "drop {id}: {ended:?}"
+        );
+    }
+    let expired: Vec<u64> = (events.iter())
+        .filter(|event| event.kind() == "EXPIRED")
+        .map(|event| event.drop_id())
+        .collect();
+    let mut expected: Vec<String> = (lying.iter().chain(kinds.keys()))
+        .filter(|id| !expired.contains(id))
+        .map(u64::to_string)
+        .collect();
+    let path = format!("/api/worlds/1/channels/2/maps/{MAP}/drops");
+    let (status, _, body) = env.service.get(&path, &peer.tenant).await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut listed: Vec<String> = (body["data"].as_array().unwrap().iter())
+        .map(|drop| drop["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_maps_spawns_and_reservations_at_once_in_memory() {
+    a_full_maps_spawns_and_reservations_at_once(Store::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_maps_spawns_and_reservations_at_once_on_the_shared_store() {
+    a_full_maps_spawns_and_reservations_at_once(Store::Shared).await;
+}
