@@ -61,7 +61,7 @@ impl Applied {
     }
 }
 
-/// A record as read: a command to apply (in its turn on its map, see `Lanes`), or what was done
+/// A record as read: a command to apply (in its turn, see `Lanes`), or what was done
 /// with it already (skipped as another environment's, or rejected).
 pub enum Read {
     Command(CommandType, Command),
