@@ -323,7 +323,7 @@ impl Relay {
         };
         let stream = self.keys.outbox(shard);
         let maybe_sent: Entries = redis::cmd("XRANGE")
-            .arg(&stream)
+            .arg(stream)
             .arg("-")
             .arg(through)
             .query(connection)?;
@@ -368,7 +368,7 @@ impl Relay {
         );
         if !delivered.is_empty() {
             redis::cmd("XDEL")
-                .arg(&stream)
+                .arg(stream)
                 .arg(&delivered)
                 .query::<()>(connection)?;
         }

@@ -10,15 +10,29 @@ use crate::drop::model::{Location, Tenant};
 /// Events of a drop always go to the same outbox stream (by drop id), which keeps their order.
 pub const OUTBOX_SHARDS: u32 = 8;
 
+/// The names, the fixed ones written once: a step names several of them, and the relay reads
+/// every outbox stream each round.
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
+    ids: String,
+    deadlines: String,
+    reservations: String,
+    live: String,
+    outboxes: Vec<String>,
 }
 
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
         Keys {
             prefix: prefix.to_owned(),
+            ids: format!("{prefix}:ids"),
+            deadlines: format!("{prefix}:deadlines"),
+            reservations: format!("{prefix}:reservations"),
+            live: format!("{prefix}:live"),
+            outboxes: (0..OUTBOX_SHARDS)
+                .map(|shard| format!("{prefix}:outbox:{shard}"))
+                .collect(),
         }
     }
 
@@ -47,8 +61,8 @@ impl Keys {
     }
 
     /// Hash: drop id → the key of its map. Also the record of which ids are in use.
-    pub fn ids(&self) -> String {
-        format!("{}:ids", self.prefix)
+    pub fn ids(&self) -> &str {
+        &self.ids
     }
 
     /// The last id handed out.
@@ -57,18 +71,18 @@ impl Keys {
     }
 
     /// Sorted set: drop id, scored by when the sweep must next look at it (`Rules::due`).
-    pub fn deadlines(&self) -> String {
-        format!("{}:deadlines", self.prefix)
+    pub fn deadlines(&self) -> &str {
+        &self.deadlines
     }
 
     /// Sorted set: drop id, scored by when its reservation was made, for every reserved drop.
-    pub fn reservations(&self) -> String {
-        format!("{}:reservations", self.prefix)
+    pub fn reservations(&self) -> &str {
+        &self.reservations
     }
 
     /// How many drops lie on all maps (against `MAX_LIVE_DROPS`).
-    pub fn live(&self) -> String {
-        format!("{}:live", self.prefix)
+    pub fn live(&self) -> &str {
+        &self.live
     }
 
     /// Sorted set: the applied offsets of one partition of the command topic (see `applied`).
@@ -76,9 +90,10 @@ impl Keys {
         format!("{}:applied:{partition}", self.prefix)
     }
 
-    /// Stream: the events written but not yet acknowledged by the broker.
-    pub fn outbox(&self, shard: u32) -> String {
-        format!("{}:outbox:{shard}", self.prefix)
+    /// Stream: the events written but not yet acknowledged by the broker (`shard` below
+    /// `OUTBOX_SHARDS`).
+    pub fn outbox(&self, shard: u32) -> &str {
+        &self.outboxes[shard as usize]
     }
 
     /// Which instance relays an outbox stream now; expires unless renewed.

@@ -463,7 +463,7 @@ impl RedisStore {
             }
             for event in &transition.events {
                 let stream = self.keys.outbox(event.drop_id % OUTBOX_SHARDS);
-                commit.xadd(&stream, OUTBOX_FIELD, record::encode_event(event));
+                commit.xadd(stream, OUTBOX_FIELD, record::encode_event(event));
             }
             let committed = self.committer.commit(connection.clone(), commit).await?;
             if !committed {
@@ -593,43 +593,50 @@ impl RedisStore {
                 Write::Insert(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
                     let entry = self.ids.entry(&drop.tenant, drop.id);
-                    commit.hset(&self.keys.ids(), entry, &map);
-                    commit.incr_by(&self.keys.live(), 1);
-                    changes.push(self.put(commit, map, drop, true));
+                    commit.hset(self.keys.ids(), &entry, &map);
+                    commit.incr_by(self.keys.live(), 1);
+                    changes.push(self.put(commit, map, entry, drop, true));
                 }
                 Write::Update(drop) => {
                     let map = self.keys.map(&drop.tenant, drop.location);
-                    changes.push(self.put(commit, map, drop, false));
+                    let entry = self.ids.entry(&drop.tenant, drop.id);
+                    changes.push(self.put(commit, map, entry, drop, false));
                 }
                 Write::Remove(drop) => changes.push(self.remove(commit, drop)),
                 Write::Reschedule { tenant, id, at } => {
                     let entry = self.ids.entry(tenant, *id);
-                    commit.zadd(&self.keys.deadlines(), entry, at.0);
+                    commit.zadd(self.keys.deadlines(), entry, at.0);
                 }
                 Write::Unschedule { tenant, id } => {
                     let entry = self.ids.entry(tenant, *id);
-                    commit.zrem(&self.keys.deadlines(), entry);
+                    commit.zrem(self.keys.deadlines(), entry);
                 }
             }
         }
         changes
     }
 
-    /// Writes a drop's record, its entry in the reservations index (a `new` drop, in no index
-    /// yet, has none to remove), and brings its deadline entry forward to `Rules::first_due`
-    /// (see `Write::Update`).
-    fn put(&self, writes: &mut CommitArgs, map: String, drop: &Drop, new: bool) -> RecordChange {
-        let entry = self.ids.entry(&drop.tenant, drop.id);
+    /// Writes a drop's record on its `map`, its `entry` in the reservations index (a `new`
+    /// drop, in no index yet, has none to remove), and brings its deadline entry forward to
+    /// `Rules::first_due` (see `Write::Update`).
+    fn put(
+        &self,
+        writes: &mut CommitArgs,
+        map: String,
+        entry: String,
+        drop: &Drop,
+        new: bool,
+    ) -> RecordChange {
         let record = record::encode(drop);
         writes.hset(&map, drop.id.get(), &record);
         if let Some(at) = self.rules.first_due(drop) {
-            writes.zadd_lower(&self.keys.deadlines(), &entry, at.0);
+            writes.zadd_lower(self.keys.deadlines(), &entry, at.0);
         }
         match drop.status {
             Status::Available if new => {}
-            Status::Available => writes.zrem(&self.keys.reservations(), entry),
+            Status::Available => writes.zrem(self.keys.reservations(), entry),
             Status::Reserved(held) => {
-                writes.zadd(&self.keys.reservations(), entry, held.reserved_at.0)
+                writes.zadd(self.keys.reservations(), entry, held.reserved_at.0)
             }
         };
         RecordChange {
@@ -644,10 +651,10 @@ impl RedisStore {
         let map = self.keys.map(&drop.tenant, drop.location);
         let entry = self.ids.entry(&drop.tenant, drop.id);
         writes.hdel(&map, drop.id.get());
-        writes.hdel(&self.keys.ids(), &entry);
-        writes.zrem(&self.keys.deadlines(), &entry);
-        writes.zrem(&self.keys.reservations(), &entry);
-        writes.incr_by(&self.keys.live(), -1);
+        writes.hdel(self.keys.ids(), &entry);
+        writes.zrem(self.keys.deadlines(), &entry);
+        writes.zrem(self.keys.reservations(), &entry);
+        writes.incr_by(self.keys.live(), -1);
         self.ids.release(writes, &drop.tenant, drop.id);
         RecordChange {
             map,
@@ -836,7 +843,7 @@ impl RedisStore {
                     };
                     if self.max_live_drops != 0 {
                         guards.push(Guard::Fewer {
-                            live: self.keys.live(),
+                            live: self.keys.live().to_owned(),
                             most: self.max_live_drops,
                         });
                     }
