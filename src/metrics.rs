@@ -4,7 +4,7 @@
 //!
 //! Every counter on the command path is the library's `Counter` (an atomic) in a fixed array,
 //! indexed by enums known at compile time: counting costs no lock and no allocation. The latency
-//! histogram is a fixed array of atomics too (the library's `Histogram` takes a lock for each
+//! histograms are fixed arrays of atomics too (the library's `Histogram` takes a lock for each
 //! observation), handed to the library's encoder at scrape time.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -368,7 +368,8 @@ impl Metrics {
         set.iter().cloned().collect()
     }
 
-    /// From a command's arrival to the broker's acknowledgement of its last event.
+    /// From a command's arrival to the broker's acknowledgement of its last event (on the
+    /// shared store, to the commit that put its events into the outbox).
     pub fn command_latency(&self, latency: Duration) {
         self.latency.observe(latency);
     }

@@ -15,8 +15,9 @@
 //! then picks up, as the newer character service does.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use atlas_drops::clock;
 use atlas_drops::kafka::client;
 use atlas_drops::kafka::context::KafkaContext;
 use atlas_drops::kafka::topics::OurTopics;
@@ -205,13 +206,6 @@ fn ours(message: &impl Message, tenant: &str) -> bool {
     })
 }
 
-fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    since.as_millis() as i64
-}
-
 fn value_of(message: &impl Message) -> Value {
     serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or(Value::Null)
 }
@@ -238,7 +232,7 @@ struct Lifecycle {
     step: usize,
     sent_at: Instant,
     /// When the step was sent, in ms since the epoch, as Kafka stamps records.
-    sent_ms: i64,
+    sent_ms: u64,
     /// A meso drop shared by the party: the awards still awaited after RESERVED.
     meso: bool,
     awards_due: u32,
@@ -301,7 +295,7 @@ impl Load<'_> {
         let key = key.to_be_bytes();
         let value = serde_json::to_vec(&command).expect("JSON");
         lifecycle.sent_at = Instant::now();
-        lifecycle.sent_ms = now_ms();
+        lifecycle.sent_ms = clock::now().0;
         self.awaiting.insert(transaction, (index, lifecycle.step));
         let record = FutureRecord::to(&self.options.command_topic)
             .key(&key[..])
@@ -339,7 +333,8 @@ impl Load<'_> {
         let lifecycle = &mut self.lifecycles[index];
         self.tally.latencies[step].push(lifecycle.sent_at.elapsed());
         if let Some(produced_ms) = produced_ms {
-            let share = u64::try_from(produced_ms - lifecycle.sent_ms).unwrap_or_default();
+            let produced_ms = u64::try_from(produced_ms).unwrap_or_default();
+            let share = produced_ms.saturating_sub(lifecycle.sent_ms);
             self.tally.to_producer[step].push(Duration::from_millis(share));
         }
         if step == 0 {
